@@ -1,0 +1,62 @@
+"""structlog set-up: readable lines on a terminal, JSON lines for journald and files.
+
+The keys are stable so that `journalctl -o json` and log shippers can filter on them:
+`event` (what happened), `job_id`, `asset` (library-relative key), `path`, `error`, plus
+`level`, `logger` and an ISO `timestamp`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["auto", "console", "json"]
+
+
+def choose_renderer(fmt: LogFormat, stream: TextIO) -> Literal["console", "json"]:
+    """`auto` means console on a terminal, JSON otherwise (systemd, pipes, files)."""
+    if fmt != "auto":
+        return fmt
+    return "console" if stream.isatty() else "json"
+
+
+def configure_logging(
+    level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the standard library (alembic, apscheduler) the same way."""
+    stream = stream or sys.stderr
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    renderer: structlog.typing.Processor
+    if choose_renderer(fmt, stream) == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    for noisy in ("PIL", "watchdog", "apscheduler", "alembic.runtime.migration", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

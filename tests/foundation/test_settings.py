@@ -1,0 +1,154 @@
+"""Settings: TOML + environment, readable errors, and where every value came from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import (
+    Settings,
+    SettingsError,
+    describe_sources,
+    load_settings,
+    parse_window,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("LMD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lmd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_documented_default_file_loads_and_equals_the_code_defaults(tmp_path: Path) -> None:
+    documented = load_settings(REPO / "config" / "lmd.toml", state_dir=tmp_path)
+    built_in = Settings(state_dir=tmp_path)
+    assert documented.model_dump() == built_in.model_dump()
+
+
+def test_every_setting_is_documented_with_a_comment() -> None:
+    text = (REPO / "config" / "lmd.toml").read_text()
+    lines = text.splitlines()
+    for key, _value, _source in describe_sources(Settings(), None):
+        leaf = key.split(".")[-1]
+        index = next(
+            (i for i, line in enumerate(lines) if line.lstrip("# ").startswith(f"{leaf} =")),
+            None,
+        )
+        assert index is not None, f"{key} is not in config/lmd.toml"
+        assert lines[index - 1].startswith("#"), f"{key} has no comment above it"
+
+
+def test_file_then_env_precedence_and_sources(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path, '[worker]\nlease_seconds = 200\nmax_attempts = 7\n')
+    monkeypatch.setenv("LMD_WORKER__MAX_ATTEMPTS", "9")
+    settings = load_settings(path, state_dir=tmp_path)
+    assert settings.worker.lease_seconds == 200
+    assert settings.worker.max_attempts == 9
+    sources = {key: source for key, _v, source in describe_sources(settings, path)}
+    assert sources["worker.lease_seconds"] == f"file {path}"
+    assert sources["worker.max_attempts"] == "env LMD_WORKER__MAX_ATTEMPTS"
+    assert sources["worker.heartbeat_seconds"] == "default"
+
+
+def test_lmd_config_env_selects_the_file(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path, 'library = "/photos"\n')
+    monkeypatch.setenv("LMD_CONFIG", str(path))
+    assert load_settings().library == Path("/photos")
+
+
+def test_paths_derive_from_state_dir(tmp_path: Path) -> None:
+    settings = load_settings(None, state_dir=tmp_path / "state")
+    assert settings.database_url == f"sqlite:///{tmp_path / 'state' / 'lmd.sqlite3'}"
+    assert settings.output.tree == tmp_path / "state" / "restored"
+    assert settings.output.backup_dir == tmp_path / "state" / "backups"
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ('[worker]\nlease_seconds = "soon"\n', "worker.lease_seconds = 'soon'"),
+        ('[worker]\nwindows = ["1am-7am"]\n', "worker.windows"),
+        ('[output]\nmode = "overwrite"\n', "output.mode = 'overwrite'"),
+        ('[scan]\nschedule = "every night"\n', "crontab"),
+        ('[restorer]\nname = "livemoments"\n', "needs restorer.checkpoint"),
+        ('[worker]\nheartbeat_seconds = 300\n', "shorter than worker.lease_seconds"),
+        ('colour = "blue"\n', "colour = 'blue': unknown setting"),
+        ('database_url = "mysql://x"\n', "sqlite:/// or postgresql://"),
+    ],
+)
+def test_bad_values_name_key_value_and_expectation(tmp_path: Path, toml: str, fragment: str):
+    path = write(tmp_path, toml)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    assert fragment in str(info.value)
+    assert f"[file {path}]" in str(info.value)
+
+
+def test_invalid_toml_and_missing_file_are_reported(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[worker\n"))
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_windows_parse_and_wrap() -> None:
+    assert parse_window("01:00-07:30") == (time(1, 0), time(7, 30))
+    assert parse_window("22:00-24:00") == (time(22, 0), time(0, 0))
+    with pytest.raises(ValueError):
+        parse_window("25:00-01:00")
+
+
+def run_lmd(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMD_")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_cli_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, '[worker]\nmax_attempts = 0\n')
+    result = run_lmd("--config", str(path), "config", "show")
+    assert result.returncode == 1
+    assert "worker.max_attempts = 0" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cli_config_show_json_reports_sources(tmp_path: Path) -> None:
+    path = write(tmp_path, f'state_dir = "{tmp_path}"\n[output]\nmode = "replace"\n')
+    result = run_lmd("--config", str(path), "config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["output.mode"] == {"value": "replace", "source": f"file {path}"}
+    assert payload["output.location"]["source"] == "default"
+    assert tomllib.loads(path.read_text())["state_dir"] == payload["state_dir"]["value"]
+
+
+def test_cli_usage_error_exits_2() -> None:
+    assert run_lmd("config", "show", "--no-such-flag").returncode == 2

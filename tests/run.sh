@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs lmd's whole test suite on a fresh Debian machine: installs what it needs first.
+#   - Debian packages: exiftool (fixtures are checked against it), PostgreSQL (multi-worker
+#     queue tests start a throwaway server on loopback), systemd (systemd-analyze verify);
+#   - a virtual environment in .venv with the CPU build of torch and lmd's test extra;
+# then ruff and pytest. Extra arguments go to pytest (e.g. `bash tests/run.sh -k store`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v exiftool >/dev/null 2>&1 || need+=(libimage-exiftool-perl)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if [ ${#need[@]} -gt 0 ]; then
+  as_root=(); [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/pip install -q torch==2.13.0
+fi
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/ruff check .
+export LMD_REQUIRE_POSTGRES="${LMD_REQUIRE_POSTGRES:-1}"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -23,15 +23,15 @@ class RestoreError(Exception):
     """A restoration could not be carried out (bad input, unusable model, ...)."""
 
 
-class Cancelled(RestoreError):  # noqa: N818 - reads better at the call site than CancelledError
+class Cancelled(RestoreError):
     """Raised between steps when the request's cancel token was set."""
 
 
-class OutOfDeviceMemory(RestoreError):  # noqa: N818
+class OutOfDeviceMemory(RestoreError):
     """The accelerator ran out of memory; the caller may retry later or with smaller tiles."""
 
 
-class DeviceUnavailable(RestoreError):  # noqa: N818
+class DeviceUnavailable(RestoreError):
     """The requested accelerator is missing or unusable; the caller should defer, not fail."""
 
 

@@ -68,7 +68,9 @@ class RestorerSettings(_Section):
     @model_validator(mode="after")
     def _checkpoint_for_livemoments(self) -> RestorerSettings:
         if self.name == "livemoments" and self.checkpoint is None:
-            raise ValueError("restorer.name = 'livemoments' needs restorer.checkpoint (a directory)")
+            raise ValueError(
+                "restorer.name = 'livemoments' needs restorer.checkpoint (a directory)"
+            )
         return self
 
 

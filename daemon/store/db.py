@@ -1,0 +1,199 @@
+"""Opening the database: engines, SQLite pragmas, refusing network filesystems, migrating.
+
+SQLite is the embedded default and needs care: WAL (readers never block the writer), a busy
+timeout (writers wait instead of failing), `synchronous=NORMAL` (safe with WAL, much faster),
+foreign keys, and write transactions that start with `BEGIN IMMEDIATE` so that a transaction
+never has to upgrade from reader to writer — the one case busy_timeout cannot rescue. It must
+live on local disk: WAL's shared memory does not work across a network filesystem.
+PostgreSQL goes through the same code; only the URL differs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+
+from daemon import fsinfo
+
+if TYPE_CHECKING:
+    from daemon.store.queue import JobStore
+
+log = structlog.get_logger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+IMMEDIATE = "lmd_immediate"  # execution option: start this transaction with BEGIN IMMEDIATE
+
+
+class StoreError(Exception):
+    """The database cannot be used as configured; the message says why and what to do."""
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file behind a sqlite URL, or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _check_local_disk(path: Path) -> None:
+    if fsinfo.is_network_fs(path):
+        fstype = fsinfo.filesystem_type(path)
+        raise StoreError(
+            f"the SQLite database {path} is on a network filesystem ({fstype}); SQLite's WAL "
+            "and locking only work on a local disk. Put it on local storage (the default is "
+            "state_dir, e.g. /var/lib/lmd) or use a postgresql:// database_url."
+        )
+
+
+def create_store_engine(database_url: str) -> Engine:
+    """An engine with lmd's connection settings (pragmas and BEGIN IMMEDIATE on SQLite)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            _check_local_disk(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _setup_sqlite(engine, wal=path is not None)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return create_engine(url, pool_pre_ping=True)
+    raise StoreError(f"unsupported database URL {url.render_as_string(hide_password=True)}")
+
+
+def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred only).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if wal:
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def alembic_config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    from migrations import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def backup_sqlite(path: Path, revision: str | None) -> Path:
+    """Copy a live SQLite database (WAL included) with SQLite's online backup API."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.bak-{revision or 'none'}-{stamp}")
+    src = sqlite3.connect(str(path))
+    try:
+        dst = sqlite3.connect(str(target))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    shutil.copymode(path, target)
+    return target
+
+
+def migrate_engine(engine: Engine, revision: str = "head") -> Path | None:
+    """Upgrade to `revision`; back up an existing SQLite file first when there is work to do.
+    Returns the backup path, if one was taken."""
+    from alembic import command
+
+    backup: Path | None = None
+    current = current_revision(engine)
+    target = head_revision() if revision == "head" else revision
+    if current == target:
+        return None
+    path = sqlite_path(engine.url)
+    if path is not None and current is not None and path.exists():
+        backup = backup_sqlite(path, current)
+        log.info("database backed up before migrating", path=str(backup), revision=current)
+    with engine.connect() as conn:
+        # Alembic runs its own transaction on this connection (DDL needs no BEGIN IMMEDIATE:
+        # the first CREATE takes the write lock, and nothing else runs during a migration).
+        command.upgrade(alembic_config(conn), revision)
+        conn.commit()
+    log.info("database migrated", revision=target, previous=current)
+    return backup
+
+
+def migrate(database_url: str, revision: str = "head") -> Path | None:
+    """Bring the database at `database_url` to `revision` (default: the newest)."""
+    engine = create_store_engine(database_url)
+    try:
+        return migrate_engine(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
+    """Open (and by default migrate) the job store. Raises `StoreError` with a clear message
+    for a database that cannot be used (network filesystem, unreachable server, too old)."""
+    from sqlalchemy.exc import OperationalError as SAOperationalError
+
+    from daemon.store.queue import JobStore
+
+    engine = create_store_engine(database_url)
+    try:
+        if migrate:
+            migrate_engine(engine)
+        else:
+            current, head = current_revision(engine), head_revision()
+            if current != head:
+                raise StoreError(
+                    f"the database is at revision {current or 'none'}, lmd needs {head}; "
+                    "run lmd without --skip-migrations once to upgrade it"
+                )
+    except SAOperationalError as exc:
+        engine.dispose()
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the database {shown}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return JobStore(engine)

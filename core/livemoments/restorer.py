@@ -1,0 +1,268 @@
+"""The `livemoments` restorer: the registry entry that wires checkpoint, flow and pipeline.
+
+Models are loaded on the first restore and kept (loading two SD3 transformers takes a while);
+`unload()` frees them, and `idle_unload_seconds` does it automatically after a quiet period so
+a shared GPU is handed back between night windows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from core.api import Diagnostics, RestoreError, RestoreRequest, RestoreResult
+from core.images import validate_image
+from core.registry import register
+
+log = structlog.get_logger(__name__)
+
+GEOMETRY_PARAMS = ("tile", "overlap", "tile_batch", "seed", "color_fix", "flow")
+"""Request parameters that may override the restorer's defaults per call."""
+
+
+@register("livemoments")
+class LiveMomentsRestorer:
+    """Reference-guided diffusion restoration (LiveMoments, SD3-medium two-branch transformer)."""
+
+    name = "livemoments"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        low_memory: bool = False,
+        compile: bool = False,
+        tile: int = 1024,
+        overlap: int = 64,
+        tile_batch: int = 0,
+        seed: int | None = None,
+        flow: str = "auto",
+        color_fix: bool = True,
+        idle_unload_seconds: float = 0.0,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise RestoreError(f"livemoments: unknown parameters {', '.join(sorted(unknown))}")
+        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
+        self.device_name = device
+        self.dtype_name = dtype
+        self.low_memory = bool(low_memory)
+        self.compile = bool(compile)
+        self.defaults: dict[str, Any] = {
+            "tile": int(tile),
+            "overlap": int(overlap),
+            "tile_batch": int(tile_batch),
+            "seed": seed,
+            "flow": flow,
+            "color_fix": bool(color_fix),
+        }
+        self.idle_unload_seconds = float(idle_unload_seconds)
+        self._lock = threading.RLock()
+        self._models: Any = None
+        self._flows: dict[str, Any] = {}
+        self._timer: threading.Timer | None = None
+
+    # ------------------------------------------------------------------ model lifetime
+
+    def _checkpoint_dir(self, params: Mapping[str, Any]) -> Path:
+        path = params.get("checkpoint") or self.checkpoint
+        if not path:
+            raise RestoreError(
+                "livemoments needs a checkpoint directory (restorer.checkpoint); "
+                "`lmd model check DIR` validates one"
+            )
+        return Path(path).expanduser()
+
+    def load(self, checkpoint: Path | None = None) -> Any:
+        """Load (once) and return the `LiveMomentsModels`."""
+        from core.livemoments.checkpoint import load_checkpoint
+        from core.livemoments.devices import resolve_device, resolve_dtype
+
+        with self._lock:
+            if self._models is not None:
+                return self._models
+            path = checkpoint or self._checkpoint_dir({})
+            device = resolve_device(self.device_name)
+            dtype = resolve_dtype(self.dtype_name, device)
+            start = time.perf_counter()
+            models = load_checkpoint(path, device=device, dtype=dtype)
+            if self.compile and device.type != "cpu":
+                import torch
+
+                models.transformer = torch.compile(models.transformer)
+                models.transformer_ref.forward = torch.compile(models.transformer_ref.forward)
+            log.info(
+                "livemoments_loaded",
+                path=str(path),
+                device=str(device),
+                dtype=str(dtype),
+                seconds=round(time.perf_counter() - start, 2),
+                digest=models.digest[:16],
+                random_weights=models.random_weights,
+            )
+            if models.random_weights:
+                log.warning("livemoments_random_weights", path=str(path))
+            self._models = models
+            return models
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._models is None:
+                return
+            device = self._models.device
+            self._models = None
+            self._flows.clear()
+            if device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+            log.info("livemoments_unloaded")
+
+    def weights_digest(self) -> str:
+        """Identifies the checkpoint for job identities, without loading it."""
+        from core.livemoments.checkpoint import weights_digest
+
+        return weights_digest(self._checkpoint_dir({}))
+
+    def _arm_idle_timer(self) -> None:
+        if self.idle_unload_seconds <= 0:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.idle_unload_seconds, self.unload)
+        self._timer.daemon = True
+        self._timer.start()
+
+    # ------------------------------------------------------------------ flow
+
+    def _flow(self, kind: str, models: Any) -> Any:
+        """ "raft" needs the checkpoint's RAFT weights; "auto" uses them when present, else DIS."""
+        from core.flow import make_flow_estimator
+
+        if kind == "auto":
+            kind = "raft" if models.raft_weights is not None else "dis"
+        if kind not in self._flows:
+            if kind == "raft":
+                if models.raft_weights is None:
+                    raise RestoreError(
+                        "flow 'raft' needs raft/raft_large_C_T_SKHT_V1-0b8c9e55.pth"
+                        " in the checkpoint directory"
+                    )
+                self._flows[kind] = make_flow_estimator(
+                    "raft", weights_path=models.raft_weights, device=str(models.device)
+                )
+            else:
+                self._flows[kind] = make_flow_estimator(kind)
+        return self._flows[kind]
+
+    # ------------------------------------------------------------------ restore
+
+    def _options(self, request: RestoreRequest, models: Any) -> dict[str, Any]:
+        merged = dict(self.defaults)
+        merged.update({k: v for k, v in request.params.items() if k in GEOMETRY_PARAMS})
+        if merged["seed"] is None:
+            merged["seed"] = request.seed
+        if merged["tile_batch"] <= 0:
+            merged["tile_batch"] = auto_tile_batch(models.device, merged["tile"], self.low_memory)
+        if self.low_memory:
+            merged["tile_batch"] = 1
+        return merged
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        from core.livemoments.pipeline import LiveMomentsPipeline, PipelineOptions, PipelineStats
+
+        target = validate_image(request.target, "target")
+        reference = validate_image(request.reference, "reference")
+        reference_lq = (
+            validate_image(request.reference_lq, "reference_lq")
+            if request.reference_lq is not None
+            else None
+        )
+        request.cancel.raise_if_cancelled()
+        start = time.perf_counter()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            models = self.load(self._checkpoint_dir(request.params))
+            load_s = time.perf_counter() - start
+            opts = self._options(request, models)
+            local_kind = str(opts["flow"])
+            pipeline = LiveMomentsPipeline(
+                models,
+                global_flow=self._flow(local_kind, models),
+                local_flow=self._flow(local_kind, models),
+                options=PipelineOptions(
+                    tile=opts["tile"],
+                    overlap=opts["overlap"],
+                    tile_batch=opts["tile_batch"],
+                    seed=int(opts["seed"]),
+                    offload=self.low_memory,
+                    color_fix=opts["color_fix"],
+                ),
+            )
+            stats = PipelineStats()
+            peak = _reset_peak(models.device)
+            try:
+                pipeline.offload_idle()
+                image = pipeline(
+                    target, reference, reference_lq, request.progress, request.cancel, stats
+                )
+            finally:
+                pipeline.close()
+                self._arm_idle_timer()
+            timings = {"load": load_s, **stats.timings, "total": time.perf_counter() - start}
+            diagnostics = Diagnostics(
+                timings=timings,
+                tiles=stats.tiles,
+                peak_memory_bytes=peak(),
+                device=str(models.device),
+                extra={
+                    "dtype": str(models.dtype).removeprefix("torch."),
+                    "steps": stats.steps,
+                    "tile": opts["tile"],
+                    "overlap": opts["overlap"],
+                    "tile_batch": opts["tile_batch"],
+                    "seed": int(opts["seed"]),
+                    "flow": getattr(pipeline.local_flow, "name", "?"),
+                    "weights_digest": models.digest,
+                    "random_weights": models.random_weights,
+                    "low_memory": self.low_memory,
+                },
+            )
+        return RestoreResult(image=np.ascontiguousarray(image), diagnostics=diagnostics)
+
+
+def auto_tile_batch(device: Any, tile: int, low_memory: bool) -> int:
+    """How many tiles to denoise at once: 1 unless a CUDA card has room for more.
+
+    The resident models take ≈8.5 GB in bf16; each 1024² tile in flight adds ≈2.5 GB (its
+    reference K/V bank is 1.3 GB of that), so a 24 GB card runs 2-4 tiles per batch, while the
+    default caps the batch at 2 to stay under 16 GB.
+    """
+    if low_memory or getattr(device, "type", "cpu") != "cuda":
+        return 1
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(device)
+    per_tile = 2.5e9 * (tile / 1024) ** 2
+    return int(max(1, min(2, free // (per_tile * 1.5))))
+
+
+def _reset_peak(device: Any) -> Any:
+    """Start measuring peak memory: accelerator memory on CUDA, process RSS elsewhere."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+        return lambda: int(torch.cuda.max_memory_allocated(device))
+    from core import memory
+
+    memory.reset_peak()
+    return memory.peak_rss_bytes

@@ -1,0 +1,193 @@
+"""The reconciliation scan: discovery's findings, turned into jobs.
+
+Discovery (`daemon.library`) says what is on disk; this module decides what that means for the
+queue: every restorable reselected asset becomes a `JobSpec` whose identity digests its inputs'
+content, T1, the restorer, its weights and its parameters. Enqueueing is idempotent, so the scan
+can run at start, on the cron, after watcher events and by hand with the same result. A moved
+file keeps its content hash and so its identity: the store updates the job's paths instead of
+making a new job. Unchanged files are not read at all: the asset cache in the database answers
+for them by stat fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon.library.asset import LiveAsset
+from daemon.library.discover import discover
+from daemon.settings import Settings
+from daemon.store.identity import job_identity
+from daemon.store.queue import JobSpec, JobStore
+
+log = structlog.get_logger(__name__)
+
+
+class StoreAssetCache:
+    """`daemon.library.discover.AssetCache` kept in the `assets` table, so rescans after a
+    restart are as cheap as rescans within one process."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+
+    def lookup(self, key: str, fingerprint: str) -> LiveAsset | None:
+        data = self._store.lookup_asset(key, fingerprint)
+        return LiveAsset.from_dict(data) if data is not None else None
+
+    def remember(self, key: str, fingerprint: str, asset: LiveAsset) -> None:
+        self._store.remember_asset(
+            key, fingerprint, asset.to_dict(), reason=asset.reason, restorable=asset.restorable
+        )
+
+
+@dataclass
+class ScanSummary:
+    scan_id: int
+    root: Path
+    files_seen: int = 0
+    assets_found: int = 0
+    restorable: int = 0
+    enqueued: int = 0
+    moved: int = 0
+    unreadable: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scan_id": self.scan_id,
+            "root": str(self.root),
+            "files_seen": self.files_seen,
+            "assets_found": self.assets_found,
+            "restorable": self.restorable,
+            "enqueued": self.enqueued,
+            "moved": self.moved,
+            "unreadable": self.unreadable,
+        }
+
+
+def job_params(settings: Settings) -> dict[str, Any]:
+    """The parameters that change the output, hence part of the job identity."""
+    out = settings.output
+    return {
+        **settings.restorer.params,
+        "output_mode": out.mode,
+        "jpeg_quality": out.jpeg_quality,
+        "heic_quality": out.heic_quality,
+    }
+
+
+def job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
+    params = job_params(settings)
+    identity = job_identity(
+        {role: sig.to_dict() for role, sig in asset.signatures.items()},
+        asset.t1,
+        settings.restorer.name,
+        weights,
+        params,
+    )
+    return JobSpec(
+        identity=identity,
+        asset_key=asset.key,
+        payload=asset.to_dict(),
+        restorer=settings.restorer.name,
+        weights_digest=weights,
+        params=params,
+        max_attempts=settings.worker.max_attempts,
+    )
+
+
+def ignore_patterns(settings: Settings, root: Path) -> list[str]:
+    """NAS/sync clutter from settings, plus lmd's own output tree when it lies in the library."""
+    patterns = list(settings.scan.ignore)
+    tree = settings.output.tree
+    if tree is not None:
+        try:
+            relative = Path(tree).resolve().relative_to(root.resolve())
+        except ValueError:
+            pass
+        else:
+            patterns.append(relative.parts[0] if relative.parts else str(tree))
+    return patterns
+
+
+def run_scan(
+    settings: Settings,
+    root: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    store: JobStore | None = None,
+    trigger: str = "manual",
+    weights: str | None = None,
+) -> ScanSummary:
+    """Scan `root` (default: the library), enqueue what needs restoring, record the scan."""
+    from daemon.store.db import open_store
+    from daemon.worker import weights_digest
+
+    root = Path(root or settings.library or ".")
+    own_store = store is None
+    store = store or open_store(settings.database_url)
+    weights = weights if weights is not None else weights_digest(settings)
+    summary = ScanSummary(scan_id=store.start_scan(str(root), trigger), root=root)
+    log.info("scan_started", path=str(root), trigger=trigger)
+
+    def counted(n: int) -> None:
+        summary.files_seen = n
+        if progress:
+            progress(n)
+
+    try:
+        for asset in discover(
+            root,
+            cache=StoreAssetCache(store),
+            ignore=ignore_patterns(settings, root),
+            progress=counted,
+        ):
+            _record(store, asset, settings, weights, summary)
+    finally:
+        store.finish_scan(
+            summary.scan_id,
+            files_seen=summary.files_seen,
+            assets_found=summary.assets_found,
+            enqueued=summary.enqueued,
+            unreadable=summary.unreadable,
+        )
+        if own_store:
+            store.close()
+    log.info("scan_finished", **summary.as_dict())
+    return summary
+
+
+def _record(
+    store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary
+) -> None:
+    if asset.reason and not asset.reselected:
+        summary.unreadable += 1
+        summary.problems.append((asset.key, asset.reason))
+        log.info("asset_not_restorable", asset=asset.key, path=str(asset.reference),
+                 error=asset.reason)
+        return
+    summary.assets_found += 1
+    if not asset.restorable:
+        return
+    summary.restorable += 1
+    result = store.enqueue(job_spec(asset, settings, weights))
+    if result.created:
+        summary.enqueued += 1
+        log.info("job_enqueued", job_id=result.job_id, asset=asset.key)
+    elif result.moved:
+        summary.moved += 1
+        log.info("job_moved", job_id=result.job_id, asset=asset.key)
+
+
+def scan_paths(
+    settings: Settings, paths: Sequence[Path], *, store: JobStore, trigger: str = "watcher"
+) -> ScanSummary | None:
+    """Rescan after watcher events. Discovery groups files per directory, so the library is
+    rescanned through the cache: only the directories with changed files are read again."""
+    if not paths:
+        return None
+    return run_scan(settings, settings.library, store=store, trigger=trigger)

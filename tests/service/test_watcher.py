@@ -1,0 +1,100 @@
+"""The watcher: real filesystem events, debounced until files are stable and paired."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from daemon.watcher import Debouncer, LibraryWatcher, choose_mode, explain_inotify_error
+
+
+def test_debouncer_waits_for_stable_size_and_mtime(tmp_path: Path) -> None:
+    clip = tmp_path / "IMG_0001.MOV"
+    clip.write_bytes(b"x" * 10)
+    debouncer = Debouncer(settle_seconds=5)
+    debouncer.touch(clip, now=0)
+    assert debouncer.poll(now=3) == []
+    with clip.open("ab") as handle:  # still being copied
+        handle.write(b"more")
+    assert debouncer.poll(now=4) == []
+    assert debouncer.poll(now=8) == []  # stable only since t=4
+    assert debouncer.poll(now=9.5) == [clip]
+    assert len(debouncer) == 0
+
+
+def test_debouncer_holds_a_still_until_its_video_arrives(tmp_path: Path) -> None:
+    still = tmp_path / "IMG_0002.HEIC"
+    still.write_bytes(b"heic")
+    debouncer = Debouncer(settle_seconds=1, pair_grace=100)
+    debouncer.touch(still, now=0)
+    assert debouncer.poll(now=5) == []
+    (tmp_path / "IMG_0002.MOV").write_bytes(b"mov")
+    assert debouncer.poll(now=6) == [still]
+
+
+def test_debouncer_gives_up_waiting_after_the_grace(tmp_path: Path) -> None:
+    still = tmp_path / "IMG_0003.JPG"
+    still.write_bytes(b"jpeg")
+    debouncer = Debouncer(settle_seconds=1, pair_grace=10)
+    debouncer.touch(still, now=0)
+    assert debouncer.poll(now=5) == []
+    assert debouncer.poll(now=11) == [still]
+
+
+def _watch(tmp_path: Path, mode: str, interval: float = 0.2):
+    ready: list[Path] = []
+    got = threading.Event()
+
+    def on_ready(paths: list[Path]) -> None:
+        ready.extend(paths)
+        got.set()
+
+    watcher = LibraryWatcher(tmp_path, mode, interval, 0.5, on_ready, ignore=("@eaDir",))
+    watcher.start()
+    return watcher, ready, got
+
+
+def test_inotify_reports_new_pairs_and_ignores_clutter(tmp_path: Path) -> None:
+    watcher, ready, got = _watch(tmp_path, "inotify")
+    try:
+        assert watcher.mode == "inotify"
+        (tmp_path / "@eaDir").mkdir()
+        (tmp_path / "@eaDir" / "thumb.jpg").write_bytes(b"t")
+        (tmp_path / ".hidden.jpg").write_bytes(b"h")
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "IMG_0100.MOV").write_bytes(b"m" * 100)
+        (tmp_path / "sub" / "IMG_0100.HEIC").write_bytes(b"h" * 100)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(set(ready)) < 2:
+            got.wait(0.2)
+        names = sorted(p.name for p in set(ready))
+        assert names == ["IMG_0100.HEIC", "IMG_0100.MOV"]
+    finally:
+        watcher.stop()
+
+
+def test_polling_observer_sees_changes(tmp_path: Path) -> None:
+    watcher, ready, got = _watch(tmp_path, "polling", interval=0.2)
+    try:
+        assert watcher.mode == "polling"
+        (tmp_path / "clip.mp4").write_bytes(b"v" * 50)
+        assert got.wait(10)
+        assert [p.name for p in ready] == ["clip.mp4"]
+    finally:
+        watcher.stop()
+
+
+def test_auto_mode_uses_inotify_on_local_disk(tmp_path: Path) -> None:
+    assert choose_mode("auto", tmp_path) == "inotify"
+    assert choose_mode("polling", tmp_path) == "polling"
+
+
+def test_inotify_limit_message_says_what_to_do(tmp_path: Path) -> None:
+    import errno
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    message = explain_inotify_error(OSError(errno.ENOSPC, "inotify watch limit reached"), tmp_path)
+    assert "fs.inotify.max_user_watches" in message
+    assert "3 directories" in message
+    assert "polling instead" in message

@@ -8,6 +8,7 @@ Reading mountinfo ourselves avoids a dependency and works for unprivileged users
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,20 +88,22 @@ def read_mounts(mountinfo_path: Path | None = None) -> list[Mount]:
         return []
 
 
-def _existing_ancestor(path: Path) -> Path:
-    """The path itself or its nearest existing parent (a database file may not exist yet)."""
+def _real_path(path: Path) -> Path:
+    """The absolute path with symlinks resolved as far as it exists (a database file, or
+    its directory, may not exist yet; the rest is appended as written)."""
     path = Path(os.path.abspath(path))
+    missing: list[str] = []
     while not path.exists() and path != path.parent:
+        missing.append(path.name)
         path = path.parent
-    try:
-        return path.resolve()
-    except OSError:
-        return path
+    with contextlib.suppress(OSError):
+        path = path.resolve()
+    return path.joinpath(*reversed(missing))
 
 
 def mount_of(path: Path | str, mountinfo_path: Path | None = None) -> Mount | None:
     """The mount that holds `path` (the longest matching mount point; later mounts win ties)."""
-    target = str(_existing_ancestor(Path(path)))
+    target = str(_real_path(Path(path)))
     best: Mount | None = None
     for mount in read_mounts(mountinfo_path):
         mp = mount.mount_point.rstrip("/") or "/"

@@ -131,6 +131,7 @@ def backup_sqlite(path: Path, revision: str | None) -> Path:
         dst = sqlite3.connect(str(target))
         try:
             src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             dst.close()
     finally:

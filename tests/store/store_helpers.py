@@ -1,0 +1,77 @@
+"""Helpers for the store tests: JobSpecs like the scanner builds, and the functions that the
+concurrency tests run in separate processes (multiprocessing spawn)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from daemon.store import JobSpec, job_identity, open_store
+
+
+def make_spec(
+    key: str = "lib/IMG_0001",
+    content: str | None = None,
+    *,
+    t1: float | None = 1.5,
+    priority: int = 0,
+    max_attempts: int = 3,
+    reference: str | None = None,
+) -> JobSpec:
+    """A JobSpec as the scanner would build it, with a real identity digest."""
+    content = content or f"hash-of-{key}"  # distinct assets have distinct content
+    signatures = {
+        "reference": {"size": 100, "mtime_ns": 1, "content_hash": content},
+        "video": {"size": 200, "mtime_ns": 1, "content_hash": content + "-mov"},
+    }
+    ref = reference or f"/photos/{key}.HEIC"
+    return JobSpec(
+        identity=job_identity(signatures, t1, "guided", "none", {"strength": 1.0}),
+        asset_key=key,
+        payload={"key": key, "reference": ref, "video": ref.replace(".HEIC", ".MOV"),
+                 "target": None, "t1": t1},
+        restorer="guided",
+        weights_digest="none",
+        params={"strength": 1.0},
+        priority=priority,
+        max_attempts=max_attempts,
+    )
+
+
+def claim_all(url: str, worker_id: str, start_at: float) -> list[int]:
+    """Claim and finish jobs until the queue is empty; return the ids this process claimed."""
+    claimed: list[int] = []
+    with open_store(url, migrate=False) as store:
+        while time.time() < start_at:  # both processes start claiming together
+            time.sleep(0.001)
+        misses = 0
+        while misses < 3:
+            job = store.claim(worker_id, lease_seconds=60)
+            if job is None:
+                misses += 1
+                time.sleep(0.02)
+                continue
+            misses = 0
+            claimed.append(job.id)
+            store.succeed(job.id, worker_id, f"/out/{job.id}", {"size": 1}, {"by": worker_id})
+    return claimed
+
+
+def claim_and_die(url: str, worker_id: str, lease_seconds: float) -> None:
+    """Claim one job, then die without releasing it (as a crashed worker would)."""
+    store = open_store(url, migrate=False)
+    job = store.claim(worker_id, lease_seconds=lease_seconds)
+    assert job is not None
+    os._exit(0)
+
+
+def enqueue_same(url: str, spec_args: dict, start_at: float, repeats: int) -> list[bool]:
+    """Enqueue the same identity `repeats` times, starting at the same moment as a rival."""
+    spec = make_spec(**spec_args)
+    created = []
+    with open_store(url, migrate=False) as store:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        for _ in range(repeats):
+            created.append(store.enqueue(spec).created)
+    return created

@@ -1,0 +1,116 @@
+"""Alembic owns the schema: the migrations must build exactly the models, keep rows across
+upgrades, and back up a SQLite file before touching it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from daemon.store import StoreError, migrate, open_store
+from daemon.store.db import create_store_engine, current_revision, head_revision
+from daemon.store.models import metadata
+
+
+def _drift(url: str) -> list[object]:
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(ctx, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_models_exactly(store_url: str) -> None:
+    migrate(store_url)
+    assert _drift(store_url) == []
+
+
+def test_drift_check_sees_a_difference(sqlite_url: str) -> None:
+    """The no-drift check above can fail: stop at the first migration and it reports tables."""
+    migrate(sqlite_url, "0001")
+    diffs = _drift(sqlite_url)
+    added = {d[1].name for d in diffs if isinstance(d, tuple) and d[0] == "add_table"}
+    assert added == {"assets", "control", "backups"}
+
+
+def test_upgrade_from_first_migration_keeps_rows(store_url: str) -> None:
+    migrate(store_url, "0001")
+    engine = create_store_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (identity, asset_key, state, priority, attempts, max_attempts,"
+                " created_at, updated_at, payload, restorer, weights_digest, params, force)"
+                " VALUES ('abc', 'lib/IMG_1', 'succeeded', 0, 1, 3, :t, :t, '{}', 'guided',"
+                " 'none', '{}', false)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+    engine.dispose()
+    with open_store(store_url) as store:
+        [job] = store.list_jobs()
+        assert job.identity == "abc" and job.asset_key == "lib/IMG_1"
+        assert job.created_at.tzinfo is not None
+        store.set_paused(True)  # a 0002 table works after the upgrade
+        assert store.is_paused()
+
+
+def test_sqlite_backup_before_migrating(tmp_path: Path) -> None:
+    db = tmp_path / "lmd.sqlite3"
+    url = f"sqlite:///{db}"
+    assert migrate(url, "0001") is None  # a new database has nothing to back up
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO scans (root, \"trigger\", started_at, files_seen, assets_found,"
+                     " enqueued, unreadable) VALUES ('/p', 'manual', '2026-01-01', 1, 2, 3, 4)")
+    backup = migrate(url)
+    assert backup is not None and backup.exists() and backup.name.startswith("lmd.sqlite3.bak-0001")
+    with sqlite3.connect(backup) as conn:
+        assert conn.execute("SELECT root FROM scans").fetchall() == [("/p",)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "control" not in tables  # the copy is of the database before the upgrade
+    assert migrate(url) is None  # already at head: no second copy
+    assert len(list(tmp_path.glob("lmd.sqlite3.bak-*"))) == 1
+
+
+def test_sqlite_pragmas(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_open_without_migrating_refuses_old_schema(sqlite_url: str) -> None:
+    migrate(sqlite_url, "0001")
+    with pytest.raises(StoreError, match="revision 0001"):
+        open_store(sqlite_url, migrate=False)
+    engine = create_store_engine(sqlite_url)
+    assert current_revision(engine) == "0001" != head_revision()
+    engine.dispose()
+
+
+def test_refuses_database_on_network_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kernel's mount table as it reads with the state directory on an NFS mount.
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        f"40 22 0:50 / {tmp_path}/nas rw,relatime shared:20 - nfs4 nas:/export rw,vers=4.2\n"
+    )
+    monkeypatch.setattr("daemon.fsinfo.MOUNTINFO_PATH", mountinfo)
+    with pytest.raises(StoreError, match=r"network filesystem \(nfs4\)"):
+        open_store(f"sqlite:///{tmp_path}/nas/lmd/lmd.sqlite3")
+    assert not (tmp_path / "nas").exists()  # refused before creating anything
+    with open_store(f"sqlite:///{tmp_path}/local/lmd.sqlite3") as store:
+        assert store.counts()["pending"] == 0
+
+
+def test_unreachable_postgres_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot open the database"):
+        open_store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")

@@ -42,9 +42,13 @@ def make_scene(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
         color = tuple(int(c) for c in rng.integers(0, 255, 3))
         center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         if rng.random() < 0.5:
-            cv2.circle(img, center, int(rng.integers(8, width // 10)), color, -1, cv2.LINE_AA)
+            radius = int(rng.integers(2, max(3, width // 10)))
+            cv2.circle(img, center, radius, color, -1, cv2.LINE_AA)
         else:
-            size = (int(rng.integers(10, width // 8)), int(rng.integers(10, height // 8)))
+            size = (
+                int(rng.integers(2, max(3, width // 8))),
+                int(rng.integers(2, max(3, height // 8))),
+            )
             end = (center[0] + size[0], center[1] + size[1])
             cv2.rectangle(img, center, end, color, -1, cv2.LINE_AA)
     for _ in range(120):
@@ -53,7 +57,7 @@ def make_scene(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
         p2 = (p1[0] + int(rng.integers(-80, 80)), p1[1] + int(rng.integers(-80, 80)))
         cv2.line(img, p1, p2, color, int(rng.integers(1, 3)), cv2.LINE_AA)
     for i in range(8):
-        org = (int(rng.integers(0, width - 200)), int(rng.integers(30, height)))
+        org = (int(rng.integers(0, max(1, width - 200))), int(rng.integers(1, height)))
         cv2.putText(img, f"LIVE {i}{rng.integers(100, 999)}", org, cv2.FONT_HERSHEY_SIMPLEX,
                     float(rng.uniform(0.6, 1.6)), (255, 255, 255), 2, cv2.LINE_AA)
     grain = rng.normal(0, 6, img.shape)
@@ -76,32 +80,41 @@ def _pose(
     return view
 
 
-def _video_frame(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _video_frame(
+    view: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = VIDEO_SIZE
+) -> np.ndarray:
     """What the video stream keeps of a view: smaller, softer, noisier."""
-    small = cv2.resize(view, VIDEO_SIZE, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), 0.8)
     noisy = small.astype(np.float32) + rng.normal(0, 3.0, small.shape)
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def build_sample_library(library: Path, count: int = 3, seed: int = 7) -> list[dict[str, Path]]:
+def build_sample_library(
+    library: Path,
+    count: int = 3,
+    seed: int = 7,
+    video_size: tuple[int, int] = VIDEO_SIZE,
+    scale: int = SCALE,
+    first_number: int = 1201,
+) -> list[dict[str, Path]]:
     """Write `count` reselected Live Photos under `library/2026/` and return their paths."""
     rng = np.random.default_rng(seed)
-    width, height = VIDEO_SIZE[0] * SCALE, VIDEO_SIZE[1] * SCALE
+    width, height = video_size[0] * scale, video_size[1] * scale
     written = []
     for index in range(count):
         scene = make_scene(rng, width, height)
-        pan = rng.uniform(-4, 4, 2) * SCALE
+        pan = rng.uniform(-4, 4, 2) * scale
         poses = []
         for f in range(FRAMES):
             shift = (pan[0] * f, pan[1] * f)
             subject = (0.3 + 0.03 * f, 0.55 - 0.01 * f)
             poses.append(_pose(scene, shift, subject))
-        frames = [_video_frame(view, rng) for view in poses]
+        frames = [_video_frame(view, rng, video_size) for view in poses]
         written.append(
             write_reselected_live_photo(
-                library / "2026", f"IMG_{1201 + index}", frames, FPS, T0_INDEX, T1_INDEX,
-                reference=poses[T0_INDEX], scale=SCALE,
+                library / "2026", f"IMG_{first_number + index}", frames, FPS, T0_INDEX,
+                T1_INDEX, reference=poses[T0_INDEX], scale=scale,
             )
         )
     return written

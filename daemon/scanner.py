@@ -19,12 +19,16 @@ from typing import Any
 import structlog
 
 from daemon.library.asset import LiveAsset
-from daemon.library.discover import discover
+from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
 from daemon.settings import Settings
 from daemon.store.identity import job_identity
 from daemon.store.queue import JobSpec, JobStore
 
 log = structlog.get_logger(__name__)
+
+
+#: Marks a group that is not a Live Photo, so unchanged rescans skip it without reading it.
+PLAIN = "plain"
 
 
 class StoreAssetCache:
@@ -36,12 +40,27 @@ class StoreAssetCache:
 
     def lookup(self, key: str, fingerprint: str) -> LiveAsset | None:
         data = self._store.lookup_asset(key, fingerprint)
-        return LiveAsset.from_dict(data) if data is not None else None
+        if data is None or data.get("kind") in {PLAIN, "unreadable"}:
+            return None
+        return LiveAsset.from_dict(data)
 
     def remember(self, key: str, fingerprint: str, asset: LiveAsset) -> None:
         self._store.remember_asset(
             key, fingerprint, asset.to_dict(), reason=asset.reason, restorable=asset.restorable
         )
+
+    def is_plain(self, key: str, fingerprint: str) -> bool:
+        data = self._store.lookup_asset(key, fingerprint)
+        return data is not None and data.get("kind") == PLAIN
+
+    def remember_plain(self, key: str, fingerprint: str) -> None:
+        self._store.remember_asset(key, fingerprint, {"kind": PLAIN}, reason=None,
+                                   restorable=False)
+
+    def remember_unreadable(self, item: Unreadable) -> None:
+        """Unreadable files are listed by `lmd status` with their reason."""
+        self._store.remember_asset(item.key or str(item.path), "", item.to_dict(),
+                                   reason=item.reason, restorable=False)
 
 
 @dataclass
@@ -101,8 +120,10 @@ def job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
 
 
 def ignore_patterns(settings: Settings, root: Path) -> list[str]:
-    """NAS/sync clutter from settings, plus lmd's own output tree when it lies in the library."""
-    patterns = list(settings.scan.ignore)
+    """Discovery's defaults (dot-files...), NAS/sync clutter from settings, and lmd's own
+    outputs: the output tree when it lies inside the library, and `beside` outputs."""
+    patterns = list(dict.fromkeys([*DEFAULT_IGNORE, *settings.scan.ignore]))
+    patterns.append(f"*{settings.output.suffix}.*")
     tree = settings.output.tree
     if tree is not None:
         try:
@@ -139,14 +160,21 @@ def run_scan(
         if progress:
             progress(n)
 
+    cache = StoreAssetCache(store)
     try:
-        for asset in discover(
+        for found in discover(
             root,
-            cache=StoreAssetCache(store),
+            cache=cache,
             ignore=ignore_patterns(settings, root),
             progress=counted,
         ):
-            _record(store, asset, settings, weights, summary)
+            if isinstance(found, Unreadable):
+                summary.unreadable += 1
+                summary.problems.append((found.key, found.reason))
+                cache.remember_unreadable(found)
+                log.warning("file_unreadable", path=str(found.path), error=found.reason)
+                continue
+            _record(store, found, settings, weights, summary)
     finally:
         store.finish_scan(
             summary.scan_id,
@@ -164,14 +192,12 @@ def run_scan(
 def _record(
     store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary
 ) -> None:
-    if asset.reason and not asset.reselected:
-        summary.unreadable += 1
-        summary.problems.append((asset.key, asset.reason))
-        log.info("asset_not_restorable", asset=asset.key, path=str(asset.reference),
-                 error=asset.reason)
-        return
     summary.assets_found += 1
     if not asset.restorable:
+        if asset.reason:
+            summary.problems.append((asset.key, asset.reason))
+            log.info("asset_not_restorable", asset=asset.key, path=str(asset.reference),
+                     error=asset.reason)
         return
     summary.restorable += 1
     result = store.enqueue(job_spec(asset, settings, weights))

@@ -78,7 +78,7 @@ class OutputSettings(_Section):
     mode: Literal["sidecar", "replace"] = "sidecar"
     location: Literal["tree", "beside"] = "tree"
     tree: Path | None = None
-    suffix: str = ".lmd"
+    suffix: str = "_lmd"
     backup_dir: Path | None = None
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     heic_quality: int = Field(default=90, ge=1, le=100)
@@ -87,7 +87,7 @@ class OutputSettings(_Section):
     @classmethod
     def _suffix(cls, value: str) -> str:
         if not value or "/" in value or value in {".", ".."}:
-            raise ValueError("expected a short file-name suffix such as '.lmd'")
+            raise ValueError("expected a short file-name suffix such as '_lmd'")
         return value
 
 

@@ -39,7 +39,7 @@ from core import (
 from daemon.library.asset import FileSignature, LiveAsset
 from daemon.library.errors import UnreadableFile
 from daemon.library.media import decode_frame_at, load_still
-from daemon.output import commit_replace, plan_output, write_image
+from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
 from daemon.store.queue import Job, JobStore
@@ -319,25 +319,33 @@ class Worker:
         self, job: Job, asset: LiveAsset, image: np.ndarray, like: Path,
         provenance: dict[str, Any],
     ) -> tuple[Path, FileSignature]:
-        """Sidecar or replace, as configured; replace mode records its backup in the store."""
-        library = self.settings.library or asset.reference.parent
-        # Without a target still (the frame comes from the video) there is nothing to replace:
-        # the restored frame is written as a new still named after the reference.
+        """Sidecar or replace, as configured; replace mode records its backup in the store.
+
+        Without a target still (the frame comes from the video) there is nothing to replace:
+        the restored frame is written to the sidecar tree, named after the reference.
+        """
+        library = Path(self.settings.library or asset.reference.parent)
+        output = self.settings.output
+        if asset.target is None and output.mode == "replace":
+            output = output.model_copy(update={"mode": "sidecar", "location": "tree"})
         target = asset.target or asset.reference
-        plan = plan_output(target, library, self.settings.output,
-                           reference=asset.reference, sidecar_only=asset.target is None)
-        if plan.mode == "replace":
-            record = commit_replace(plan, image, like=like, provenance=provenance)
+        plan = plan_output(target, library, output, references=(asset.reference,))
+        quality = self._quality(plan.destination)
+        if plan.kind == "replace":
+            record = commit_replace(plan, image, like, provenance, quality=quality)
+            restored = record.output or signature_of(plan.destination)
             self.store.record_backup(
                 job_id=job.id,
-                target_path=str(plan.destination),
-                backup_path=str(record.backup_path),
-                original_signature=record.original_signature.to_dict(),
-                restored_signature=record.restored_signature.to_dict(),
+                target_path=str(record.target),
+                backup_path=str(record.backup),
+                original_signature=record.original.to_dict(),
+                restored_signature=restored.to_dict(),
             )
-            return plan.destination, record.restored_signature
-        signature = write_image(plan.destination, image, like=like, xmp_provenance=provenance,
-                                quality=self._quality(plan.destination))
+            return plan.destination, restored
+        signature = write_image(
+            plan.destination, image, like=like, xmp_provenance=provenance, quality=quality,
+            keep_live_identity=plan.keep_live_identity,
+        )
         return plan.destination, signature
 
     def _quality(self, path: Path) -> int:

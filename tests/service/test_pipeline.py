@@ -1,0 +1,107 @@
+"""Scan → queue → worker → output on a real synthetic library, with real files and SQLite."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from daemon.library.exif import apple_content_identifier
+from daemon.scanner import run_scan
+from daemon.store.db import open_store
+from daemon.worker import Worker
+from tests.service.helpers import make_settings, tree_hashes
+
+
+def _content_id(path: Path) -> str | None:
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    with Image.open(path) as img:
+        exif = img.info.get("exif")
+    return apple_content_identifier(exif[6:] if exif and exif.startswith(b"Exif") else exif)
+
+
+def test_scan_restore_and_repeat_safely(tmp_path: Path, tiny_library: Path) -> None:
+    settings = make_settings(tmp_path)
+    before = tree_hashes(tiny_library)
+    store = open_store(settings.database_url)
+    try:
+        first = run_scan(settings, tiny_library, store=store)
+        assert (first.restorable, first.enqueued) == (2, 2)
+        again = run_scan(settings, tiny_library, store=store)
+        assert (again.restorable, again.enqueued) == (2, 0)  # same identity: a no-op
+
+        assert Worker(settings, store, worker_id="t").run_until_empty() == 2
+        jobs = store.list_jobs(state="succeeded")
+        assert len(jobs) == 2
+        for job in jobs:
+            out = Path(job.output_path)
+            assert out.is_relative_to(settings.output.tree)
+            target = Path(job.payload["target"])
+            assert out.name == target.name and out.suffix == ".HEIC"
+            assert job.output_signature["size"] == out.stat().st_size
+            # the restored still keeps the ContentIdentifier, so it stays a Live Photo half
+            assert _content_id(out) == _content_id(Path(job.payload["reference"]))
+            assert [e.to_state for e in store.events(job.id)].count("succeeded") == 1
+        assert tree_hashes(tiny_library) == before  # originals untouched
+        assert Worker(settings, store, worker_id="t").run_until_empty() == 0
+        assert store.counts()["succeeded"] == 2
+    finally:
+        store.close()
+
+
+def test_moved_library_folder_keeps_its_jobs(tmp_path: Path, tiny_library: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        ids = sorted(job.id for job in store.list_jobs())
+        shutil.move(tiny_library / "2026", tiny_library / "moved-2026")
+        summary = run_scan(settings, tiny_library, store=store)
+        assert summary.enqueued == 0
+        assert summary.moved == 2
+        jobs = store.list_jobs()
+        assert sorted(job.id for job in jobs) == ids
+        assert all("moved-2026" in job.payload["reference"] for job in jobs)
+    finally:
+        store.close()
+
+
+def test_changed_input_supersedes_the_pending_job(tmp_path: Path, tiny_library: Path) -> None:
+    from daemon.library.synth import write_apple_still
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        job = store.list_jobs()[0]
+        edited = Path(job.payload["target"])
+        import numpy as np
+
+        from daemon.library.media import load_still
+
+        pixels = (load_still(edited) * 255).astype(np.uint8)
+        write_apple_still(edited, 255 - pixels, _content_id(edited) or "X", "heic")
+        summary = run_scan(settings, tiny_library, store=store)
+        assert summary.enqueued == 1
+        old = store.get_job(job.id)
+        assert old is not None and old.state == "cancelled"
+        assert old.superseded_by is not None
+    finally:
+        store.close()
+
+
+def test_bad_files_in_the_library_are_reported_not_fatal(tmp_path: Path, tiny_library: Path):
+    settings = make_settings(tmp_path)
+    (tiny_library / "2026" / "IMG_9999.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\xff" * 9)
+    (tiny_library / "2026" / "IMG_9999.MOV").write_bytes(b"")
+    store = open_store(settings.database_url)
+    try:
+        summary = run_scan(settings, tiny_library, store=store)
+        assert summary.enqueued == 2
+        problems = store.library_problems()
+        assert any("IMG_9999" in p["key"] for p in problems)
+        assert all(p["reason"] for p in problems)
+    finally:
+        store.close()

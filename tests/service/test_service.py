@@ -1,0 +1,127 @@
+"""`lmd run` as systemd runs it: a real process, a real notify socket, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.demo import build_sample_library
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class NotifyListener:
+    """The systemd side of sd_notify: a datagram socket collecting messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def collect(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                return
+            self.messages.extend(data.decode().splitlines())
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.collect()
+            for message in self.messages:
+                if message.startswith(prefix):
+                    return message
+        raise AssertionError(f"no {prefix!r} in {self.messages}")
+
+
+def status_json(config: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "status", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    # big enough that a job runs for a few seconds, so status can catch it running
+    build_sample_library(library, count=1, video_size=(480, 360), scale=4)
+    config = tmp_path / "lmd.toml"
+    config.write_text(
+        f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[watcher]\nmode = "inotify"\ndebounce_seconds = 0.5\n'
+        '[worker]\nwindows = ["00:00-24:00"]\npoll_seconds = 0.5\nheartbeat_seconds = 0.5\n'
+        '[logging]\nformat = "json"\n'
+    )
+    listener = NotifyListener(tmp_path / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        listener.wait_for("READY=1", 60)
+        seen_running = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = status_json(config)
+            workers = status["worker"]
+            running = [w for w in workers if w.get("state") == "running"]
+            if running and running[0].get("job_id"):
+                seen_running = running[0]
+            if status["jobs"].get("succeeded") == 1:
+                break
+            time.sleep(0.3)
+        assert status["jobs"]["succeeded"] == 1, status
+        assert seen_running is not None, "status never showed the running job"
+        assert seen_running["window"] == "00:00-24:00"
+        assert status["last_scan"] is not None
+        listener.wait_for("WATCHDOG=1", 10)
+        listener.wait_for("STATUS=", 10)
+
+        # the watcher feeds the scanner: a new Live Photo is picked up without a cron tick
+        build_sample_library(library, count=1, video_size=(96, 72), scale=2, first_number=1301)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status_json(config)["jobs"]["succeeded"] < 2:
+            time.sleep(0.5)
+        assert status_json(config)["jobs"]["succeeded"] == 2
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        listener.collect()
+        assert "STOPPING=1" in listener.messages
+        assert any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in listener.messages)
+        stopped = status_json(config)["worker"]
+        assert all(w["state"] == "stopped" for w in stopped)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        listener.sock.close()
+
+
+def test_run_without_library_is_an_operational_error(tmp_path: Path) -> None:
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1
+    assert "no library configured" in out.stderr
+    assert "Traceback" not in out.stderr

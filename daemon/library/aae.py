@@ -1,0 +1,123 @@
+"""AAE adjustment sidecars: the LivePhotoKeyFrame time and the other adjustments.
+
+An AAE is an XML or binary plist whose `adjustmentData` is raw DEFLATE (wbits -15) of UTF-8
+JSON (osxphotos `adjustmentsinfo.py`). The key frame lives in the adjustment with
+`identifier == "LivePhotoKeyFrame"` as a serialized CMTime `settings.time = {value, timescale}`;
+decompiled evidence only, so a flat `{time, scale}` form is accepted too (formats page 1.4).
+Sizes are capped: the file, the inflated JSON (decompression bombs), and the adjustment count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import plistlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.library.binio import BoundedFile
+from daemon.library.errors import UnreadableFile
+
+MAX_AAE_BYTES = 2 * 1024 * 1024
+MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_ADJUSTMENTS = 512
+KEYFRAME = "LivePhotoKeyFrame"
+
+
+@dataclass(frozen=True, slots=True)
+class AaeInfo:
+    keyframe_time: float | None
+    other_adjustments: tuple[str, ...]  # every non-key-frame identifier, enabled or not
+    format_identifier: str | None
+    disabled: tuple[str, ...] = ()  # identifiers present but switched off
+
+    @property
+    def active_adjustments(self) -> tuple[str, ...]:
+        """The other adjustments that actually change the render."""
+        return tuple(a for a in self.other_adjustments if a not in self.disabled)
+
+
+def read_aae(path: Path) -> AaeInfo:
+    with BoundedFile(path) as f:
+        if f.size > MAX_AAE_BYTES:
+            raise UnreadableFile("AAE file too large")
+        return parse_aae(f.read_at(0, f.size))
+
+
+def parse_aae(raw: bytes) -> AaeInfo:
+    """Decode AAE bytes (XML or binary plist)."""
+    if b"<!ENTITY" in raw[:4096]:
+        raise UnreadableFile("AAE plist declares entities")
+    try:
+        plist = plistlib.loads(raw)
+    except Exception as exc:  # plistlib raises many types on garbage
+        raise UnreadableFile(f"AAE is not a plist: {type(exc).__name__}") from None
+    if not isinstance(plist, dict):
+        raise UnreadableFile("AAE plist is not a dictionary")
+    fmt = plist.get("adjustmentFormatIdentifier")
+    fmt = fmt if isinstance(fmt, str) else None
+    data = plist.get("adjustmentData")
+    if not isinstance(data, bytes):
+        raise UnreadableFile("AAE without adjustmentData")
+    doc = _inflate_json(data)
+    adjustments = doc.get("adjustments") if isinstance(doc, dict) else None
+    if not isinstance(adjustments, list):
+        if fmt and fmt != "com.apple.photo":
+            return AaeInfo(None, (), fmt)
+        raise UnreadableFile("AAE adjustmentData has no adjustments list")
+    if len(adjustments) > MAX_ADJUSTMENTS:
+        raise UnreadableFile("too many adjustments")
+    keyframe = None
+    others: list[str] = []
+    disabled: list[str] = []
+    for adj in adjustments:
+        if not isinstance(adj, dict):
+            continue
+        ident = adj.get("identifier")
+        if not isinstance(ident, str):
+            continue
+        enabled = adj.get("enabled", True) is not False
+        if ident == KEYFRAME:
+            if enabled:
+                keyframe = _cmtime(adj.get("settings"))
+            continue
+        others.append(ident)
+        if not enabled:
+            disabled.append(ident)
+    return AaeInfo(keyframe, tuple(others), fmt, tuple(disabled))
+
+
+def _inflate_json(data: bytes) -> Any:
+    for wbits in (-zlib.MAX_WBITS, zlib.MAX_WBITS):
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(data, MAX_JSON_BYTES + 1)
+        except zlib.error:
+            continue
+        if len(out) > MAX_JSON_BYTES or d.unconsumed_tail:
+            raise UnreadableFile("AAE adjustmentData inflates too far")
+        try:
+            return json.loads(out.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise UnreadableFile("AAE adjustmentData is not JSON") from None
+    raise UnreadableFile("AAE adjustmentData is not valid DEFLATE")
+
+
+def _cmtime(settings: Any) -> float:
+    if not isinstance(settings, dict):
+        raise UnreadableFile("LivePhotoKeyFrame without settings")
+    t = settings.get("time")
+    if isinstance(t, dict):
+        value, scale = t.get("value"), t.get("timescale", t.get("scale"))
+    else:
+        value, scale = t, settings.get("scale", settings.get("timescale"))
+    if isinstance(value, bool) or isinstance(scale, bool):
+        raise UnreadableFile("LivePhotoKeyFrame time is not a number")
+    if not isinstance(value, int | float) or not isinstance(scale, int | float) or scale <= 0:
+        raise UnreadableFile("LivePhotoKeyFrame time is not a CMTime")
+    seconds = float(value) / float(scale)
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 3600:
+        raise UnreadableFile("LivePhotoKeyFrame time is out of range")
+    return seconds

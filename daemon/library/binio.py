@@ -1,0 +1,97 @@
+"""Bounded random access to a file, so that no reader reads more than it needs.
+
+Every reader goes through `BoundedFile`: reads past the end raise `UnreadableFile`, single reads
+are capped, and the total bytes read from one file are capped too, so a crafted box size or
+offset can never make discovery read (or allocate) gigabytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from types import TracebackType
+
+from daemon.library.errors import UnreadableFile
+
+MAX_SINGLE_READ = 64 * 1024 * 1024
+MAX_TOTAL_READ = 128 * 1024 * 1024
+
+
+class BoundedFile:
+    """A read-only file handle with capped, exact reads at absolute offsets."""
+
+    def __init__(
+        self, path: Path, *, max_single: int = MAX_SINGLE_READ, max_total: int = MAX_TOTAL_READ
+    ) -> None:
+        self.path = path
+        try:
+            self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
+            self.size = os.fstat(self._fh.fileno()).st_size
+        except OSError as exc:
+            raise UnreadableFile(f"cannot open: {exc.strerror or exc}") from None
+        self.max_single = max_single
+        self.max_total = max_total
+        self.bytes_read = 0
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Exactly `length` bytes at `offset`, or `UnreadableFile`."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise UnreadableFile(f"read of {length} bytes at {offset} is past the end")
+        if length > self.max_single:
+            raise UnreadableFile(f"refusing to read {length} bytes (cap {self.max_single})")
+        if self.bytes_read + length > self.max_total:
+            raise UnreadableFile("read budget for this file exhausted")
+        try:
+            self._fh.seek(offset)
+            data = self._fh.read(length)
+        except OSError as exc:
+            raise UnreadableFile(f"read error: {exc.strerror or exc}") from None
+        if len(data) != length:
+            raise UnreadableFile("file shrank while reading")
+        self.bytes_read += length
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> BoundedFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def u16be(data: bytes, pos: int) -> int:
+    if pos + 2 > len(data) or pos < 0:
+        raise UnreadableFile("truncated 16-bit field")
+    return struct.unpack_from(">H", data, pos)[0]
+
+
+def u32be(data: bytes, pos: int) -> int:
+    if pos + 4 > len(data) or pos < 0:
+        raise UnreadableFile("truncated 32-bit field")
+    return struct.unpack_from(">I", data, pos)[0]
+
+
+def i32be(data: bytes, pos: int) -> int:
+    if pos + 4 > len(data) or pos < 0:
+        raise UnreadableFile("truncated 32-bit field")
+    return struct.unpack_from(">i", data, pos)[0]
+
+
+def u64be(data: bytes, pos: int) -> int:
+    if pos + 8 > len(data) or pos < 0:
+        raise UnreadableFile("truncated 64-bit field")
+    return struct.unpack_from(">Q", data, pos)[0]
+
+
+def i64be(data: bytes, pos: int) -> int:
+    if pos + 8 > len(data) or pos < 0:
+        raise UnreadableFile("truncated 64-bit field")
+    return struct.unpack_from(">q", data, pos)[0]

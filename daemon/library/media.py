@@ -1,0 +1,161 @@
+"""Pixel access for the worker, the CLI and frame matching: stills and video frames.
+
+`load_still` decodes a JPEG/HEIC/PNG (pillow-heif for HEIF) into RGB float32 in [0, 1] with
+the EXIF orientation applied, after checking the pixel count *before* decoding (decompression
+bombs). `decode_frame_at` returns the video frame nearest a time; an embedded Motion Photo
+video is read by byte range and handed to PyAV from memory, never re-encoded.
+Every failure is an `UnreadableFile` with a reason.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from daemon.library.binio import BoundedFile
+from daemon.library.errors import UnreadableFile
+
+DEFAULT_MAX_PIXELS = 120_000_000
+MAX_VIDEO_BYTES = 512 * 1024 * 1024
+MAX_FRAMES = 2000
+
+
+def _open_image(path: Path, max_pixels: int):
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    try:
+        img = Image.open(path)
+    except Exception as exc:  # PIL raises many types for garbage input
+        raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    w, h = img.size
+    if w <= 0 or h <= 0 or w * h > max_pixels:
+        img.close()
+        raise UnreadableFile(f"image of {w}x{h} pixels exceeds the limit of {max_pixels}")
+    return img
+
+
+def load_still(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB float32 H×W×3 in [0, 1], EXIF orientation applied."""
+    from PIL import ImageOps
+
+    img = _open_image(path, max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img)
+        rgb = img.convert("RGB")
+        arr = np.asarray(rgb, dtype=np.float32) / 255.0
+    except UnreadableFile:
+        raise
+    except Exception as exc:
+        raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    finally:
+        img.close()
+    return arr
+
+
+def load_still_small(path: Path, width: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Luma float32 downscaled to `width` columns (aspect kept), orientation applied."""
+    from PIL import Image, ImageOps
+
+    img = _open_image(path, max_pixels)
+    try:
+        if img.format == "JPEG":
+            img.draft("RGB", (width * 2, width * 2))
+        img = ImageOps.exif_transpose(img)
+        w, h = img.size
+        height = max(1, round(h * width / w))
+        small = img.convert("L").resize((width, height), Image.Resampling.BOX)
+        return np.asarray(small, dtype=np.float32) / 255.0
+    except UnreadableFile:
+        raise
+    except Exception as exc:
+        raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    finally:
+        img.close()
+
+
+def read_embedded_video(path: Path, offset: int, length: int) -> bytes:
+    """The bytes of an embedded video (Motion Photo), exactly as stored."""
+    if length > MAX_VIDEO_BYTES:
+        raise UnreadableFile("embedded video too large")
+    with BoundedFile(path, max_single=MAX_VIDEO_BYTES, max_total=MAX_VIDEO_BYTES) as f:
+        return f.read_at(offset, length)
+
+
+def _open_container(video_path: Path, offset: int | None, length: int | None):
+    import av
+
+    try:
+        if offset is not None and length is not None:
+            return av.open(io.BytesIO(read_embedded_video(video_path, offset, length)))
+        return av.open(str(video_path))
+    except UnreadableFile:
+        raise
+    except Exception as exc:
+        raise UnreadableFile(f"cannot open video: {type(exc).__name__}: {exc}") from None
+
+
+def iter_frames(
+    video_path: Path, *, offset: int | None = None, length: int | None = None
+) -> Iterator[tuple[float, object]]:
+    """(time in seconds, av.VideoFrame) for each decoded frame, capped at `MAX_FRAMES`."""
+    container = _open_container(video_path, offset, length)
+    try:
+        if not container.streams.video:
+            raise UnreadableFile("no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= MAX_FRAMES:
+                break
+            t = float(frame.time) if frame.time is not None else i * _frame_dur(stream)
+            yield t, frame
+    except UnreadableFile:
+        raise
+    except Exception as exc:
+        raise UnreadableFile(f"cannot decode video: {type(exc).__name__}: {exc}") from None
+    finally:
+        container.close()
+
+
+def _frame_dur(stream: object) -> float:
+    rate = getattr(stream, "average_rate", None) or 30
+    return 1.0 / float(rate)
+
+
+def decode_frame_at(
+    video_path: Path, t: float, *, offset: int | None = None, length: int | None = None
+) -> np.ndarray:
+    """RGB float32 H×W×3 in [0, 1] of the frame whose time is nearest `t`."""
+    best: tuple[float, np.ndarray] | None = None
+    for ft, frame in iter_frames(video_path, offset=offset, length=length):
+        d = abs(ft - t)
+        if best is None or d < best[0]:
+            best = (d, frame.to_ndarray(format="rgb24"))  # type: ignore[attr-defined]
+        elif ft > t:
+            break
+    if best is None:
+        raise UnreadableFile("video has no frames")
+    return best[1].astype(np.float32) / 255.0
+
+
+def small_frames(
+    video_path: Path,
+    width: int,
+    *,
+    offset: int | None = None,
+    length: int | None = None,
+) -> list[tuple[float, np.ndarray]]:
+    """Every frame as (time, luma float32 downscaled to `width` columns), for matching."""
+    out = []
+    for ft, frame in iter_frames(video_path, offset=offset, length=length):
+        w, h = frame.width, frame.height  # type: ignore[attr-defined]
+        height = max(1, round(h * width / w))
+        small = frame.reformat(width=width, height=height, format="gray")  # type: ignore[attr-defined]
+        arr = small.to_ndarray().astype(np.float32) / 255.0
+        out.append((ft, arr[:height, :width]))
+    return out

@@ -274,7 +274,7 @@ class LiveMomentsPipeline:
                 latent = euler_sample(velocity, z0, sigmas, on_step=on_step)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-            stats.steps += n_steps
+            stats.steps += n_steps * len(group)
             check()
             with _timed(stats, "decode"):
                 pixels = self._decode(latent)

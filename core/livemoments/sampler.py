@@ -70,14 +70,15 @@ def euler_sample(
     """Integrate dz/dσ = v(z, σ) from σ_0 down to σ_N with explicit Euler steps.
 
     `on_step(k, n)` runs before step k of n; it is where callers check for cancellation.
-    The update is computed in float32 and cast back, as diffusers' scheduler does.
+    The update is computed in (at least) float32 and cast back, as diffusers' scheduler does.
     """
     sig = bridge_sigmas() if sigmas is None else list(sigmas)
     n = len(sig) - 1
+    work = torch.promote_types(z0.dtype, torch.float32)
     z = z0
     for k in range(n):
         if on_step is not None:
             on_step(k, n)
         v = velocity_fn(z, sig[k])
-        z = (z.float() + (sig[k + 1] - sig[k]) * v.float()).to(z0.dtype)
+        z = (z.to(work) + (sig[k + 1] - sig[k]) * v.to(work)).to(z0.dtype)
     return z

@@ -1,7 +1,98 @@
-"""`lmd` commands (placeholder until the owning module lands)."""
+"""`lmd revert ASSET|--all`: put back the stills that replace mode swapped out.
+
+Works from the records replace mode keeps beside each backup in the state directory
+(`<backup_dir>/<relative path>.<sha8>.lmd.json`), so it needs neither the job queue nor the
+model: a person can undo lmd even when the database is gone. A file someone edited after lmd
+wrote it is left alone unless `--force`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from daemon.cli.context import OperationalError, console, console_err, get_settings
+
+
+def _resolve_asset(asset: Path, library: Path | None) -> Path:
+    """ASSET as given (relative to the working directory) or relative to the library."""
+    if asset.exists() or asset.is_absolute() or library is None:
+        return asset.absolute()
+    candidate = library / asset
+    return candidate if candidate.exists() else asset.absolute()
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `revert` to the root app."""
+
+    @app.command("revert")
+    def revert_cmd(
+        ctx: typer.Context,
+        asset: Annotated[
+            Path | None,
+            typer.Argument(help="The replaced still (path, or relative to the library)."),
+        ] = None,
+        all_: Annotated[
+            bool, typer.Option("--all", help="Revert every still that replace mode swapped.")
+        ] = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force", help="Revert even files that were edited after lmd wrote them."
+            ),
+        ] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only list what would be put back.")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    ) -> None:
+        """Put back the original low-quality stills that replace mode replaced."""
+        from daemon.output import OutputError, RevertConflict, iter_records, revert
+
+        if (asset is None) == (not all_):
+            raise typer.BadParameter("give either ASSET or --all")
+        settings = get_settings(ctx)
+        backup_dir = settings.output.backup_dir
+        if backup_dir is None:
+            raise OperationalError("output.backup_dir is not set")
+        target = None if all_ else _resolve_asset(asset, settings.library)  # type: ignore[arg-type]
+        try:
+            records = list(iter_records(Path(backup_dir), target))
+        except OutputError as exc:
+            raise OperationalError(str(exc)) from None
+        if not records:
+            what = "any asset" if all_ else str(target)
+            raise OperationalError(f"no replace backup found for {what} in {backup_dir}")
+
+        results: list[dict[str, str]] = []
+        failures = 0
+        for record in records:
+            entry = {"target": str(record.target), "backup": str(record.backup)}
+            if dry_run:
+                entry["result"] = "would revert"
+            else:
+                try:
+                    revert(record, force=force)
+                    entry["result"] = "reverted"
+                except RevertConflict as exc:
+                    entry["result"], entry["error"] = "refused", str(exc)
+                    failures += 1
+                except OutputError as exc:
+                    entry["result"], entry["error"] = "failed", str(exc)
+                    failures += 1
+            results.append(entry)
+
+        if as_json:
+            console.print_json(json.dumps(results))
+        else:
+            for entry in results:
+                line = f"{entry['result']}: {entry['target']}"
+                if "error" in entry:
+                    console_err.print(f"[yellow]{line}[/] — {entry['error']}")
+                else:
+                    console.print(line)
+        if failures:
+            raise OperationalError(f"{failures} of {len(results)} could not be reverted")

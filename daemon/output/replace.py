@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,7 +95,7 @@ def iter_records(
     root = Path(backup_dir)
     if not root.is_dir():
         return
-    wanted = Path(target).absolute() if target is not None else None
+    wanted = Path(os.path.abspath(target)) if target is not None else None
     found = root.rglob(f"*{RECORD_SUFFIX}") if recursive else root.glob(f"*{RECORD_SUFFIX}")
     for path in sorted(found):
         record = load_record(path)

@@ -1,0 +1,73 @@
+"""`lmd revert ASSET|--all` end to end, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from daemon.cli import main
+from daemon.output import commit_replace, plan_output, sha256_file
+
+from .helpers import gradient
+
+
+@pytest.fixture
+def replaced(tmp_path, apple_source, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("LMD_")]:
+        monkeypatch.delenv(key)
+    lib = tmp_path / "library"
+    (lib / "2024").mkdir(parents=True)
+    state = tmp_path / "state"
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'library = "{lib}"\nstate_dir = "{state}"\n[output]\nmode = "replace"\n')
+    targets = []
+    for name in ("IMG_E0001.JPG", "IMG_E0002.HEIC"):
+        src = apple_source(name)
+        target = lib / "2024" / name
+        os.replace(src, target)
+        targets.append((target, sha256_file(target)))
+
+    class Out:
+        mode, location, tree, suffix = "replace", "tree", None, "_lmd"
+        backup_dir = state / "backups"
+
+    for target, _ in targets:
+        commit_replace(plan_output(target, lib, Out()), gradient(), target, {"restorer": "t"})
+    return config, lib, targets
+
+
+def test_revert_one_by_library_relative_path(replaced, capsys):
+    config, _lib, targets = replaced
+    (first, first_hash), (second, second_hash) = targets
+    assert main(["--config", str(config), "revert", "2024/IMG_E0001.JPG"]) == 0
+    assert sha256_file(first) == first_hash
+    assert sha256_file(second) != second_hash
+    assert "reverted" in capsys.readouterr().out
+
+
+def test_revert_all_dry_run_then_real(replaced, capsys):
+    config, _lib, targets = replaced
+    assert main(["--config", str(config), "revert", "--all", "--dry-run", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {e["result"] for e in listed} == {"would revert"}
+    assert len(listed) == 2
+    assert main(["--config", str(config), "revert", "--all"]) == 0
+    assert all(sha256_file(t) == h for t, h in targets)
+    assert main(["--config", str(config), "revert", "--all"]) == 1  # nothing left
+
+
+def test_revert_refuses_edited_file(replaced, capsys):
+    config, _lib, targets = replaced
+    target, original_hash = targets[0]
+    target.write_bytes(b"edited by hand")
+    assert main(["--config", str(config), "revert", str(target)]) == 1
+    assert target.read_bytes() == b"edited by hand"
+    assert main(["--config", str(config), "revert", str(target), "--force"]) == 0
+    assert sha256_file(target) == original_hash
+
+
+def test_revert_needs_asset_or_all(replaced):
+    config, _lib, _targets = replaced
+    assert main(["--config", str(config), "revert"]) == 2

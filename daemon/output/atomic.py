@@ -51,6 +51,21 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_parents(directory: Path) -> None:
+    """Create `directory` and missing parents, fsyncing each new entry's parent (durable mkdir)."""
+    missing: list[Path] = []
+    current = Path(directory)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create directory {new}: {exc.strerror or exc}") from exc
+        fsync_dir(new.parent)
+
+
 def temp_path_for(final: Path) -> Path:
     """A fresh temporary name in the final file's directory (same filesystem, so rename works)."""
     return final.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{final.name}")

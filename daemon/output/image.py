@@ -22,7 +22,7 @@ import structlog
 from PIL import Image
 
 from daemon.library.asset import FileSignature
-from daemon.output.atomic import atomic_write_bytes
+from daemon.output.atomic import atomic_write_bytes, make_parents
 from daemon.output.errors import OutputError
 from daemon.output.exif import ExifFormatError, patch_exif
 from daemon.output.xmp import merge_xmp
@@ -195,12 +195,14 @@ def write_image(
     keep_live_identity: bool = True,
     mode: int = 0o644,
     owner: tuple[int, int] | None = None,
+    create_dirs: bool = True,
 ) -> FileSignature:
     """Write `rgb` to `path` atomically, in the format of its extension, metadata from `like`.
 
     `upright`: the pixels are already in display orientation, so EXIF/XMP Orientation becomes 1.
     `keep_live_identity=False` drops the maker note (the Apple ContentIdentifier) so a copy
     beside the original does not become a second Live Photo of the same MOV.
+    `create_dirs`: create missing parent directories (the sidecar tree mirrors the library).
     Returns the final file's signature; raises `OutputError` with nothing left behind on failure.
     """
     path = Path(path)
@@ -222,6 +224,8 @@ def write_image(
         raise
     except Exception as exc:
         raise OutputError(f"encoding {fmt} for {path.name} failed: {exc}") from exc
+    if create_dirs:
+        make_parents(path.parent)
     signature = atomic_write_bytes(
         path,
         data,

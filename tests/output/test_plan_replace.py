@@ -154,7 +154,6 @@ def test_sidecar_tree_write_leaves_library_untouched(library, tmp_path):
     lib, target, _ = library
     before = {p: sha256_file(p) for p in lib.rglob("*") if p.is_file()}
     plan = plan_output(target, lib, Out(tree=tmp_path / "restored"))
-    plan.destination.parent.mkdir(parents=True)
     write_image(plan.destination, gradient(), like=target, keep_live_identity=True)
     assert {p: sha256_file(p) for p in lib.rglob("*") if p.is_file()} == before
     assert apple_content_identifier(read_metadata(plan.destination).exif) == CID

@@ -145,7 +145,9 @@ def test_overwrites_atomically_and_keeps_existing_on_missing_dir(tmp_path):
     write_image(dest, gradient()[::-1].copy())
     assert sha256_file(dest) != first
     with pytest.raises(OutputError, match="does not exist"):
-        write_image(tmp_path / "missing" / "a.jpg", gradient())
+        write_image(tmp_path / "missing" / "a.jpg", gradient(), create_dirs=False)
+    write_image(tmp_path / "tree" / "2024" / "06" / "a.jpg", gradient())
+    assert (tmp_path / "tree" / "2024" / "06" / "a.jpg").is_file()
 
 
 def real(name: str) -> Path:

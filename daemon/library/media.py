@@ -30,6 +30,8 @@ def _open_image(path: Path, max_pixels: int):
     pillow_heif.register_heif_opener()
     try:
         img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise UnreadableFile(f"image exceeds the limit of pixels: {exc}") from None
     except Exception as exc:  # PIL raises many types for garbage input
         raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     w, h = img.size

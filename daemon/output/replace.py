@@ -143,14 +143,7 @@ def commit_replace(
     except OSError as exc:
         raise OutputError(f"cannot read the target {target}: {exc}") from exc
 
-    record = next(
-        (
-            r
-            for r in iter_records(plan.backup.parent, target, recursive=False)
-            if r.output is not None and r.output.content_hash == current.content_hash
-        ),
-        None,
-    )
+    record = _record_for_own_output(plan, current)
     if record is None:
         record = _back_up(plan, current)
     else:
@@ -170,6 +163,26 @@ def commit_replace(
     save_record(record)
     log.info("replace_committed", path=str(target), backup=str(record.backup))
     return record
+
+
+def _record_for_own_output(plan: OutputPlan, current: FileSignature) -> ReplaceRecord | None:
+    """The record whose output the target currently is, if any.
+
+    A record without an output hash is from a run that crashed between the rename and the record
+    update; the target then is lmd's output when it differs from the original and carries lmd's
+    XMP provenance. Backing that up as "the original" would lose the real original on revert.
+    """
+    assert plan.backup is not None
+    for r in iter_records(plan.backup.parent, plan.target, recursive=False):
+        if r.output is not None and r.output.content_hash == current.content_hash:
+            return r
+        if (
+            r.output is None
+            and r.original.content_hash != current.content_hash
+            and is_own_output(plan.target)
+        ):
+            return r
+    return None
 
 
 def _back_up(plan: OutputPlan, current: FileSignature) -> ReplaceRecord:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -24,6 +26,7 @@ from daemon.output import (
     sha256_file,
     write_image,
 )
+from daemon.output.replace import save_record
 
 from .helpers import CID, gradient
 
@@ -157,3 +160,32 @@ def test_sidecar_tree_write_leaves_library_untouched(library, tmp_path):
     write_image(plan.destination, gradient(), like=target, keep_live_identity=True)
     assert {p: sha256_file(p) for p in lib.rglob("*") if p.is_file()} == before
     assert apple_content_identifier(read_metadata(plan.destination).exif) == CID
+
+
+def test_failed_replace_keeps_target_and_reuses_backup(library, tmp_path):
+    lib, target, _ = library
+    out = Out(mode="replace", backup_dir=tmp_path / "backups")
+    original = target.read_bytes()
+    plan = plan_output(target, lib, out)
+    with pytest.raises(OutputError):
+        commit_replace(plan, np.full((8, 8, 3), np.nan, np.float32), target, None)
+    assert target.read_bytes() == original
+    [pending] = list(iter_records(out.backup_dir))
+    assert pending.output is None  # backed up, never replaced
+    record = commit_replace(plan, gradient(), target, {"restorer": "guided"})
+    assert record.backup == pending.backup
+    assert len(list(iter_records(out.backup_dir))) == 1
+
+
+def test_crash_between_rename_and_record_update_is_recognised(library, tmp_path):
+    lib, target, _ = library
+    out = Out(mode="replace", backup_dir=tmp_path / "backups")
+    original_hash = sha256_file(target)
+    record = commit_replace(plan_output(target, lib, out), gradient(), target, {"restorer": "g"})
+    # what the record looks like if the process died right after the rename
+    save_record(dataclasses.replace(record, output=None))
+    again = commit_replace(plan_output(target, lib, out), gradient(), target, {"restorer": "g"})
+    assert again.original.content_hash == original_hash
+    assert len(list(iter_records(out.backup_dir))) == 1
+    revert(again)
+    assert sha256_file(target) == original_hash

@@ -92,10 +92,12 @@ def job_params(settings: Settings) -> dict[str, Any]:
     """The parameters that change the output, hence part of the job identity."""
     out = settings.output
     return {
-        **settings.restorer.params,
-        "output_mode": out.mode,
-        "jpeg_quality": out.jpeg_quality,
-        "heic_quality": out.heic_quality,
+        "restorer": dict(settings.restorer.params),
+        "output": {
+            "mode": out.mode,
+            "jpeg_quality": out.jpeg_quality,
+            "heic_quality": out.heic_quality,
+        },
     }
 
 
@@ -200,6 +202,8 @@ def _record(
                      error=asset.reason)
         return
     summary.restorable += 1
+    if settings.output.mode == "replace" and _already_replaced(store, asset):
+        return
     result = store.enqueue(job_spec(asset, settings, weights))
     if result.created:
         summary.enqueued += 1
@@ -207,6 +211,20 @@ def _record(
     elif result.moved:
         summary.moved += 1
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
+
+
+def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:
+    """In replace mode the target becomes lmd's output; its new content must not look like a
+    fresh reselection. A target whose hash equals a succeeded job's output is done."""
+    from daemon.output import is_own_output
+
+    if asset.target is None:
+        return False
+    for job in store.jobs_for_asset(asset.key):
+        expected = (job.output_signature or {}).get("content_hash")
+        if job.state == "succeeded" and expected and is_own_output(asset.target, expected):
+            return True
+    return False
 
 
 def scan_paths(

@@ -270,15 +270,16 @@ class Worker:
                     beat.report(fraction, stage)
                     self._on_alive()
 
+                restorer_params = dict((job.params or {}).get("restorer", {}))
                 request = RestoreRequest(
                     target=inputs.target,
                     reference=inputs.reference,
                     reference_lq=inputs.reference_lq,
                     restorer=self.settings.restorer.name,
-                    params=dict(job.params or {}),
+                    params=restorer_params,
                     progress=progress,
                     cancel=cancel,
-                    seed=int((job.params or {}).get("seed", 0)),
+                    seed=int(restorer_params.get("seed", 0)),
                 )
                 result = self._restorer_instance().restore(request)
                 self._restorer_last_used = time.monotonic()

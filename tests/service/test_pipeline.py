@@ -82,7 +82,8 @@ def test_changed_input_supersedes_the_pending_job(tmp_path: Path, tiny_library: 
         from daemon.library.media import load_still
 
         pixels = (load_still(edited) * 255).astype(np.uint8)
-        write_apple_still(edited, 255 - pixels, _content_id(edited) or "X", "heic")
+        brighter = np.clip(pixels.astype(np.int16) + 6, 0, 255).astype(np.uint8)
+        write_apple_still(edited, brighter, _content_id(edited) or "X", "heic")
         summary = run_scan(settings, tiny_library, store=store)
         assert summary.enqueued == 1
         old = store.get_job(job.id)
@@ -103,5 +104,27 @@ def test_bad_files_in_the_library_are_reported_not_fatal(tmp_path: Path, tiny_li
         problems = store.library_problems()
         assert any("IMG_9999" in p["key"] for p in problems)
         assert all(p["reason"] for p in problems)
+    finally:
+        store.close()
+
+
+def test_replace_mode_restores_once_and_reverts(tmp_path: Path, tiny_library: Path) -> None:
+    from daemon.output import iter_records, revert
+
+    settings = make_settings(tmp_path, output={"mode": "replace"})
+    before = tree_hashes(tiny_library)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        assert Worker(settings, store, worker_id="t").run_until_empty() == 2
+        changed = {k for k, v in tree_hashes(tiny_library).items() if before.get(k) != v}
+        assert changed == {"2026/IMG_E1201.HEIC", "2026/IMG_E1202.HEIC"}  # never the reference
+        again = run_scan(settings, tiny_library, store=store)
+        assert again.enqueued == 0  # lmd's own output is recognised as done
+        records = list(iter_records(settings.output.backup_dir))
+        assert len(records) == 2
+        for record in records:
+            revert(record)
+        assert tree_hashes(tiny_library) == before
     finally:
         store.close()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
@@ -167,6 +167,70 @@ def _paths(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload.get(k) for k in PATH_FIELDS}
 
 
+# ---- prebuilt statements ------------------------------------------------------------------
+# The hot path (claim, heartbeat, finish) executes statement objects built once: SQLAlchemy
+# then reuses their cache key and compiled form, which is most of the cost of a short
+# transaction on SQLite.
+
+_INSERT_EVENT = insert(job_events)
+_SELECT_JOB = select(jobs).where(jobs.c.id == bindparam("jid"))
+_SELECT_CANDIDATE = (
+    select(jobs.c.id, jobs.c.state)
+    .where(
+        jobs.c.state.in_(sorted(s.value for s in CLAIMABLE_STATES)),
+        or_(jobs.c.not_before.is_(None), jobs.c.not_before <= bindparam("now")),
+    )
+    .order_by(jobs.c.priority.desc(), jobs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)  # PostgreSQL: concurrent claimers skip locked rows
+)
+_SELECT_EXPIRED = select(
+    jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts
+).where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < bindparam("now"))
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _transition_statement(keys: tuple[str, ...], guarded: bool, attempts_delta: int) -> Any:
+    """UPDATE jobs SET state, updated_at, <keys> [, attempts = attempts + :delta]
+    WHERE id = :id AND state = :from [AND lease_owner = :owner]."""
+    cache_key = ("transition", keys, guarded, attempts_delta != 0)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        cond = [jobs.c.id == bindparam("_id"), jobs.c.state == bindparam("_from")]
+        if guarded:
+            cond.append(jobs.c.lease_owner == bindparam("_owner"))
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys}
+        values.update(state=bindparam("_to"), updated_at=bindparam("_now"))
+        if attempts_delta:
+            values["attempts"] = jobs.c.attempts + bindparam("_delta")
+        stmt = _STATEMENTS[cache_key] = update(jobs).where(*cond).values(values)
+    return stmt
+
+
+def _heartbeat_statement(with_progress: bool, with_stage: bool) -> Any:
+    cache_key = ("heartbeat", with_progress, with_stage)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        values = {
+            "lease_expires_at": bindparam("v_lease_expires_at"),
+            "heartbeat_at": bindparam("v_heartbeat_at"),
+        }
+        if with_progress:
+            values["progress"] = bindparam("v_progress")
+        if with_stage:
+            values["stage"] = bindparam("v_stage")
+        stmt = _STATEMENTS[cache_key] = (
+            update(jobs)
+            .where(
+                jobs.c.id == bindparam("jid"),
+                jobs.c.state == JobState.RUNNING.value,
+                jobs.c.lease_owner == bindparam("owner"),
+            )
+            .values(values)
+        )
+    return stmt
+
+
 class JobStore:
     """The queue and bookkeeping over one engine. Thread-safe (one connection per call);
     open one per process."""
@@ -228,21 +292,23 @@ class JobStore:
         worker: str | None = None,
         *,
         now: datetime | None = None,
-        guard: Any = None,
+        owner: str | None = None,
+        attempts_delta: int = 0,
         **values: Any,
     ) -> bool:
-        """Move one job from `current` to `new` (checked against TRANSITIONS), set `values`,
-        and record the event — all in the caller's transaction. The UPDATE is guarded on the
-        current state (and `guard`), so a racing change makes it return False, not corrupt."""
+        """Move one job from `current` to `new` (checked against TRANSITIONS), set `values`
+        (and add `attempts_delta` to attempts), and record the event — all in the caller's
+        transaction. The UPDATE is guarded on the current state (and on the lease `owner`
+        when given), so a racing change makes it return False instead of corrupting the row."""
         check_transition(current, new)
         now = now or utcnow()
-        cond = and_(jobs.c.id == job_id, jobs.c.state == JobState(current).value)
-        if guard is not None:
-            cond = and_(cond, guard)
-        result = conn.execute(
-            update(jobs).where(cond).values(state=new.value, updated_at=now, **values)
+        stmt = _transition_statement(tuple(sorted(values)), owner is not None, attempts_delta)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(
+            _id=job_id, _from=JobState(current).value, _to=new.value, _now=now,
+            _owner=owner, _delta=attempts_delta,
         )
-        if result.rowcount != 1:
+        if conn.execute(stmt, params).rowcount != 1:
             return False
         self._event(conn, job_id, JobState(current), new, reason, worker, now)
         return True
@@ -258,14 +324,15 @@ class JobStore:
         now: datetime,
     ) -> None:
         conn.execute(
-            insert(job_events).values(
-                job_id=job_id,
-                at=now,
-                from_state=from_state.value if from_state else None,
-                to_state=to_state.value,
-                reason=reason,
-                worker=worker,
-            )
+            _INSERT_EVENT,
+            {
+                "job_id": job_id,
+                "at": now,
+                "from_state": from_state.value if from_state else None,
+                "to_state": to_state.value,
+                "reason": reason,
+                "worker": worker,
+            },
         )
 
     def _state_of(self, conn: Connection, job_id: int) -> JobState:
@@ -369,31 +436,22 @@ class JobStore:
     def _claim(self, conn: Connection, worker_id: str, lease_seconds: float) -> Job | None:
         now = utcnow()
         self._requeue_expired(conn, now)
-        candidate = conn.execute(
-            select(jobs.c.id, jobs.c.state)
-            .where(
-                jobs.c.state.in_([s.value for s in CLAIMABLE_STATES]),
-                or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-            )
-            .order_by(jobs.c.priority.desc(), jobs.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
+        candidate = conn.execute(_SELECT_CANDIDATE, {"now": now}).first()
         if candidate is None:
             return None
         ok = self._transition(
             conn, candidate.id, candidate.state, JobState.RUNNING, "claimed", worker_id, now=now,
+            attempts_delta=1,
             lease_owner=worker_id,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             heartbeat_at=now,
             started_at=now,
-            attempts=jobs.c.attempts + 1,
             progress=0.0,
             stage=None,
         )
         if not ok:  # pragma: no cover - the row is locked (PG) or the db is (SQLite)
             return None
-        return _job(conn.execute(select(jobs).where(jobs.c.id == candidate.id)).one())
+        return _job(conn.execute(_SELECT_JOB, {"jid": candidate.id}).one())
 
     def heartbeat(
         self,
@@ -406,28 +464,17 @@ class JobStore:
         """Extend the lease (and record progress). False when the lease is no longer ours:
         the worker must stop and drop its result."""
         now = utcnow()
-        values: dict[str, Any] = {
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "heartbeat_at": now,
+        params: dict[str, Any] = {
+            "jid": job_id,
+            "owner": worker_id,
+            "v_lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "v_heartbeat_at": now,
+            "v_progress": None if progress is None else float(progress),
+            "v_stage": stage,
         }
-        if progress is not None:
-            values["progress"] = float(progress)
-        if stage is not None:
-            values["stage"] = stage
+        stmt = _heartbeat_statement(progress is not None, stage is not None)
         with self._write() as conn:
-            result = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.state == JobState.RUNNING.value,
-                    jobs.c.lease_owner == worker_id,
-                )
-                .values(**values)
-            )
-            return result.rowcount == 1
-
-    def _owned(self, worker_id: str) -> Any:
-        return jobs.c.lease_owner == worker_id
+            return conn.execute(stmt, params).rowcount == 1
 
     def _finish_running(
         self, job_id: int, worker_id: str, new: JobState, reason: str | None, **values: Any
@@ -435,7 +482,7 @@ class JobStore:
         def run(conn: Connection) -> None:
             if not self._transition(
                 conn, job_id, JobState.RUNNING, new, reason, worker_id,
-                guard=self._owned(worker_id), **values,
+                owner=worker_id, **values,
             ):
                 state = self._state_of(conn, job_id)
                 raise LeaseLost(f"job {job_id} is {state.value}, no longer held by {worker_id}")
@@ -509,7 +556,7 @@ class JobStore:
         self._finish_running(
             job_id, worker_id, JobState.DEFERRED, reason,
             not_before=now + timedelta(seconds=delay_seconds),
-            attempts=jobs.c.attempts - 1, lease_owner=None, lease_expires_at=None,
+            attempts_delta=-1, lease_owner=None, lease_expires_at=None,
             last_error=reason,
         )
 
@@ -517,7 +564,7 @@ class JobStore:
         """Hand the job back untouched (SIGTERM, pause): pending again, attempt not counted."""
         self._finish_running(
             job_id, worker_id, JobState.PENDING, reason,
-            attempts=jobs.c.attempts - 1, lease_owner=None, lease_expires_at=None,
+            attempts_delta=-1, lease_owner=None, lease_expires_at=None,
         )
 
     def skip(self, job_id: int, reason: str) -> bool:
@@ -541,11 +588,7 @@ class JobStore:
         return self._retrying(lambda conn: self._requeue_expired(conn, utcnow()))
 
     def _requeue_expired(self, conn: Connection, now: datetime) -> int:
-        rows = conn.execute(
-            select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts).where(
-                jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now
-            )
-        ).all()
+        rows = conn.execute(_SELECT_EXPIRED, {"now": now}).all()
         for row in rows:
             error = f"lease expired (worker {row.lease_owner})"
             common = {"last_error": error, "lease_owner": None, "lease_expires_at": None}

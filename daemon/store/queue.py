@@ -9,6 +9,7 @@ dataclasses, never ORM objects tied to a session.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,6 +40,7 @@ PAUSED_KEY = "paused"
 DEFAULT_MAX_ATTEMPTS = 3
 BACKOFF_BASE_SECONDS = 60.0
 BACKOFF_MAX_SECONDS = 3600.0
+EXPIRY_CHECK_SECONDS = 1.0
 #: the asset paths inside a payload; a change here with the same identity is a move
 PATH_FIELDS = ("reference", "video", "target", "sidecars")
 
@@ -177,23 +179,27 @@ _SELECT_JOB = select(jobs).where(jobs.c.id == bindparam("jid"))
 _SELECT_CANDIDATE = (
     select(jobs.c.id, jobs.c.state)
     .where(
-        jobs.c.state.in_(sorted(s.value for s in CLAIMABLE_STATES)),
+        or_(*(jobs.c.state == s.value for s in sorted(CLAIMABLE_STATES))),
         or_(jobs.c.not_before.is_(None), jobs.c.not_before <= bindparam("now")),
     )
     .order_by(jobs.c.priority.desc(), jobs.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)  # PostgreSQL: concurrent claimers skip locked rows
 )
-_SELECT_EXPIRED = select(
-    jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts
-).where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < bindparam("now"))
+_SELECT_EXPIRED = (
+    select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts)
+    .where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < bindparam("now"))
+    .order_by(jobs.c.id)  # concurrent claimers lock expired rows in one order: no deadlock
+)
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _transition_statement(keys: tuple[str, ...], guarded: bool, attempts_delta: int) -> Any:
+def _transition_statement(
+    keys: tuple[str, ...], guarded: bool, attempts_delta: int, returning: bool
+) -> Any:
     """UPDATE jobs SET state, updated_at, <keys> [, attempts = attempts + :delta]
-    WHERE id = :id AND state = :from [AND lease_owner = :owner]."""
-    cache_key = ("transition", keys, guarded, attempts_delta != 0)
+    WHERE id = :id AND state = :from [AND lease_owner = :owner] [RETURNING *]."""
+    cache_key = ("transition", keys, guarded, attempts_delta != 0, returning)
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
         cond = [jobs.c.id == bindparam("_id"), jobs.c.state == bindparam("_from")]
@@ -203,7 +209,10 @@ def _transition_statement(keys: tuple[str, ...], guarded: bool, attempts_delta: 
         values.update(state=bindparam("_to"), updated_at=bindparam("_now"))
         if attempts_delta:
             values["attempts"] = jobs.c.attempts + bindparam("_delta")
-        stmt = _STATEMENTS[cache_key] = update(jobs).where(*cond).values(values)
+        stmt = update(jobs).where(*cond).values(values)
+        if returning:
+            stmt = stmt.returning(*jobs.c)
+        _STATEMENTS[cache_key] = stmt
     return stmt
 
 
@@ -238,6 +247,7 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._expiry_checked = -math.inf
 
     def close(self) -> None:
         self.engine.dispose()
@@ -265,7 +275,7 @@ class JobStore:
 
     def _retrying(self, fn: Callable[[Connection], T], attempts: int = 8) -> T:
         """Run `fn` in a write transaction, retrying races a retry resolves: a unique
-        violation between two enqueuers (PostgreSQL) or a busy/locked database (SQLite)."""
+        violation between two enqueuers or a deadlock (PostgreSQL), a busy database (SQLite)."""
         for attempt in range(attempts):
             try:
                 with self._write() as conn:
@@ -275,7 +285,8 @@ class JobStore:
                     raise
             except SAOperationalError as exc:
                 text = str(exc.orig).lower()
-                if ("locked" not in text and "busy" not in text) or attempt == attempts - 1:
+                transient = any(w in text for w in ("locked", "busy", "deadlock", "serializ"))
+                if not transient or attempt == attempts - 1:
                     raise
             time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")
@@ -294,24 +305,30 @@ class JobStore:
         now: datetime | None = None,
         owner: str | None = None,
         attempts_delta: int = 0,
+        returning: bool = False,
         **values: Any,
-    ) -> bool:
+    ) -> Any:
         """Move one job from `current` to `new` (checked against TRANSITIONS), set `values`
         (and add `attempts_delta` to attempts), and record the event — all in the caller's
         transaction. The UPDATE is guarded on the current state (and on the lease `owner`
-        when given), so a racing change makes it return False instead of corrupting the row."""
+        when given), so a racing change makes it return False instead of corrupting the row.
+        Returns True on success, or the updated row when `returning`."""
         check_transition(current, new)
         now = now or utcnow()
-        stmt = _transition_statement(tuple(sorted(values)), owner is not None, attempts_delta)
+        stmt = _transition_statement(
+            tuple(sorted(values)), owner is not None, attempts_delta, returning
+        )
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(
             _id=job_id, _from=JobState(current).value, _to=new.value, _now=now,
             _owner=owner, _delta=attempts_delta,
         )
-        if conn.execute(stmt, params).rowcount != 1:
+        result = conn.execute(stmt, params)
+        row = result.first() if returning else None
+        if (row is None) if returning else (result.rowcount != 1):
             return False
         self._event(conn, job_id, JobState(current), new, reason, worker, now)
-        return True
+        return row if returning else True
 
     @staticmethod
     def _event(
@@ -435,13 +452,20 @@ class JobStore:
 
     def _claim(self, conn: Connection, worker_id: str, lease_seconds: float) -> Job | None:
         now = utcnow()
-        self._requeue_expired(conn, now)
+        # Expired leases are looked for at most every EXPIRY_CHECK_SECONDS while there is
+        # other work, and always before answering "nothing to do".
+        checked = time.monotonic() - self._expiry_checked >= EXPIRY_CHECK_SECONDS
+        if checked:
+            self._requeue_expired(conn, now)
         candidate = conn.execute(_SELECT_CANDIDATE, {"now": now}).first()
+        if candidate is None and not checked and self._requeue_expired(conn, now):
+            candidate = conn.execute(_SELECT_CANDIDATE, {"now": now}).first()
         if candidate is None:
             return None
-        ok = self._transition(
+        row = self._transition(
             conn, candidate.id, candidate.state, JobState.RUNNING, "claimed", worker_id, now=now,
             attempts_delta=1,
+            returning=True,
             lease_owner=worker_id,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             heartbeat_at=now,
@@ -449,9 +473,9 @@ class JobStore:
             progress=0.0,
             stage=None,
         )
-        if not ok:  # pragma: no cover - the row is locked (PG) or the db is (SQLite)
+        if not row:  # pragma: no cover - the row is locked (PG) or the db is (SQLite)
             return None
-        return _job(conn.execute(_SELECT_JOB, {"jid": candidate.id}).one())
+        return _job(row)
 
     def heartbeat(
         self,
@@ -588,6 +612,7 @@ class JobStore:
         return self._retrying(lambda conn: self._requeue_expired(conn, utcnow()))
 
     def _requeue_expired(self, conn: Connection, now: datetime) -> int:
+        self._expiry_checked = time.monotonic()
         rows = conn.execute(_SELECT_EXPIRED, {"now": now}).all()
         for row in rows:
             error = f"lease expired (worker {row.lease_owner})"
@@ -752,7 +777,7 @@ class JobStore:
 
     def get_job(self, job_id: int) -> Job | None:
         with self._read() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            row = conn.execute(_SELECT_JOB, {"jid": job_id}).first()
         return _job(row) if row is not None else None
 
     def jobs_for_asset(self, asset_key: str) -> list[Job]:

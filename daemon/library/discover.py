@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -103,19 +104,27 @@ class DictAssetCache:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    path: Path
+    directory: Path
     named: NamedFile
     size: int
     mtime_ns: int
     inode: int
 
     @property
+    def path(self) -> Path:
+        return self.directory / self.named.name
+
+    @property
     def stat_tuple(self) -> tuple[str, int, int, int]:
         return (self.named.name, self.size, self.mtime_ns, self.inode)
 
 
-def _ignored(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def _ignore_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """One compiled regex for all ignore patterns (fnmatch syntax, matched on names)."""
+    if not patterns:
+        return lambda name: False
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: regex.match(name) is not None
 
 
 def _nfc(text: str) -> str:
@@ -138,6 +147,7 @@ def discover(
     except OSError as exc:
         yield Unreadable("", Path(root), f"cannot open library root: {exc}")
         return
+    ignored = _ignore_matcher(ignore)
     scanner = _Scanner(real_root, cache, progress)
     stack = [real_root]
     while stack:
@@ -152,11 +162,12 @@ def discover(
             yield Unreadable(scanner.rel(directory), directory, f"cannot list: {exc.strerror}")
             continue
         for de in listing:
-            if _ignored(de.name, ignore):
+            name = de.name
+            if ignored(name):
                 continue
-            path = Path(de.path)
             try:
                 if de.is_symlink():
+                    path = Path(de.path)
                     item = scanner.check_link(path)
                     if isinstance(item, Unreadable):
                         problems.append(item)
@@ -164,19 +175,21 @@ def discover(
                     if item is None:  # a link to a directory inside the root: not descended
                         continue
                 elif de.is_dir(follow_symlinks=False):
-                    subdirs.append(path)
+                    subdirs.append(Path(de.path))
                     continue
-                named = classify(de.name)
+                named = classify(name)
                 if named is None:
                     continue
-                st = path.stat()
+                st = de.stat()
             except OSError as exc:
+                path = Path(de.path)
                 problems.append(Unreadable(scanner.rel(path), path, _os_reason(exc)))
                 continue
             if not stat.S_ISREG(st.st_mode):
+                path = Path(de.path)
                 problems.append(Unreadable(scanner.rel(path), path, "not a regular file"))
                 continue
-            entries.append(_Entry(path, named, st.st_size, st.st_mtime_ns, st.st_ino))
+            entries.append(_Entry(directory, named, st.st_size, st.st_mtime_ns, st.st_ino))
         yield from problems
         yield from scanner.directory(directory, entries)
         stack.extend(reversed(subdirs))
@@ -201,6 +214,8 @@ class _Scanner:
         self.plain_cache = cache if isinstance(cache, PlainFileCache) else None
         self.progress = progress
         self.done = 0
+        self._key_dir: Path | None = None
+        self._key_prefix = ""
 
     def rel(self, path: Path) -> str:
         try:
@@ -257,7 +272,10 @@ class _Scanner:
                 log.error("discover_repair_failed", path=str(directory), error=repr(exc))
 
     def _key(self, directory: Path, base: str) -> str:
-        return self.rel(directory / base)
+        if directory != self._key_dir:
+            rel = self.rel(directory)
+            self._key_dir, self._key_prefix = directory, ("" if rel == "." else rel + "/")
+        return self._key_prefix + _nfc(base)
 
     def _group(
         self,

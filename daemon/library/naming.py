@@ -26,6 +26,7 @@ class Role(StrEnum):
 STILL_EXTS = frozenset({".heic", ".heif", ".jpg", ".jpeg", ".avif", ".png"})
 VIDEO_EXTS = frozenset({".mov", ".mp4"})
 AAE_EXTS = frozenset({".aae"})
+_ALL_EXTS = STILL_EXTS | VIDEO_EXTS | AAE_EXTS
 
 _IMG_EO = re.compile(r"^(IMG_)([EO])(\d{3,}.*)$", re.IGNORECASE)
 _EDIT_SUFFIX = re.compile(r"^(.*?)([_-](?:edited|adjusted))$", re.IGNORECASE)
@@ -44,11 +45,16 @@ class NamedFile:
 
 def classify(name: str) -> NamedFile | None:
     """Role and group base of a file name, or None for files discovery ignores."""
-    name = unicodedata.normalize("NFC", name)
     dot = name.rfind(".")
     if dot <= 0:
         return None
-    stem, ext = name[:dot], name[dot:].lower()
+    ext = name[dot:].lower()
+    if ext not in _ALL_EXTS:
+        return None
+    if not name.isascii():
+        name = unicodedata.normalize("NFC", name)
+        dot = name.rfind(".")
+    stem = name[:dot]
     if ext in STILL_EXTS:
         kind = "still"
     elif ext in VIDEO_EXTS:
@@ -59,7 +65,7 @@ def classify(name: str) -> NamedFile | None:
         return None
     edited = False
     original_aae = False
-    m = _IMG_EO.match(stem)
+    m = _IMG_EO.match(stem) if stem[:4].upper() == "IMG_" else None
     if m:
         stem = m.group(1) + m.group(3)
         if m.group(2).upper() == "E":

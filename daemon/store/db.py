@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 
 from daemon import fsinfo
@@ -29,6 +29,7 @@ log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 IMMEDIATE = "lmd_immediate"  # execution option: start this transaction with BEGIN IMMEDIATE
+MIGRATION_LOCK = 0x6C6D64  # PostgreSQL advisory lock key ("lmd") held while migrating
 
 
 class StoreError(Exception):
@@ -155,10 +156,14 @@ def migrate_engine(engine: Engine, revision: str = "head") -> Path | None:
         backup = backup_sqlite(path, current)
         log.info("database backed up before migrating", path=str(backup), revision=current)
     with engine.connect() as conn:
-        # Alembic runs its own transaction on this connection (DDL needs no BEGIN IMMEDIATE:
-        # the first CREATE takes the write lock, and nothing else runs during a migration).
-        command.upgrade(alembic_config(conn), revision)
-        conn.commit()
+        # One transaction holding the database's write lock (BEGIN IMMEDIATE on SQLite, an
+        # advisory lock on PostgreSQL): a second process starting at the same moment waits,
+        # then finds the schema current and does nothing. Alembic reads the revision inside.
+        conn = conn.execution_options(**{IMMEDIATE: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            command.upgrade(alembic_config(conn), revision)
     log.info("database migrated", revision=target, previous=current)
     return backup
 

@@ -75,3 +75,11 @@ def enqueue_same(url: str, spec_args: dict, start_at: float, repeats: int) -> li
         for _ in range(repeats):
             created.append(store.enqueue(spec).created)
     return created
+
+
+def open_at(url: str, start_at: float) -> dict[str, int]:
+    """Open (and migrate) the store at the same moment as a rival process."""
+    while time.time() < start_at:
+        time.sleep(0.001)
+    with open_store(url) as store:
+        return store.counts()

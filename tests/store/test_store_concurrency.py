@@ -10,7 +10,13 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from daemon.store import JobState, JobStore, migrate, open_store
-from tests.store.store_helpers import claim_all, claim_and_die, enqueue_same, make_spec
+from tests.store.store_helpers import (
+    claim_all,
+    claim_and_die,
+    enqueue_same,
+    make_spec,
+    open_at,
+)
 
 SPAWN = mp.get_context("spawn")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -104,3 +110,15 @@ def test_claims_and_heartbeats_interleave_without_busy_errors(sqlite_url: str) -
             seen.add(job.id)
             two.succeed(job.id, "two", None, None, None)
         assert seen == set(ids)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_processes_migrating_a_new_database_at_once(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+    start_at = time.time() + 2.0
+    with ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        futures = [pool.submit(open_at, url, start_at) for _ in range(2)]
+        results = [f.result(timeout=120) for f in futures]
+    assert results[0] == results[1] == {s.value: 0 for s in JobState}

@@ -503,6 +503,8 @@ class JobStore:
     def _finish_running(
         self, job_id: int, worker_id: str, new: JobState, reason: str | None, **values: Any
     ) -> None:
+        """Move a job this worker holds out of running; `LeaseLost` if it no longer holds it."""
+
         def run(conn: Connection) -> None:
             if not self._transition(
                 conn, job_id, JobState.RUNNING, new, reason, worker_id,
@@ -512,6 +514,9 @@ class JobStore:
                 raise LeaseLost(f"job {job_id} is {state.value}, no longer held by {worker_id}")
 
         self._retrying(run)
+
+    def _lease_lost(self, job_id: int, worker_id: str, what: str, exc: LeaseLost) -> None:
+        log.warning("lease lost", job_id=job_id, worker=worker_id, error=str(exc), action=what)
 
     def succeed(
         self,
@@ -540,11 +545,13 @@ class JobStore:
         *,
         retryable: bool = True,
         backoff_seconds: float | None = None,
-    ) -> JobState:
+    ) -> JobState | None:
         """Record a failed attempt: back to pending after a backoff while attempts remain
-        (exponential from 60 s unless `backoff_seconds`), else failed. Returns the new state."""
+        (exponential from 60 s unless `backoff_seconds`), else failed. Returns the new state,
+        or None (nothing changed) when the worker no longer holds the job — so a worker's
+        error handler never fails itself because the lease was lost meanwhile."""
 
-        def run(conn: Connection) -> JobState:
+        def run(conn: Connection) -> JobState | None:
             row = conn.execute(
                 select(jobs.c.attempts, jobs.c.max_attempts, jobs.c.state, jobs.c.lease_owner)
                 .where(jobs.c.id == job_id)
@@ -552,7 +559,9 @@ class JobStore:
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
             if row.state != JobState.RUNNING or row.lease_owner != worker_id:
-                raise LeaseLost(f"job {job_id} is {row.state}, no longer held by {worker_id}")
+                lost = LeaseLost(f"job {job_id} is {row.state}, no longer held by {worker_id}")
+                self._lease_lost(job_id, worker_id, "fail", lost)
+                return None
             now = utcnow()
             common = {"last_error": error, "lease_owner": None, "lease_expires_at": None}
             if retryable and row.attempts < row.max_attempts:
@@ -574,22 +583,34 @@ class JobStore:
 
         return self._retrying(run)
 
-    def defer(self, job_id: int, worker_id: str, reason: str, delay_seconds: float) -> None:
-        """Postpone without burning the attempt (no GPU, out of memory, outside a window)."""
+    def defer(self, job_id: int, worker_id: str, reason: str, delay_seconds: float) -> bool:
+        """Postpone without burning the attempt (no GPU, out of memory, outside a window).
+        False (and nothing changed) when the worker no longer holds the job."""
         now = utcnow()
-        self._finish_running(
-            job_id, worker_id, JobState.DEFERRED, reason,
-            not_before=now + timedelta(seconds=delay_seconds),
-            attempts_delta=-1, lease_owner=None, lease_expires_at=None,
-            last_error=reason,
-        )
+        try:
+            self._finish_running(
+                job_id, worker_id, JobState.DEFERRED, reason,
+                not_before=now + timedelta(seconds=delay_seconds),
+                attempts_delta=-1, lease_owner=None, lease_expires_at=None,
+                last_error=reason,
+            )
+        except LeaseLost as exc:
+            self._lease_lost(job_id, worker_id, "defer", exc)
+            return False
+        return True
 
-    def release(self, job_id: int, worker_id: str, reason: str) -> None:
-        """Hand the job back untouched (SIGTERM, pause): pending again, attempt not counted."""
-        self._finish_running(
-            job_id, worker_id, JobState.PENDING, reason,
-            attempts_delta=-1, lease_owner=None, lease_expires_at=None,
-        )
+    def release(self, job_id: int, worker_id: str, reason: str) -> bool:
+        """Hand the job back untouched (SIGTERM, pause): pending again, attempt not counted.
+        False (and nothing changed) when the worker no longer holds the job."""
+        try:
+            self._finish_running(
+                job_id, worker_id, JobState.PENDING, reason,
+                attempts_delta=-1, lease_owner=None, lease_expires_at=None,
+            )
+        except LeaseLost as exc:
+            self._lease_lost(job_id, worker_id, "release", exc)
+            return False
+        return True
 
     def skip(self, job_id: int, reason: str) -> bool:
         """Nothing to do for this job (e.g. the asset turned out not restorable)."""

@@ -102,6 +102,11 @@ def test_expired_lease_requeues_then_fails_when_attempts_used(store: JobStore) -
     assert failed.last_error == "lease expired (worker w2)"
     with pytest.raises(LeaseLost):
         store.succeed(job_id, "w2", "/out", {}, {})
+    # the other finishing calls report a lost lease without raising (and change nothing)
+    assert store.fail(job_id, "w2", "late error") is None
+    assert store.defer(job_id, "w2", "no GPU", 60) is False
+    assert store.release(job_id, "w2", "SIGTERM") is False
+    assert store.get_job(job_id).last_error == "lease expired (worker w2)"  # type: ignore[union-attr]
 
 
 def test_fail_retries_with_backoff_then_fails(store: JobStore) -> None:
@@ -129,14 +134,14 @@ def test_non_retryable_failure_fails_at_once(store: JobStore) -> None:
 def test_defer_and_release_do_not_burn_attempts(store: JobStore) -> None:
     job_id = store.enqueue(make_spec(max_attempts=1)).job_id
     store.claim("w", 60)
-    store.defer(job_id, "w", "no GPU", delay_seconds=3600)
+    assert store.defer(job_id, "w", "no GPU", delay_seconds=3600)
     job = store.get_job(job_id)
     assert job is not None and job.state == JobState.DEFERRED and job.attempts == 0
     assert store.claim("w", 60) is None
     _age(store, job_id, not_before=datetime.now(UTC) - timedelta(seconds=1))
     again = store.claim("w", 60)
     assert again is not None and again.id == job_id and again.attempts == 1
-    store.release(job_id, "w", "SIGTERM")
+    assert store.release(job_id, "w", "SIGTERM")
     released = store.get_job(job_id)
     assert released is not None and released.state == JobState.PENDING
     assert released.attempts == 0 and released.lease_owner is None

@@ -22,3 +22,15 @@ def checkpoint_copy(tiny_checkpoint: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "ck"
     shutil.copytree(tiny_checkpoint, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The tiny networks are latency-bound: with two threads on a shared, loaded machine, OpenMP
+    spinning made them 30× slower, so these tests run torch single-threaded (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

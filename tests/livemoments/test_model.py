@@ -123,3 +123,23 @@ def test_motion_encoder_gives_two_embeddings_per_block_on_the_token_grid() -> No
     assert len(out) == TINY_MOTION.num_embeddings == TINY_TRANSFORMER["num_layers"]
     assert all(e.shape == (2, (64 // 16) * (48 // 16), 16) for e in out)
     assert out[0] is out[1] and out[2] is out[3] and not torch.equal(out[1], out[2])
+
+
+@torch.no_grad()
+def test_lockstep_equals_two_whole_passes() -> None:
+    _stock, main, ref = _nets(3)
+    torch.manual_seed(4)
+    ref = build_transformer(TINY_TRANSFORMER, restoration=False).eval()  # a different ReferenceNet
+    for proc in main.attn_processors.values():
+        proc.point_proj.weight.normal_(std=0.1)
+    z, ctx, pooled = _inputs()
+    z_ref = torch.randn_like(z)
+    motion = _motion(2)
+    lock = TwoBranchVelocity(main, ref, ctx, pooled, lockstep=True)
+    out_lock = lock(z, 0.13, z_ref, motion)
+    lock.close()
+    whole = TwoBranchVelocity(main, ref, ctx, pooled, lockstep=False)
+    out_whole = whole(z, 0.13, z_ref, motion)
+    whole.close()
+    torch.testing.assert_close(out_lock, out_whole, rtol=0, atol=1e-6)
+    assert not whole.capture.bank and not lock.capture.bank

@@ -240,8 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     models = build_random_models(spec, device, dtype)
     build_s = time.perf_counter() - start
     if args.compile and device.type == "cuda":
-        models.transformer = torch.compile(models.transformer)
-        models.transformer_ref.forward = torch.compile(models.transformer_ref.forward)
+        from core.livemoments.model import compile_blocks
+
+        compile_blocks(models.transformer)
+        compile_blocks(models.transformer_ref)
     with tempfile.TemporaryDirectory() as tmp:
         flow = make_flow(args.flow, device, Path(tmp))
         pipe = LiveMomentsPipeline(

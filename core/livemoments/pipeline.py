@@ -117,6 +117,13 @@ class LiveMomentsPipeline:
             models.pooled_prompt_embeds,
         )
         vae_cfg = models.vae.config
+        if self.options.offload and self.options.tile >= 2 * TILE_MULTIPLE:
+            # Low-memory mode: the VAE works on quarter tiles (diffusers' tiled VAE, blended
+            # overlaps), which cuts its activation peak at 1024² by about 4×.
+            vae = models.vae
+            vae.use_tiling = True
+            vae.tile_sample_min_size = self.options.tile // 2
+            vae.tile_latent_min_size = self.options.tile // 16
         self.shift = float(vae_cfg.shift_factor)
         self.scale = float(vae_cfg.scaling_factor)
 

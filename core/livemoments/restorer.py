@@ -94,10 +94,10 @@ class LiveMomentsRestorer:
             start = time.perf_counter()
             models = load_checkpoint(path, device=device, dtype=dtype)
             if self.compile and device.type != "cpu":
-                import torch
+                from core.livemoments.model import compile_blocks
 
-                models.transformer = torch.compile(models.transformer)
-                models.transformer_ref.forward = torch.compile(models.transformer_ref.forward)
+                compile_blocks(models.transformer)
+                compile_blocks(models.transformer_ref)
             log.info(
                 "livemoments_loaded",
                 path=str(path),
@@ -239,20 +239,24 @@ class LiveMomentsRestorer:
         return RestoreResult(image=np.ascontiguousarray(image), diagnostics=diagnostics)
 
 
-def auto_tile_batch(device: Any, tile: int, low_memory: bool) -> int:
+def auto_tile_batch(
+    device: Any, tile: int, low_memory: bool, budget_bytes: float = 16e9, max_batch: int = 4
+) -> int:
     """How many tiles to denoise at once: 1 unless a CUDA card has room for more.
 
-    The resident models take ≈8.5 GB in bf16; each 1024² tile in flight adds ≈2.5 GB (its
-    reference K/V bank is 1.3 GB of that), so a 24 GB card runs 2-4 tiles per batch, while the
-    default caps the batch at 2 to stay under 16 GB.
+    The resident models take ≈8.6 GB in bf16; with the two nets in lockstep each 1024² tile in
+    flight adds ≈2 GB (mostly the VAE's full-resolution activations), so the batch is what fits
+    both in the card's free memory and under `budget_bytes` (16 GB by default).
     """
     if low_memory or getattr(device, "type", "cpu") != "cuda":
         return 1
     import torch
 
     free, _total = torch.cuda.mem_get_info(device)
-    per_tile = 2.5e9 * (tile / 1024) ** 2
-    return int(max(1, min(2, free // (per_tile * 1.5))))
+    used = torch.cuda.memory_allocated(device)
+    per_tile = 2.0e9 * (tile / 1024) ** 2
+    room = min(free * 0.9, budget_bytes - used)
+    return int(max(1, min(max_batch, room // per_tile)))
 
 
 def _reset_peak(device: Any) -> Any:

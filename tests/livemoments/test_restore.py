@@ -144,3 +144,18 @@ def test_pcr_crops_follow_the_camera_motion(tiny_checkpoint: Path) -> None:
     assert unshifted > 0.05
     not_clamped = [a for i, a in enumerate(aligned) if i % 4 != 0]  # tiles in columns 1-3
     assert max(not_clamped) < unshifted / 2
+
+
+def test_low_memory_mode_restores_with_the_tiled_vae(tiny_checkpoint: Path) -> None:
+    normal = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)
+    low = core.get_restorer(
+        "livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16, low_memory=True
+    )
+    a = normal.restore(_request(seed=5)).image
+    result = low.restore(_request(seed=5, params={"tile_batch": 4}))
+    assert result.diagnostics.extra["tile_batch"] == 1 and result.diagnostics.extra["low_memory"]
+    assert result.image.shape == a.shape and np.isfinite(result.image).all()
+    vae = low.load().vae
+    assert vae.use_tiling and vae.tile_sample_min_size == 32  # the VAE works on quarter tiles
+    again = low.restore(_request(seed=5)).image
+    np.testing.assert_array_equal(result.image, again)

@@ -58,5 +58,5 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    for noisy in ("PIL", "watchdog", "apscheduler", "alembic.runtime.migration", "urllib3"):
+    for noisy in ("PIL", "watchdog", "apscheduler", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

@@ -72,6 +72,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Never block the daemon on a slow or stuck listener: a full queue drops
+                # this message (the next ping or status follows soon) instead of hanging.
+                self._sock.setblocking(False)
             self._sock.sendto(message, self._target())
         except OSError as exc:
             log.warning("notify_failed", error=str(exc))

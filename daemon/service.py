@@ -10,6 +10,7 @@ it winds down, and says STOPPING=1.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 import time
@@ -115,6 +116,9 @@ class Service:
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
+        # `kill -USR1` dumps every thread's stack to the journal: how to see what a hung
+        # daemon is doing without a debugger.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _shutdown(self) -> None:
         self.watcher.stop()

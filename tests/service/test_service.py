@@ -59,7 +59,7 @@ def status_json(config: Path) -> dict:
 def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> None:
     library = tmp_path / "library"
     # big enough that a job runs for a few seconds, so status can catch it running
-    build_sample_library(library, count=1, video_size=(480, 360), scale=4)
+    build_sample_library(library, count=1, video_size=(320, 240), scale=4)
     config = tmp_path / "lmd.toml"
     config.write_text(
         f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
@@ -79,6 +79,7 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         seen_running = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
+            listener.collect()
             status = status_json(config)
             workers = status["worker"]
             running = [w for w in workers if w.get("state") == "running"]
@@ -98,6 +99,7 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         build_sample_library(library, count=1, video_size=(96, 72), scale=2, first_number=1301)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and status_json(config)["jobs"]["succeeded"] < 2:
+            listener.collect()
             time.sleep(0.5)
         assert status_json(config)["jobs"]["succeeded"] == 2
 
@@ -125,3 +127,19 @@ def test_run_without_library_is_an_operational_error(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "no library configured" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_notify_never_blocks_on_a_listener_that_does_not_read(tmp_path: Path) -> None:
+    from daemon.notify import Notifier
+
+    listener = NotifyListener(tmp_path / "n.sock")
+    try:
+        notifier = Notifier.from_env({"NOTIFY_SOCKET": str(listener.path)})
+        started = time.monotonic()
+        sent = [notifier.watchdog() for _ in range(200)]  # far beyond max_dgram_qlen
+        assert time.monotonic() - started < 5
+        assert sent[0] is True and sent[-1] is False  # queue full: dropped, not blocked
+        listener.collect()
+        assert listener.messages and set(listener.messages) == {"WATCHDOG=1"}
+    finally:
+        listener.sock.close()

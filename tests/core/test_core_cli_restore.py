@@ -1,0 +1,81 @@
+"""`lmd restore` end to end on small files written in the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from daemon.cli import main
+
+
+def _write(path: Path, rgb: np.ndarray) -> Path:
+    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    library = tmp_path / "library"
+    library.mkdir()
+    cfg = tmp_path / "lmd.toml"
+    cfg.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n')
+    monkeypatch.setenv("LMD_CONFIG", str(cfg))
+    return cfg
+
+
+def test_restore_writes_output_and_comparison(tmp_path, config, image_factory):
+    reference = image_factory(240, 320, seed=8)
+    frame = cv2.resize(
+        np.roll(reference, (3, -4), (0, 1)), (160, 120), interpolation=cv2.INTER_AREA
+    )
+    ref_path = _write(tmp_path / "ref.png", reference)
+    frame_path = _write(tmp_path / "frame.png", frame)
+    out = tmp_path / "out" / "restored.png"
+    compare = tmp_path / "compare.jpg"
+    code = main(
+        [
+            "restore",
+            "--reference",
+            str(ref_path),
+            "--frame",
+            str(frame_path),
+            "-o",
+            str(out),
+            "--compare",
+            str(compare),
+            "-p",
+            "tile=128",
+            "-p",
+            "overlap=32",
+        ]
+    )
+    assert code == 0
+    with Image.open(out) as img:
+        assert img.size == (320, 240)
+        restored = np.asarray(img.convert("RGB"), np.float32) / 255
+    with Image.open(compare) as img:
+        assert img.size[0] > 2 * img.size[1]  # three panels side by side
+    up = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_CUBIC)
+    shifted = np.roll(reference, (3, -4), (0, 1))
+    inner = (slice(16, -16), slice(16, -16))
+    assert np.abs(restored - shifted)[inner].mean() < np.abs(up - shifted)[inner].mean()
+    assert not list(out.parent.glob(".*tmp*"))  # nothing left behind by the atomic write
+
+
+def test_restore_reports_operational_errors(tmp_path, config, image_factory, capsys):
+    ref_path = _write(tmp_path / "ref.png", image_factory(64, 64))
+    missing = tmp_path / "nope.png"
+    args = ["restore", "--reference", str(ref_path), "--frame", str(missing), "-o"]
+    assert main([*args, str(tmp_path / "o.png")]) == 1
+    assert "not found" in capsys.readouterr().err
+    # refuses to overwrite an input
+    frame_path = _write(tmp_path / "frame.png", image_factory(32, 32))
+    args = ["restore", "--reference", str(ref_path), "--frame", str(frame_path), "-o"]
+    assert main([*args, str(frame_path)]) == 1
+    assert main([*args, str(tmp_path / "o.png"), "--restorer", "nonexistent"]) == 1
+    assert main([*args, str(tmp_path / "o.png"), "-p", "bogus=1"]) == 1
+    assert "unknown parameters" in capsys.readouterr().err

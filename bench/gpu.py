@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         tile, overlap = 64, 16
         frame, photo = (108, 144), (192, 256)
         args.flow = "dis"
+        torch.set_num_threads(1)  # tiny nets are latency-bound; threads only contend
     else:
         if not torch.cuda.is_available():
             print(
@@ -248,10 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         flow = make_flow(args.flow, device, Path(tmp))
         pipe = LiveMomentsPipeline(
             models,
-            flow,
+            make_flow("dis", device, Path(tmp)),  # global flow: DIS, as the restorer does
             flow,
             PipelineOptions(
-                tile=tile, overlap=overlap, tile_batch=tile_batch, offload=args.low_memory
+                tile=tile,
+                overlap=overlap,
+                tile_batch=tile_batch,
+                offload=args.low_memory,
+                local_flow_scale=0.5 if args.low_memory else 1.0,
             ),
         )
         pipe.offload_idle()

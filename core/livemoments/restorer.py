@@ -143,7 +143,12 @@ class LiveMomentsRestorer:
     # ------------------------------------------------------------------ flow
 
     def _flow(self, kind: str, models: Any) -> Any:
-        """ "raft" needs the checkpoint's RAFT weights; "auto" uses them when present, else DIS."""
+        """ "raft" needs the checkpoint's RAFT weights; "auto" uses them when present, else DIS.
+
+        Only the per-tile flow (the motion encoder's input, trained on RAFT-Sintel) uses this
+        choice; the global flow at video resolution always uses DIS: PCR only needs its patch
+        means, and RAFT's correlation volume at 1080×1440 would add ≈2.4 GB of device memory.
+        """
         from core.flow import make_flow_estimator
 
         if kind == "auto":
@@ -196,7 +201,7 @@ class LiveMomentsRestorer:
             local_kind = str(opts["flow"])
             pipeline = LiveMomentsPipeline(
                 models,
-                global_flow=self._flow(local_kind, models),
+                global_flow=self._flow("dis", models),
                 local_flow=self._flow(local_kind, models),
                 options=PipelineOptions(
                     tile=opts["tile"],
@@ -205,6 +210,7 @@ class LiveMomentsRestorer:
                     seed=int(opts["seed"]),
                     offload=self.low_memory,
                     color_fix=opts["color_fix"],
+                    local_flow_scale=0.5 if self.low_memory else 1.0,
                 ),
             )
             stats = PipelineStats()
@@ -221,6 +227,7 @@ class LiveMomentsRestorer:
             diagnostics = Diagnostics(
                 timings=timings,
                 tiles=stats.tiles,
+                flow_confidence=stats.flow_confidence,
                 peak_memory_bytes=peak(),
                 device=str(models.device),
                 extra={

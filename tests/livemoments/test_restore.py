@@ -39,6 +39,7 @@ def test_restore_tiles_with_pcr_and_reports_progress(tiny_checkpoint: Path) -> N
     assert diag.tiles == 4 * 3  # 176/64 → 4 rows, 144/64 → 3 columns with 16 px overlap
     assert diag.extra["steps"] == 6 * 12 and diag.extra["random_weights"] is True
     assert diag.extra["weights_digest"] and diag.timings["denoise"] > 0
+    assert 0.5 < diag.flow_confidence <= 1.0  # a plain 2× downscale: the flow is consistent
     fractions = [f for f, _ in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert sum("step 6/6" in s for _, s in events) == 6  # per step, per tile batch

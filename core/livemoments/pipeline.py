@@ -73,6 +73,7 @@ def _timed(stats: PipelineStats, key: str) -> Iterator[None]:
 
 
 def _is_oom(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the RuntimeError MPS and older builds raise instead."""
     oom = getattr(torch, "OutOfMemoryError", None)
     if oom is not None and isinstance(exc, oom):
         return True

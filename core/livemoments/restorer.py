@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from core.api import Diagnostics, RestoreError, RestoreRequest, RestoreResult
+from core.api import Diagnostics, OutOfDeviceMemory, RestoreError, RestoreRequest, RestoreResult
 from core.images import validate_image
 from core.registry import register
 
@@ -92,7 +92,16 @@ class LiveMomentsRestorer:
             device = resolve_device(self.device_name)
             dtype = resolve_dtype(self.dtype_name, device)
             start = time.perf_counter()
-            models = load_checkpoint(path, device=device, dtype=dtype)
+            try:
+                models = load_checkpoint(path, device=device, dtype=dtype)
+            except Exception as exc:
+                from core.livemoments.pipeline import _is_oom
+
+                if _is_oom(exc):
+                    raise OutOfDeviceMemory(
+                        f"not enough {device.type} memory to load the LiveMoments models: {exc}"
+                    ) from exc
+                raise
             if self.compile and device.type != "cpu":
                 from core.livemoments.model import compile_blocks
 

@@ -160,3 +160,24 @@ def test_low_memory_mode_restores_with_the_tiled_vae(tiny_checkpoint: Path) -> N
     assert vae.use_tiling and vae.tile_sample_min_size == 32  # the VAE works on quarter tiles
     again = low.restore(_request(seed=5)).image
     np.testing.assert_array_equal(result.image, again)
+
+
+def test_out_of_memory_is_reported_as_such(tiny_checkpoint: Path) -> None:
+    """The worker defers on OutOfDeviceMemory instead of burning the job's attempts."""
+    import torch
+
+    from core.api import OutOfDeviceMemory
+    from core.flow import DISFlow
+    from core.livemoments.checkpoint import load_checkpoint
+    from core.livemoments.pipeline import LiveMomentsPipeline, PipelineOptions
+
+    def exhausted(a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    pipe = LiveMomentsPipeline(
+        load_checkpoint(tiny_checkpoint), DISFlow(), exhausted, PipelineOptions(tile=64, overlap=16)
+    )
+    request = _request()
+    with pytest.raises(OutOfDeviceMemory, match="tile 64"):
+        pipe(request.target, request.reference)
+    pipe.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from daemon.store import JobSpec, job_identity, open_store
 
@@ -38,12 +39,11 @@ def make_spec(
     )
 
 
-def claim_all(url: str, worker_id: str, start_at: float) -> list[int]:
+def claim_all(url: str, worker_id: str, barrier: Any) -> list[int]:
     """Claim and finish jobs until the queue is empty; return the ids this process claimed."""
     claimed: list[int] = []
     with open_store(url, migrate=False) as store:
-        while time.time() < start_at:  # both processes start claiming together
-            time.sleep(0.001)
+        barrier.wait(60)  # both processes connected: start claiming together
         misses = 0
         while misses < 3:
             job = store.claim(worker_id, lease_seconds=60)
@@ -53,6 +53,10 @@ def claim_all(url: str, worker_id: str, start_at: float) -> list[int]:
                 continue
             misses = 0
             claimed.append(job.id)
+            # The job body, outside any transaction, as in a real worker. Without it a tight
+            # loop can hold SQLite's write lock so often that the rival's busy handler rarely
+            # finds it free, and the test could not show that both processes claimed.
+            time.sleep(0.002)
             store.succeed(job.id, worker_id, f"/out/{job.id}", {"size": 1}, {"by": worker_id})
     return claimed
 
@@ -65,21 +69,19 @@ def claim_and_die(url: str, worker_id: str, lease_seconds: float) -> None:
     os._exit(0)
 
 
-def enqueue_same(url: str, spec_args: dict, start_at: float, repeats: int) -> list[bool]:
+def enqueue_same(url: str, spec_args: dict, barrier: Any, repeats: int) -> list[bool]:
     """Enqueue the same identity `repeats` times, starting at the same moment as a rival."""
     spec = make_spec(**spec_args)
     created = []
     with open_store(url, migrate=False) as store:
-        while time.time() < start_at:
-            time.sleep(0.001)
+        barrier.wait(60)
         for _ in range(repeats):
             created.append(store.enqueue(spec).created)
     return created
 
 
-def open_at(url: str, start_at: float) -> dict[str, int]:
+def open_at(url: str, barrier: Any) -> dict[str, int]:
     """Open (and migrate) the store at the same moment as a rival process."""
-    while time.time() < start_at:
-        time.sleep(0.001)
+    barrier.wait(60)
     with open_store(url) as store:
         return store.counts()

@@ -28,10 +28,10 @@ def _fill(url: str, n: int) -> list[int]:
 
 
 def _two_workers(url: str) -> tuple[list[int], list[int]]:
-    start_at = time.time() + 2.0  # both children are up and connected by then
-    with ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
-        a = pool.submit(claim_all, url, "worker-a", start_at)
-        b = pool.submit(claim_all, url, "worker-b", start_at)
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        barrier = manager.Barrier(2)  # the children start together, whatever the load
+        a = pool.submit(claim_all, url, "worker-a", barrier)
+        b = pool.submit(claim_all, url, "worker-b", barrier)
         return a.result(timeout=120), b.result(timeout=120)
 
 
@@ -87,9 +87,9 @@ def test_racing_enqueue_of_one_identity_leaves_one_job(
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
     migrate(url)
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
-        futures = [pool.submit(enqueue_same, url, {"key": "lib/IMG_9"}, start_at, 20)
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        barrier = manager.Barrier(2)
+        futures = [pool.submit(enqueue_same, url, {"key": "lib/IMG_9"}, barrier, 20)
                    for _ in range(2)]
         created = [f.result(timeout=120) for f in futures]
     assert sum(sum(c) for c in created) == 1  # exactly one call created it
@@ -117,8 +117,8 @@ def test_two_processes_migrating_a_new_database_at_once(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
-        futures = [pool.submit(open_at, url, start_at) for _ in range(2)]
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        barrier = manager.Barrier(2)
+        futures = [pool.submit(open_at, url, barrier) for _ in range(2)]
         results = [f.result(timeout=120) for f in futures]
     assert results[0] == results[1] == {s.value: 0 for s in JobState}

@@ -33,6 +33,7 @@ from core import (
     DeviceUnavailable,
     OutOfDeviceMemory,
     RestoreError,
+    Restorer,
     RestoreRequest,
     get_restorer,
 )
@@ -130,7 +131,7 @@ class Heartbeat:
 
     def __init__(
         self, store: JobStore, job_id: int, worker_id: str, lease: float, every: float,
-        cancel: CancelToken, on_beat: Callable[[], None] | None = None,
+        cancel: CancelToken, on_beat: Callable[[float, str], None] | None = None,
     ) -> None:
         self._store, self._job_id, self._worker_id = store, job_id, worker_id
         self._lease, self._every, self._cancel = lease, every, cancel
@@ -168,7 +169,7 @@ class Heartbeat:
                 self._cancel.cancel()
                 return
             if self._on_beat:
-                self._on_beat()
+                self._on_beat(self.progress, self.stage)
 
 
 class Worker:
@@ -180,6 +181,7 @@ class Worker:
         store: JobStore,
         worker_id: str | None = None,
         on_alive: Callable[[], None] | None = None,
+        restorer: Restorer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -188,7 +190,7 @@ class Worker:
         self.wake_event = threading.Event()
         self._on_alive = on_alive or (lambda: None)
         self._current_cancel: CancelToken | None = None
-        self._restorer: Any = None
+        self._restorer: Any = restorer  # None: built from settings on first use
         self._restorer_last_used = 0.0
         self._weights_digest: str | None = None
         self._state = "starting"
@@ -255,7 +257,10 @@ class Worker:
         started = time.monotonic()
         beat = Heartbeat(
             self.store, job.id, self.worker_id, self.settings.worker.lease_seconds,
-            self.settings.worker.heartbeat_seconds, cancel, on_beat=self._on_alive,
+            self.settings.worker.heartbeat_seconds, cancel,
+            on_beat=lambda fraction, stage: self._publish(
+                "running", job_id=job.id, progress=fraction, stage=stage
+            ),
         )
         try:
             with beat:
@@ -398,7 +403,8 @@ class Worker:
         self, state: str, *, job_id: int | None = None, progress: float | None = None,
         stage: str | None = None,
     ) -> None:
-        """Keep this worker's row current for `lmd status` (only on changes of state)."""
+        """Keep this worker's row current for `lmd status`: on changes of state, and with the
+        running job's progress on every heartbeat."""
         if state == self._state and job_id is None:
             return
         self._state = state

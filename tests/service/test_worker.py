@@ -1,0 +1,133 @@
+"""Worker outcomes other than success: deferral, pause, failed writes retried, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core import Diagnostics, OutOfDeviceMemory, RestoreRequest, RestoreResult
+from daemon.scanner import run_scan
+from daemon.store.db import open_store
+from daemon.worker import Worker
+from tests.service.helpers import make_settings
+
+
+class OutOfMemoryOnce:
+    """A real restorer object whose first call runs out of device memory."""
+
+    name = "flaky-gpu"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        self.calls += 1
+        if self.calls == 1:
+            raise OutOfDeviceMemory("CUDA out of memory (test)")
+        h, w = request.reference.shape[:2]
+        import cv2
+
+        up = cv2.resize(request.target, (w, h), interpolation=cv2.INTER_CUBIC)
+        return RestoreResult(np.clip(up, 0, 1), Diagnostics(tiles=1))
+
+
+def test_out_of_memory_defers_without_burning_an_attempt(tmp_path: Path, tiny_library: Path):
+    settings = make_settings(tmp_path, worker={"defer_seconds": 0.05, "max_attempts": 1})
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        restorer = OutOfMemoryOnce()
+        worker = Worker(settings, store, worker_id="w", restorer=restorer)
+        assert worker.run_once(ignore_windows=True)
+        states = sorted(job.state for job in store.list_jobs())
+        assert states == ["deferred", "pending"]
+        deferred = next(job for job in store.list_jobs() if job.state == "deferred")
+        assert "OutOfDeviceMemory" in (deferred.last_error or "")
+        import time
+
+        time.sleep(0.2)
+        assert worker.run_until_empty() == 2
+        # max_attempts is 1, yet the deferred job still succeeded: a deferral is not a failure
+        assert store.counts()["succeeded"] == 2
+    finally:
+        store.close()
+
+
+def test_pause_stops_claiming_and_resume_continues(tmp_path: Path, tiny_library: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        store.set_paused(True)
+        worker = Worker(settings, store, worker_id="w")
+        assert worker.run_once() is False
+        assert store.get_workers()[0]["state"] == "paused"
+        assert store.counts()["pending"] == 2
+        store.set_paused(False)
+        assert worker.run_once() is True
+    finally:
+        store.close()
+
+
+def test_outside_the_window_nothing_runs(tmp_path: Path, tiny_library: Path) -> None:
+    from datetime import datetime, timedelta
+
+    now = datetime.now()
+    start = (now + timedelta(hours=2)).strftime("%H:00")
+    end = (now + timedelta(hours=3)).strftime("%H:00")
+    settings = make_settings(tmp_path, worker={"windows": [f"{start}-{end}"]})
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        worker = Worker(settings, store, worker_id="w")
+        assert worker.run_once() is False
+        row = store.get_workers()[0]
+        assert row["state"] == "outside-window" and row["window"] == f"{start}-{end}"
+    finally:
+        store.close()
+
+
+def test_a_failed_write_leaves_nothing_and_is_retried(tmp_path: Path, tiny_library: Path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the output tree should be")
+    settings = make_settings(tmp_path, output={"tree": blocker})
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        worker = Worker(settings, store, worker_id="w")
+        assert worker.run_once(ignore_windows=True)
+        failed = [job for job in store.list_jobs() if job.attempts == 1]
+        assert len(failed) == 1
+        assert failed[0].state == "pending"  # retryable: back in the queue, with the reason
+        assert failed[0].last_error
+        assert not any(p.name.startswith(".lmd-tmp") for p in tmp_path.rglob("*"))
+    finally:
+        store.close()
+
+
+def test_inputs_changed_or_corrupt_after_the_scan(tmp_path: Path, tiny_library: Path) -> None:
+    import os
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        changed, corrupt = store.list_jobs()[:2]
+        # one reference is truncated after the scan (its size changes)...
+        reference = Path(changed.payload["reference"])
+        reference.write_bytes(reference.read_bytes()[:1000])
+        # ...the other is overwritten with garbage of the same size and mtime
+        reference = Path(corrupt.payload["reference"])
+        stat = reference.stat()
+        reference.write_bytes(b"\x00" * stat.st_size)
+        os.utime(reference, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+        Worker(settings, store, worker_id="w").run_until_empty()
+        assert store.get_job(changed.id).state == "skipped"  # the next scan requeues it
+        failed = store.get_job(corrupt.id)
+        assert failed.state == "failed" and failed.attempts == 1  # retrying cannot help
+        assert failed.last_error.startswith("unreadable input:")
+        assert store.recent_failures()[0]["error"].startswith("unreadable input:")
+    finally:
+        store.close()

@@ -134,3 +134,23 @@ def test_baselines(image_factory):
         res = core.restore(RestoreRequest(target=frame, reference=reference, restorer=name))
         assert res.image.shape == reference.shape
         assert 20 < psnr_y(res.image, truth) < 40
+
+
+def test_structural_disagreement_tolerates_blur_and_tone_but_not_displacement(image_factory):
+    from core.guided import structural_disagreement, texture_weight
+
+    img = image_factory(120, 160, seed=6)
+    blurred = cv2.GaussianBlur(img, (0, 0), 0.8)
+    toned = np.clip(img * 0.8 + 0.1, 0, 1)
+    moved = np.roll(img, (0, 7), (0, 1))
+    inner = (slice(12, -12), slice(12, -12))
+
+    def ratio(b):
+        return float(structural_disagreement(img, b, 1.0, 4.0, 1e-4)[inner].mean())
+
+    assert ratio(img) == pytest.approx(0.0, abs=1e-6)
+    assert ratio(blurred) < 0.15 and ratio(toned) < 0.15
+    assert ratio(moved) > 0.6
+    flat = np.full_like(img, 0.4)
+    assert texture_weight(flat, 1.0, 4.0, 1e-4).max() < 1e-3
+    assert texture_weight(img, 1.0, 4.0, 1e-4)[inner].mean() > 0.5

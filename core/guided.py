@@ -11,9 +11,12 @@ that may have moved on their own. So:
 3. Per overlapping tile (bounded memory, cancellable): PCR picks the reference crop, dense
    local flow at full resolution refines the alignment (seeded with the global flow), and the
    reference is warped onto the frame's grid.
-4. Trust is re-checked after degrading the warped reference the way the frame was degraded:
-   where its structure disagrees with the frame's (a moved subject, an occlusion, a flow
-   failure), the confidence drops; the mask is eroded and feathered so edges never ghost.
+4. Trust is re-checked after bringing the warped reference down to the frame's resolution:
+   where its structure (a band-pass, normalised by local contrast, so blur, noise and tone
+   differences do not count) disagrees with the frame's (a moved subject, an occlusion, a flow
+   failure), the confidence drops. Forward-backward inconsistency of the global flow counts
+   only on textured areas (on flat ones flow is arbitrary and harmless). The mask is eroded
+   and feathered so edges never ghost.
 5. Two-band transfer: output = warped reference's band above the video resolution + the
    frame's low band (colour and tone from the frame, smoothed so its noise does not return),
    blended with the bicubic frame by the confidence.
@@ -50,6 +53,8 @@ from core.tiling import Blender, Tile, pcr_crop_origin, tile_grid
 
 @dataclass(slots=True)
 class GuidedParams:
+    """Tunables of the guided restorer; defaults measured with bench/restore.py."""
+
     tile: int = 1024
     overlap: int = 96
     flow: str = "dis"
@@ -70,8 +75,12 @@ class GuidedParams:
     occlusions and gross failures (the local flow refines the rest, and the photometric check
     after degrading the warped reference is the fine one)."""
     erode: int = 3
+    """Shrink the trusted area by this many reference pixels (keeps halos off moved edges)."""
     feather: float = 4.0
+    """σ (reference pixels) of the mask's soft edge, so trusted/untrusted seams do not show."""
     color_fix: bool = False
+    seed: int | None = None
+    """Accepted for interchangeability with stochastic restorers; guided is deterministic."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> GuidedParams:

@@ -65,6 +65,14 @@ def test_restore_writes_output_and_comparison(tmp_path, config, image_factory):
     assert np.abs(restored - shifted)[inner].mean() < np.abs(up - shifted)[inner].mean()
     assert not list(out.parent.glob(".*tmp*"))  # nothing left behind by the atomic write
 
+    # With the video frame at the original key time as --reference-lq.
+    lq_path = _write(tmp_path / "frame0.png", cv2.resize(reference, (160, 120)))
+    out2 = tmp_path / "restored2.jpg"
+    args = ["restore", "--reference", str(ref_path), "--frame", str(frame_path), "-o", str(out2)]
+    assert main([*args, "--reference-lq", str(lq_path), "-p", "seed=3"]) == 0
+    with Image.open(out2) as img:
+        assert img.size == (320, 240) and img.format == "JPEG"
+
 
 def test_restore_reports_operational_errors(tmp_path, config, image_factory, capsys):
     ref_path = _write(tmp_path / "ref.png", image_factory(64, 64))

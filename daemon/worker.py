@@ -43,7 +43,7 @@ from daemon.library.media import decode_frame_at, load_still
 from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
-from daemon.store.queue import Job, JobStore
+from daemon.store.queue import Job, JobStore, LeaseLost
 
 log = structlog.get_logger(__name__)
 
@@ -296,6 +296,10 @@ class Worker:
             provenance["seconds"] = round(time.monotonic() - started, 3)
             self.store.succeed(job.id, self.worker_id, str(path), signature.to_dict(), provenance)
             bound.info("job_succeeded", path=str(path), seconds=provenance["seconds"])
+        except LeaseLost:
+            # Another worker took the job while this one stalled (or a person cancelled it):
+            # the job is theirs now, whatever was written is overwritten or discarded by them.
+            bound.warning("job_lease_lost")
         except Cancelled:
             reason = "lease lost" if beat.lost else "cancelled (stop or pause)"
             if not beat.lost:

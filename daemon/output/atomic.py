@@ -71,12 +71,14 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{final.name}")
 
 
-def sweep_temp_files(directory: Path) -> list[Path]:
-    """Remove temporary files a crash left in `directory`; returns what it removed."""
+def sweep_temp_files(directory: Path, for_name: str | None = None) -> list[Path]:
+    """Remove temporary files a crash left in `directory` (only those for the final file
+    `for_name`, when given); returns what it removed."""
     removed: list[Path] = []
     with contextlib.suppress(FileNotFoundError):
         for entry in directory.iterdir():
-            if entry.name.startswith(TEMP_PREFIX) and entry.is_file():
+            ours = for_name is None or entry.name.endswith(f"-{for_name}")
+            if entry.name.startswith(TEMP_PREFIX) and ours and entry.is_file():
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed.append(entry)
@@ -103,6 +105,10 @@ def atomic_write(
     directory = final.parent
     if not directory.is_dir():
         raise OutputError(f"output directory does not exist: {directory}")
+    # A writer killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the
+    # next write of the same destination is the retry of that job, so it clears them first.
+    # Only one job writes a given destination at a time (its lease), so this is never live.
+    sweep_temp_files(final.parent, for_name=final.name)
     temp = temp_path_for(final)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)

@@ -142,7 +142,13 @@ class DemoResult:
     status: dict
 
 
-def run_demo(directory: Path, count: int = 3, seed: int = 7) -> DemoResult:
+def run_demo(
+    directory: Path,
+    count: int = 3,
+    seed: int = 7,
+    video_size: tuple[int, int] = VIDEO_SIZE,
+    scale: int = SCALE,
+) -> DemoResult:
     """Build the sample library, scan it, restore every job with `guided`, write comparisons."""
     from daemon.library.media import load_still
     from daemon.output import write_image
@@ -153,7 +159,7 @@ def run_demo(directory: Path, count: int = 3, seed: int = 7) -> DemoResult:
 
     directory = directory.resolve()
     library, state_dir = directory / "library", directory / "state"
-    build_sample_library(library, count=count, seed=seed)
+    build_sample_library(library, count=count, seed=seed, video_size=video_size, scale=scale)
     settings = load_settings(None, library=library, state_dir=state_dir,
                              restorer={"name": "guided"}, watcher={"mode": "off"})
     store = open_store(settings.database_url)

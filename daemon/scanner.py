@@ -11,7 +11,7 @@ for them by stat fingerprint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,13 +225,3 @@ def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:
         if job.state == "succeeded" and expected and is_own_output(asset.target, expected):
             return True
     return False
-
-
-def scan_paths(
-    settings: Settings, paths: Sequence[Path], *, store: JobStore, trigger: str = "watcher"
-) -> ScanSummary | None:
-    """Rescan after watcher events. Discovery groups files per directory, so the library is
-    rescanned through the cache: only the directories with changed files are read again."""
-    if not paths:
-        return None
-    return run_scan(settings, settings.library, store=store, trigger=trigger)

@@ -50,7 +50,9 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: turns operational errors into exit code 1, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the exit code of `typer.Exit` instead of
+        # calling sys.exit, and a command's own return value otherwise (None: success).
+        result = app(args=argv, standalone_mode=False)
     except OperationalError as exc:
         console_err.print(f"[bold red]lmd:[/] {exc}")
         return 1
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -32,18 +32,11 @@ def register(app: typer.Typer) -> None:
         max_jobs: Annotated[int | None, typer.Option(help="Stop after this many jobs.")] = None,
     ) -> None:
         """Run queued jobs now, ignoring the worker windows, until the queue is empty."""
-        from daemon.store.db import StoreError, open_store
+        from daemon.cli.jobs import opened_store
         from daemon.worker import Worker
 
-        settings = get_settings(ctx)
-        try:
-            store = open_store(settings.database_url)
-        except StoreError as exc:
-            raise OperationalError(str(exc)) from None
-        try:
-            done = Worker(settings, store).run_until_empty(max_jobs)
-        finally:
-            store.close()
+        with opened_store(ctx) as store:
+            done = Worker(get_settings(ctx), store).run_until_empty(max_jobs)
         console.print(f"ran {done} job(s)")
 
     @app.command("demo")

@@ -152,32 +152,17 @@ def patch_exif(
 
 
 def apple_content_identifier(exif: bytes) -> str | None:
-    """The Apple maker note's ContentIdentifier (tag 0x0011), or None.
+    """The Apple maker note's ContentIdentifier (tag 0x0011) of an EXIF block, or None.
 
-    Used to check that a written file still pairs with its MOV; the maker-note offsets are
-    relative to the maker-note start ("Apple iOS\\0" + u16 version + "MM", IFD at byte 14).
+    Used to check that a written file still pairs with its MOV. Maker-note parsing has one
+    home, discovery's bounded reader; this only accepts the header forms writers produce.
     """
+    from daemon.library.errors import UnreadableFile
+    from daemon.library.exif import apple_content_identifier as read_content_identifier
+    from daemon.library.exif import strip_exif_header
+
     try:
-        tiff = _Tiff(split_header(exif)[1])
-        pointer = tiff.find(tiff.ifd0, TAG_EXIF_IFD)
-        if pointer is None:
-            return None
-        note_entry = tiff.find(tiff._u32(pointer.pos + 8), TAG_MAKER_NOTE)
-        if note_entry is None:
-            return None
-        start = tiff._u32(note_entry.pos + 8)
-        note = bytes(tiff.buf[start : start + note_entry.count])
-    except ExifFormatError:
+        return read_content_identifier(strip_exif_header(exif))
+    except UnreadableFile:
         return None
-    if not note.startswith(b"Apple iOS\x00") or note[12:14] != b"MM":
-        return None
-    try:
-        mn = _Tiff(note, byte_order=">")  # offsets are relative to the maker-note start
-        for entry in mn.entries(14):
-            if entry.tag == 0x0011 and entry.type == 2:
-                at = entry.pos + 8 if entry.count <= 4 else mn._u32(entry.pos + 8)
-                mn._check(at, entry.count)
-                return bytes(mn.buf[at : at + entry.count]).rstrip(b"\x00").decode("ascii")
-    except (ExifFormatError, UnicodeDecodeError):
-        return None
-    return None
+

@@ -9,9 +9,11 @@ Every failure is an `UnreadableFile` with a reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,43 +43,41 @@ def _open_image(path: Path, max_pixels: int):
     return img
 
 
-def load_still(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """RGB float32 H×W×3 in [0, 1], EXIF orientation applied."""
-    from PIL import ImageOps
-
+@contextlib.contextmanager
+def _decoding(path: Path, max_pixels: int) -> Iterator[Any]:
+    """Open an image for decoding; any decoder failure becomes `UnreadableFile` with a reason."""
     img = _open_image(path, max_pixels)
     try:
-        img = ImageOps.exif_transpose(img)
-        rgb = img.convert("RGB")
-        arr = np.asarray(rgb, dtype=np.float32) / 255.0
+        yield img
     except UnreadableFile:
         raise
     except Exception as exc:
         raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     finally:
         img.close()
-    return arr
+
+
+def load_still(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB float32 H×W×3 in [0, 1], EXIF orientation applied."""
+    from PIL import ImageOps
+
+    with _decoding(path, max_pixels) as img:
+        rgb = ImageOps.exif_transpose(img).convert("RGB")
+        return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
 def load_still_small(path: Path, width: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Luma float32 downscaled to `width` columns (aspect kept), orientation applied."""
     from PIL import Image, ImageOps
 
-    img = _open_image(path, max_pixels)
-    try:
+    with _decoding(path, max_pixels) as img:
         if img.format == "JPEG":
             img.draft("RGB", (width * 2, width * 2))
-        img = ImageOps.exif_transpose(img)
-        w, h = img.size
+        upright = ImageOps.exif_transpose(img)
+        w, h = upright.size
         height = max(1, round(h * width / w))
-        small = img.convert("L").resize((width, height), Image.Resampling.BOX)
+        small = upright.convert("L").resize((width, height), Image.Resampling.BOX)
         return np.asarray(small, dtype=np.float32) / 255.0
-    except UnreadableFile:
-        raise
-    except Exception as exc:
-        raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
-    finally:
-        img.close()
 
 
 def read_embedded_video(path: Path, offset: int, length: int) -> bytes:

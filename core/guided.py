@@ -150,6 +150,22 @@ def trust_from_disagreement(ratio: np.ndarray, tolerance: float) -> np.ndarray:
     return np.exp(-np.square(ratio / tolerance)).astype(np.float32)
 
 
+def working_target(target: np.ndarray, reference_lq: np.ndarray | None) -> np.ndarray:
+    """The frame at the resolution its content really has.
+
+    Photos renders a reselected key frame at the still's size (`IMG_E1234.HEIC`), but the
+    pixels come from the video: an upscaled render holds no more detail than the video frame.
+    Matching and trust work "at video resolution", so when the video frame at T0 tells us what
+    that is and the target is larger, the target is brought down to it first.
+    """
+    if reference_lq is None:
+        return target
+    lh, lw = reference_lq.shape[:2]
+    if target.shape[0] * target.shape[1] <= 1.2 * lh * lw:
+        return target
+    return resize(target, lh, lw, interpolation="area")
+
+
 def _roundtrip(image: np.ndarray, scale_h: float, scale_w: float) -> np.ndarray:
     """Down to the frame's resolution and back up: what the frame can still show."""
     h, w = image.shape[:2]
@@ -201,7 +217,7 @@ class GuidedRestorer:
             timings[name] = timings.get(name, 0.0) + now - clock
             clock = now
 
-        target, reference = request.target, request.reference
+        target, reference = working_target(request.target, request.reference_lq), request.reference
         cancel, progress = request.cancel, request.progress
         h, w = target.shape[:2]
         rh, rw = reference.shape[:2]

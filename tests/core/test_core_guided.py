@@ -154,3 +154,19 @@ def test_structural_disagreement_tolerates_blur_and_tone_but_not_displacement(im
     flat = np.full_like(img, 0.4)
     assert texture_weight(flat, 1.0, 4.0, 1e-4).max() < 1e-3
     assert texture_weight(img, 1.0, 4.0, 1e-4)[inner].mean() > 0.5
+
+
+def test_a_render_at_still_size_is_restored_like_the_video_frame(image_factory):
+    """Photos renders the reselected frame at the still's size (IMG_E1234.HEIC): upscaled video
+    pixels. Given the video frame at T0, guided must see through the upscale."""
+    reference, frame, truth, _ = _scene(image_factory, subject=False, seed=5)
+    lq = LivePhotoDegradation(size=(FRAME_H, FRAME_W)).apply(reference, seed=11)
+    render = cv2.resize(frame, (REF_W, REF_H), interpolation=cv2.INTER_CUBIC)
+    from_frame = _restore(reference, frame, reference_lq=lq)
+    from_render = _restore(reference, render, reference_lq=lq)
+    bicubic = psnr_y(np.clip(render, 0, 1), truth, crop=16)
+    assert psnr_y(from_render.image, truth, crop=16) > bicubic + 2.0
+    assert from_render.diagnostics.extra["transfer_fraction"] > 0.45
+    assert abs(
+        psnr_y(from_render.image, truth, crop=16) - psnr_y(from_frame.image, truth, crop=16)
+    ) < 1.0

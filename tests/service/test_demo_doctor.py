@@ -28,7 +28,7 @@ def test_demo_restores_every_sample_and_writes_comparisons(tmp_path: Path) -> No
         assert restored.shape == (TINY_VIDEO[1] * TINY_SCALE, TINY_VIDEO[0] * TINY_SCALE, 3)
     for comparison in result.comparisons:
         panel = load_still(comparison)
-        assert panel.shape[1] > 2.5 * panel.shape[0]  # three panels side by side
+        assert panel.shape[1] > 1.2 * panel.shape[0]  # three panels side by side, two rows
     # the sample library is what discovery expects: a MOV whose key time is T0, not T1
     movs = sorted(result.library.rglob("*.MOV"))
     assert len(movs) == 2

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--dry-run", help="Only discover and print; enqueue nothing.")
         ] = False,
         as_json: Annotated[
-            bool, typer.Option("--json", help="Print JSON (with --dry-run).")
+            bool, typer.Option("--json", help="Print JSON.")
         ] = False,
     ) -> None:
         """Find Live Photos whose key photo was reselected (and enqueue them)."""
@@ -98,14 +98,27 @@ def register(app: typer.Typer) -> None:
             return
         settings = get_settings(ctx)
         root = path or settings.library
-        try:
-            from daemon.scanner import run_scan
-        except ImportError as exc:
-            raise OperationalError(f"enqueueing scans is not available yet: {exc}") from None
+        if root is None:
+            raise OperationalError("no PATH given and no `library` configured")
+        from daemon.scanner import run_scan
+        from daemon.store.db import StoreError
 
-        def progress(n: int) -> None:
-            return None
+        with console.status("scanning...") as spinner:
 
-        result = run_scan(settings, root, progress)
-        if result is not None:
-            console.print(result)
+            def progress(n: int) -> None:
+                spinner.update(f"scanning... {n} files")
+
+            try:
+                summary = run_scan(settings, Path(root), progress, trigger="cli")
+            except StoreError as exc:
+                raise OperationalError(str(exc)) from None
+        if as_json:
+            console.print_json(json.dumps(summary.as_dict()))
+            return
+        console.print(
+            f"{summary.files_seen} files, {summary.assets_found} Live Photos, "
+            f"{summary.restorable} restorable: {summary.enqueued} enqueued, "
+            f"{summary.moved} moved, {summary.unreadable} unreadable"
+        )
+        for key, reason in summary.problems[:20]:
+            console.print(f"  [yellow]{key}[/]: {reason}")

@@ -79,3 +79,18 @@ def test_doctor_reports_each_check_with_a_fix(tmp_path: Path) -> None:
     assert "not a directory" in findings["library"]["detail"]
     assert findings["library"]["fix"]
     assert out.returncode == 1
+
+
+def test_cli_scan_work_status_round_trip(tmp_path: Path, tiny_library: Path) -> None:
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'library = "{tiny_library}"\nstate_dir = "{tmp_path / "state"}"\n')
+    scan = lmd("--config", str(config), "scan", "--json")
+    assert scan.returncode == 0, scan.stderr
+    assert json.loads(scan.stdout)["enqueued"] == 2
+    status = json.loads(lmd("--config", str(config), "status", "--json").stdout)
+    assert status["jobs"]["pending"] == 2
+    assert status["last_scan"]["enqueued"] == 2
+    work = lmd("--config", str(config), "work")
+    assert work.returncode == 0 and "ran 2 job(s)" in work.stdout
+    status = json.loads(lmd("--config", str(config), "status", "--json").stdout)
+    assert status["jobs"]["succeeded"] == 2 and status["failures"] == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,23 @@ def _resolve_asset(asset: Path, library: Path | None) -> Path:
         return asset.absolute()
     candidate = library / asset
     return candidate if candidate.exists() else asset.absolute()
+
+
+def _mark_reverted_in_store(settings: Any, targets: list[Path]) -> None:
+    """Keep the job store's backup rows in step with the files (best effort: the backup records
+    beside the backups are the source of truth, so a revert works without the database)."""
+    from daemon.store.db import StoreError, open_store
+
+    try:
+        store = open_store(settings.database_url)
+    except StoreError:
+        return
+    try:
+        for target in targets:
+            for row in store.backups_for(str(target)):
+                store.mark_reverted(row["id"])
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -85,6 +102,9 @@ def register(app: typer.Typer) -> None:
                     failures += 1
             results.append(entry)
 
+        reverted = [Path(e["target"]) for e in results if e["result"] == "reverted"]
+        if reverted:
+            _mark_reverted_in_store(settings, reverted)
         if as_json:
             console.print_json(json.dumps(results))
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from daemon.library.exif import apple_content_identifier
@@ -123,8 +125,19 @@ def test_replace_mode_restores_once_and_reverts(tmp_path: Path, tiny_library: Pa
         assert again.enqueued == 0  # lmd's own output is recognised as done
         records = list(iter_records(settings.output.backup_dir))
         assert len(records) == 2
-        for record in records:
-            revert(record)
+        revert(records[0])
+        config = tmp_path / "lmd.toml"
+        config.write_text(f'library = "{tiny_library}"\nstate_dir = "{tmp_path / "state"}"\n'
+                          '[output]\nmode = "replace"\n')
+        rest = subprocess.run(
+            [sys.executable, "-m", "daemon.cli", "--config", str(config), "revert", "--all"],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+        )
+        assert rest.returncode == 0, rest.stderr
         assert tree_hashes(tiny_library) == before
+        rows = store.backups_for(include_reverted=True)
+        assert len(rows) == 2
+        reverted = [row for row in rows if row["reverted_at"] is not None]
+        assert [row["target_path"] for row in reverted] == [str(records[1].target)]
     finally:
         store.close()

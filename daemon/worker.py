@@ -48,6 +48,9 @@ from daemon.store.queue import Job, JobStore, LeaseLost
 log = structlog.get_logger(__name__)
 
 LMD_VERSION = "0.1.0"
+#: An idle worker refreshes its row this often, so `lmd status` can tell a dead one (no
+#: refresh for several periods) from one that is merely waiting.
+WORKER_REFRESH_SECONDS = 60.0
 
 
 def default_worker_id() -> str:
@@ -194,6 +197,7 @@ class Worker:
         self._restorer_last_used = 0.0
         self._weights_digest: str | None = None
         self._state = "starting"
+        self._published_at = 0.0
 
     # ----------------------------------------------------------------- control from outside
     def request_stop(self) -> None:
@@ -409,9 +413,11 @@ class Worker:
     ) -> None:
         """Keep this worker's row current for `lmd status`: on changes of state, and with the
         running job's progress on every heartbeat."""
-        if state == self._state and job_id is None:
+        now = time.monotonic()
+        fresh = now - self._published_at < WORKER_REFRESH_SECONDS
+        if state == self._state and job_id is None and fresh:
             return
-        self._state = state
+        self._state, self._published_at = state, now
         self.store.upsert_worker(
             worker_id=self.worker_id,
             hostname=socket.gethostname(),

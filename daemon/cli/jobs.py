@@ -77,6 +77,20 @@ def _mask(url: str) -> str:
         return url
 
 
+#: A worker row not refreshed for this long belongs to a process that is gone (killed, crashed,
+#: powered off); live workers refresh at least every minute (`daemon.worker`).
+STALE_WORKER_SECONDS = 600
+
+
+def _with_staleness(worker: dict[str, Any]) -> dict[str, Any]:
+    beat = worker.get("heartbeat_at")
+    if isinstance(beat, str):
+        beat = datetime.fromisoformat(beat)
+    age = (datetime.now(UTC) - beat).total_seconds() if isinstance(beat, datetime) else None
+    stale = worker.get("state") != "stopped" and (age is None or age > STALE_WORKER_SECONDS)
+    return {**worker, "stale": stale}
+
+
 def status_payload(store: JobStore, settings: Settings | None = None) -> dict[str, Any]:
     """Everything `lmd status` shows, as JSON-ready data."""
     restorer: dict[str, Any] | None = None
@@ -93,7 +107,7 @@ def status_payload(store: JobStore, settings: Settings | None = None) -> dict[st
         "paused": store.is_paused(),
         "failures": store.recent_failures(10),
         "last_scan": store.last_scan(),
-        "worker": store.get_workers(),
+        "worker": [_with_staleness(w) for w in store.get_workers()],
         "restorer": restorer,
         "watcher_mode": store.get_control("watcher_mode"),
         "library_problems": store.library_problems(20),
@@ -126,8 +140,9 @@ def render_status(payload: dict[str, Any]) -> None:
         )
         for w in workers:
             progress = f"{w['progress'] * 100:.0f}%" if w.get("progress") is not None else ""
+            state = f"{w['state']} (gone?)" if w.get("stale") else str(w["state"])
             wt.add_row(
-                str(w["id"]), str(w["state"]), str(w.get("job_id") or ""), progress,
+                str(w["id"]), state, str(w.get("job_id") or ""), progress,
                 w.get("stage") or "", w.get("window") or "", str(w.get("heartbeat_at") or ""),
             )
         console.print(wt)

@@ -131,3 +131,15 @@ def test_inputs_changed_or_corrupt_after_the_scan(tmp_path: Path, tiny_library: 
         assert store.recent_failures()[0]["error"].startswith("unreadable input:")
     finally:
         store.close()
+
+
+def test_status_flags_workers_that_stopped_refreshing() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from daemon.cli.jobs import STALE_WORKER_SECONDS, _with_staleness
+
+    now = datetime.now(UTC)
+    old = now - timedelta(seconds=STALE_WORKER_SECONDS + 5)
+    assert _with_staleness({"state": "idle", "heartbeat_at": now})["stale"] is False
+    assert _with_staleness({"state": "running", "heartbeat_at": old.isoformat()})["stale"] is True
+    assert _with_staleness({"state": "stopped", "heartbeat_at": old})["stale"] is False

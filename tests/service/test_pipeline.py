@@ -141,3 +141,28 @@ def test_replace_mode_restores_once_and_reverts(tmp_path: Path, tiny_library: Pa
         assert [row["target_path"] for row in reverted] == [str(records[1].target)]
     finally:
         store.close()
+
+
+def test_livemoments_restorer_through_the_worker(tmp_path: Path, tiny_library: Path) -> None:
+    """The diffusion restorer on a tiny random checkpoint written here, driven by the queue:
+    its weights digest is part of the job identity."""
+    from core.livemoments.checkpoint import weights_digest, write_random_checkpoint
+
+    checkpoint = tmp_path / "ckpt"
+    write_random_checkpoint(checkpoint, size="tiny", seed=3)
+    settings = make_settings(
+        tmp_path,
+        restorer={"name": "livemoments", "checkpoint": checkpoint, "device": "cpu",
+                  "params": {"tile": 64, "overlap": 16}},
+    )
+    store = open_store(settings.database_url)
+    try:
+        assert run_scan(settings, tiny_library, store=store).enqueued == 2
+        jobs = store.list_jobs()
+        assert {job.weights_digest for job in jobs} == {weights_digest(checkpoint)}
+        assert Worker(settings, store, worker_id="t").run_until_empty(max_jobs=1) == 1
+        done = store.list_jobs(state="succeeded")
+        assert len(done) == 1 and done[0].provenance["restorer"] == "livemoments"
+        assert Path(done[0].output_path).is_file()
+    finally:
+        store.close()

@@ -17,11 +17,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# pip here warns once per package about this machine's extra index folders; keep real errors.
+quiet() { "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-  .venv/bin/pip install -q torch==2.13.0
+  quiet .venv/bin/pip install -q torch==2.13.0
 fi
-.venv/bin/pip install -q -e '.[test]'
+quiet .venv/bin/pip install -q -e '.[test]'
 
 .venv/bin/ruff check .
 export LMD_REQUIRE_POSTGRES="${LMD_REQUIRE_POSTGRES:-1}"

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy import create_engine, event, text
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from daemon.store.queue import JobStore
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 IMMEDIATE = "lmd_immediate"  # execution option: start this transaction with BEGIN IMMEDIATE
@@ -77,6 +80,26 @@ def create_store_engine(database_url: str) -> Engine:
     raise StoreError(f"unsupported database URL {url.render_as_string(hide_password=True)}")
 
 
+def _retry_locked(action: Callable[[], T], attempts: int = 6) -> T:
+    """Run `action`, retrying while SQLite says "database is locked".
+
+    Two lmd processes starting on a new database at once (`lmd run` and `lmd status`, say)
+    race for the locks that switching to WAL and the first migration take; SQLite reports some
+    of those conflicts at once instead of waiting out busy_timeout. The loser waits and
+    retries, then finds the schema current.
+    """
+    from sqlalchemy.exc import OperationalError as SAOperationalError
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except (sqlite3.OperationalError, SAOperationalError) as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -85,7 +108,7 @@ def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if wal:
-            cur.execute("PRAGMA journal_mode = WAL")
+            _retry_locked(lambda: cur.execute("PRAGMA journal_mode = WAL"))
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
@@ -187,7 +210,7 @@ def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
     engine = create_store_engine(database_url)
     try:
         if migrate:
-            migrate_engine(engine)
+            _retry_locked(lambda: migrate_engine(engine))
         else:
             current, head = current_revision(engine), head_revision()
             if current != head:

@@ -135,11 +135,14 @@ class Heartbeat:
     def __init__(
         self, store: JobStore, job_id: int, worker_id: str, lease: float, every: float,
         cancel: CancelToken, on_beat: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], str | None] | None = None,
     ) -> None:
         self._store, self._job_id, self._worker_id = store, job_id, worker_id
         self._lease, self._every, self._cancel = lease, every, cancel
         self._on_beat = on_beat
+        self._should_stop = should_stop or (lambda: None)
         self._stop = threading.Event()
+        self.stop_reason: str | None = None
         self.progress: float = 0.0
         self.stage: str = "starting"
         self.lost = False
@@ -169,6 +172,11 @@ class Heartbeat:
             if not alive:
                 self.lost = True
                 log.warning("lease_lost", job_id=self._job_id)
+                self._cancel.cancel()
+                return
+            reason = self._should_stop()
+            if reason:
+                self.stop_reason = reason
                 self._cancel.cancel()
                 return
             if self._on_beat:
@@ -265,6 +273,7 @@ class Worker:
             on_beat=lambda fraction, stage: self._publish(
                 "running", job_id=job.id, progress=fraction, stage=stage
             ),
+            should_stop=lambda: "paused" if self.store.is_paused() else None,
         )
         try:
             with beat:
@@ -305,7 +314,7 @@ class Worker:
             # the job is theirs now, whatever was written is overwritten or discarded by them.
             bound.warning("job_lease_lost")
         except Cancelled:
-            reason = "lease lost" if beat.lost else "cancelled (stop or pause)"
+            reason = "lease lost" if beat.lost else f"cancelled ({beat.stop_reason or 'stop'})"
             if not beat.lost:
                 self.store.release(job.id, self.worker_id, reason)
             bound.info("job_released", reason=reason)

@@ -91,6 +91,7 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         assert status["jobs"]["succeeded"] == 1, status
         assert seen_running is not None, "status never showed the running job"
         assert seen_running["window"] == "00:00-24:00"
+        assert seen_running["stage"] and seen_running["progress"] is not None
         assert status["last_scan"] is not None
         listener.wait_for("WATCHDOG=1", 10)
         listener.wait_for("STATUS=", 10)
@@ -142,4 +143,50 @@ def test_notify_never_blocks_on_a_listener_that_does_not_read(tmp_path: Path) ->
         listener.collect()
         assert listener.messages and set(listener.messages) == {"WATCHDOG=1"}
     finally:
+        listener.sock.close()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_job_returns_it_to_the_queue(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    build_sample_library(library, count=1, video_size=(480, 360), scale=4)
+    state = tmp_path / "state"
+    config = tmp_path / "lmd.toml"
+    config.write_text(
+        f'library = "{library}"\nstate_dir = "{state}"\n[watcher]\nmode = "off"\n'
+        '[worker]\npoll_seconds = 0.2\nheartbeat_seconds = 0.2\n[logging]\nformat = "json"\n'
+    )
+    listener = NotifyListener(tmp_path / "notify.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": str(listener.path)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    from daemon.store.db import open_store
+
+    try:
+        listener.wait_for("READY=1", 60)
+        store = open_store(f"sqlite:///{state / 'lmd.sqlite3'}", migrate=False)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(w["state"] == "running" and w["pid"] == proc.pid
+                       for w in store.get_workers()):
+                    break
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+            job = store.list_jobs()[0]
+            assert job.state == "pending", job
+            assert store.events(job.id)[-1].reason == "cancelled (stop)"
+        finally:
+            store.close()
+        listener.collect()
+        assert "STOPPING=1" in listener.messages
+        leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".lmd-tmp")]
+        assert leftovers == [] and not list((state / "restored").rglob("*.HEIC"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
         listener.sock.close()

@@ -143,3 +143,41 @@ def test_status_flags_workers_that_stopped_refreshing() -> None:
     assert _with_staleness({"state": "idle", "heartbeat_at": now})["stale"] is False
     assert _with_staleness({"state": "running", "heartbeat_at": old.isoformat()})["stale"] is True
     assert _with_staleness({"state": "stopped", "heartbeat_at": old})["stale"] is False
+
+
+def test_pause_during_a_job_hands_it_back_between_steps(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from daemon.demo import build_sample_library
+
+    library = tmp_path / "library"
+    build_sample_library(library, count=1, video_size=(480, 360), scale=4)  # a 4-tile job
+    settings = make_settings(tmp_path, worker={"heartbeat_seconds": 0.1, "lease_seconds": 30})
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, library, store=store)
+        worker = Worker(settings, store, worker_id="w")
+
+        def pause_once_running() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(w["state"] == "running" for w in store.get_workers()):
+                    store.set_paused(True)
+                    return
+                time.sleep(0.02)
+
+        pauser = threading.Thread(target=pause_once_running)
+        pauser.start()
+        assert worker.run_once(ignore_windows=True)
+        pauser.join()
+        job = store.list_jobs()[0]
+        assert job.state == "pending" and job.output_path is None
+        assert store.events(job.id)[-1].reason == "cancelled (paused)"
+        assert not (settings.output.tree and any(Path(settings.output.tree).rglob("*.HEIC")))
+        assert worker.run_once() is False  # paused: nothing is claimed
+        store.set_paused(False)
+        assert worker.run_once() is True
+        assert store.get_job(job.id).state == "succeeded"
+    finally:
+        store.close()

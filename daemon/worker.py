@@ -218,6 +218,11 @@ class Worker:
     def wake(self) -> None:
         self.wake_event.set()
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether a restorer (and so, for `livemoments`, its weights) is held in memory."""
+        return self._restorer is not None
+
     # ----------------------------------------------------------------------- the main loop
     def run_forever(self) -> None:
         self._publish("idle")

@@ -181,3 +181,34 @@ def test_pause_during_a_job_hands_it_back_between_steps(tmp_path: Path) -> None:
         assert store.get_job(job.id).state == "succeeded"
     finally:
         store.close()
+
+
+def test_idle_worker_unloads_the_model(tmp_path: Path, tiny_library: Path) -> None:
+    import threading
+    import time
+
+    settings = make_settings(
+        tmp_path, restorer={"idle_unload_seconds": 1.0}, worker={"poll_seconds": 0.05}
+    )
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        restorer = OutOfMemoryOnce()
+        restorer.calls = 1  # past its simulated OOM: restores right away
+        worker = Worker(settings, store, worker_id="w", restorer=restorer)
+        assert worker.run_until_empty() == 2
+        assert worker.model_loaded
+        loop = threading.Thread(target=worker.run_forever)
+        started = time.monotonic()
+        loop.start()
+        try:
+            while worker.model_loaded and time.monotonic() - started < 10:
+                time.sleep(0.02)
+            elapsed = time.monotonic() - started
+        finally:
+            worker.request_stop()
+            loop.join(10)
+        assert not worker.model_loaded
+        assert 0.5 < elapsed < 5  # after the idle timeout, not at once and not never
+    finally:
+        store.close()

@@ -98,3 +98,62 @@ def test_inotify_limit_message_says_what_to_do(tmp_path: Path) -> None:
     assert "fs.inotify.max_user_watches" in message
     assert "3 directories" in message
     assert "polling instead" in message
+
+
+WATCH_AS_NOBODY = r"""
+import ctypes, errno, os, sys, threading, time
+from pathlib import Path
+import watchdog.observers.inotify, watchdog.observers.polling
+from daemon.watcher import LibraryWatcher
+
+# inotify limits are per user: become one whose instances we can use up (imports are done
+# first, as root, because the interpreter's files may not be readable by that user)
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+libc = ctypes.CDLL(None, use_errno=True)
+held = []
+while True:  # use up this user's inotify instances, as a busy desktop or NAS would
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        assert ctypes.get_errno() == errno.EMFILE, ctypes.get_errno()
+        break
+    held.append(fd)
+root = Path(sys.argv[1])
+seen = threading.Event()
+watcher = LibraryWatcher(root, "inotify", 0.2, 0.2, lambda paths: seen.set())
+watcher.start()
+print("mode", watcher.mode)
+print("reason", watcher.fallback_reason)
+(root / "IMG_0001.MOV").write_bytes(b"x")
+print("event", seen.wait(10))
+watcher.stop()
+"""
+
+
+def test_inotify_instance_limit_falls_back_to_polling() -> None:
+    """A real kernel limit, hit for real: the watcher says why and polls instead."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("needs root to run the watcher as another user with its own limits")
+    root = Path(tempfile.mkdtemp(prefix="lmd-watch-"))
+    try:
+        root.chmod(0o777)
+        out = subprocess.run(
+            [sys.executable, "-c", WATCH_AS_NOBODY, str(root)],
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+            timeout=60, env={**os.environ, "HOME": str(root)},
+        )
+        assert out.returncode == 0, out.stderr
+        assert "mode polling" in out.stdout
+        assert "inotify instance limit reached" in out.stdout
+        assert "event True" in out.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -203,7 +203,6 @@ class Worker:
         self._current_cancel: CancelToken | None = None
         self._restorer: Any = restorer  # None: built from settings on first use
         self._restorer_last_used = 0.0
-        self._weights_digest: str | None = None
         self._state = "starting"
         self._published_at = 0.0
 
@@ -236,7 +235,7 @@ class Worker:
         self._publish("stopped")
 
     def run_until_empty(self, max_jobs: int | None = None) -> int:
-        """Run claimable jobs until none is left (for `lmd demo` and `lmd work --drain`)."""
+        """Run claimable jobs now, windows ignored, until none is left (`lmd work`, `lmd demo`)."""
         done = 0
         while not self.stop_event.is_set() and (max_jobs is None or done < max_jobs):
             if not self.run_once(ignore_windows=True):

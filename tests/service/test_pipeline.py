@@ -166,3 +166,35 @@ def test_livemoments_restorer_through_the_worker(tmp_path: Path, tiny_library: P
         assert Path(done[0].output_path).is_file()
     finally:
         store.close()
+
+
+def test_frame_from_the_video_when_no_render_exists(tmp_path: Path) -> None:
+    """An export with the AAE but no IMG_E render: the target is the video frame at T1. Even in
+    replace mode nothing in the library is touched: there is no low-quality still to replace."""
+    import numpy as np
+
+    import daemon.demo as demo
+    from daemon.library import synth
+
+    rng = np.random.default_rng(1)
+    scene = demo.make_scene(rng, 384, 288)
+    poses = [demo._pose(scene, (4 * f, 2 * f), (0.3, 0.5)) for f in range(12)]
+    frames = [demo._video_frame(view, rng, (96, 72)) for view in poses]
+    library = tmp_path / "library"
+    synth.write_reselected_live_photo(library, "IMG_0007", frames, 10.0, 3, 8,
+                                      reference=poses[3], scale=4, with_edited=False)
+    before = tree_hashes(library)
+    settings = make_settings(tmp_path, output={"mode": "replace"})
+    store = open_store(settings.database_url)
+    try:
+        assert run_scan(settings, library, store=store).enqueued == 1
+        assert Worker(settings, store, worker_id="t").run_until_empty() == 1
+        job = store.list_jobs(state="succeeded")[0]
+        out = Path(job.output_path)
+        assert out.is_relative_to(settings.output.tree)
+        from daemon.library.media import load_still
+
+        assert load_still(out).shape == (288, 384, 3)  # the reference's resolution
+        assert tree_hashes(library) == before
+    finally:
+        store.close()

@@ -67,6 +67,13 @@ class BoundedFile:
         self.close()
 
 
+def u8(data: bytes, pos: int) -> int:
+    """One byte (a box's version field); a box too short for it is `UnreadableFile`."""
+    if pos >= len(data) or pos < 0:
+        raise UnreadableFile("truncated 8-bit field")
+    return data[pos]
+
+
 def u16be(data: bytes, pos: int) -> int:
     if pos + 2 > len(data) or pos < 0:
         raise UnreadableFile("truncated 16-bit field")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.library import bmff
-from daemon.library.binio import BoundedFile, i32be, i64be, u32be, u64be
+from daemon.library.binio import BoundedFile, i32be, i64be, u8, u32be, u64be
 from daemon.library.errors import UnreadableFile
 
 MAX_MOOV_BYTES = 32 * 1024 * 1024
@@ -152,7 +152,7 @@ def _track(data: bytes, trak: bmff.Box) -> _Track:
     t = _Track()
     tkhd = bmff.child(data, trak, b"tkhd")
     if tkhd is not None:
-        v = data[tkhd.payload]
+        v = u8(data, tkhd.payload)
         wpos = tkhd.payload + (88 if v == 1 else 76)
         if wpos + 8 <= tkhd.end:
             t.width, t.height = u32be(data, wpos) >> 16, u32be(data, wpos + 4) >> 16
@@ -204,7 +204,7 @@ def _mebx_keys(data: bytes, keys: bmff.Box) -> list[bytes]:
 
 def _edits(data: bytes, elst: bmff.Box) -> list[tuple[int, int]]:
     p = elst.payload
-    version = data[p]
+    version = u8(data, p)
     n = u32be(data, p + 4)
     if n > MAX_EDITS:
         raise UnreadableFile(f"edit list with {n} entries")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.library import bmff
-from daemon.library.binio import BoundedFile, u16be, u32be, u64be
+from daemon.library.binio import BoundedFile, u8, u16be, u32be, u64be
 from daemon.library.errors import UnreadableFile
 
 MAX_META_BYTES = 8 * 1024 * 1024
@@ -121,14 +121,14 @@ def _items(data: bytes, meta: bmff.Box) -> dict[int, tuple[bytes, bytes]]:
     iinf = bmff.child(data, meta, b"iinf", 4)
     if iinf is None:
         raise UnreadableFile("HEIF meta without iinf")
-    version = data[iinf.payload]
+    version = u8(data, iinf.payload)
     skip = 4 + (2 if version == 0 else 4)
     out: dict[int, tuple[bytes, bytes]] = {}
     for infe in bmff.boxes(data, iinf.payload + skip, iinf.end):
         if infe.type != b"infe":
             continue
         p = infe.payload
-        v = data[p]
+        v = u8(data, p)
         if v < 2:
             continue
         if v == 2:
@@ -161,7 +161,7 @@ def _locations(data: bytes, meta: bmff.Box) -> dict[int, tuple[int, list[tuple[i
     if iloc is None:
         raise UnreadableFile("HEIF meta without iloc")
     p = iloc.payload
-    version = data[p]
+    version = u8(data, p)
     if version > 2:
         raise UnreadableFile(f"iloc version {version}")
     sizes = data[p + 4 : p + 6]

@@ -24,6 +24,8 @@ MAX_AAE_BYTES = 2 * 1024 * 1024
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_ADJUSTMENTS = 512
 KEYFRAME = "LivePhotoKeyFrame"
+CMTIME_VALID = 0x1
+CMTIME_NOT_FINITE = 0x4 | 0x8 | 0x10  # positive infinity, negative infinity, indefinite
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,23 @@ def _inflate_json(data: bytes) -> Any:
     raise UnreadableFile("AAE adjustmentData is not valid DEFLATE")
 
 
-def _cmtime(settings: Any) -> float:
+def _cmtime(settings: Any) -> float | None:
+    """Seconds of the key-frame CMTime; None when its flags say it is not a finite time.
+
+    CMTime flags: bit 0 valid, bits 2-4 +infinity, -infinity, indefinite. Such a time names no
+    frame, so the AAE gives no T1 and the decision falls back to the next source.
+    """
     if not isinstance(settings, dict):
         raise UnreadableFile("LivePhotoKeyFrame without settings")
     t = settings.get("time")
     if isinstance(t, dict):
+        flags = t.get("flags")
+        if (
+            isinstance(flags, int)
+            and not isinstance(flags, bool)
+            and (not flags & CMTIME_VALID or flags & CMTIME_NOT_FINITE)
+        ):
+            return None
         value, scale = t.get("value"), t.get("timescale", t.get("scale"))
     else:
         value, scale = t, settings.get("scale", settings.get("timescale"))
@@ -117,7 +131,10 @@ def _cmtime(settings: Any) -> float:
         raise UnreadableFile("LivePhotoKeyFrame time is not a number")
     if not isinstance(value, int | float) or not isinstance(scale, int | float) or scale <= 0:
         raise UnreadableFile("LivePhotoKeyFrame time is not a CMTime")
-    seconds = float(value) / float(scale)
+    try:
+        seconds = float(value) / float(scale)
+    except OverflowError:  # a JSON integer beyond float range
+        raise UnreadableFile("LivePhotoKeyFrame time is out of range") from None
     if not math.isfinite(seconds) or seconds < 0 or seconds > 3600:
         raise UnreadableFile("LivePhotoKeyFrame time is out of range")
     return seconds

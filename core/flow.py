@@ -36,6 +36,8 @@ _DIS_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+_DIS_MIN_SIDE = 16
+"""Smallest side DIS is given (its patches need ≥ 12 px; 16 leaves a margin)."""
 
 
 class DISFlow:
@@ -56,11 +58,22 @@ class DISFlow:
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
         gray_a = image_a if image_a.ndim == 2 else to_gray_u8(image_a)
         gray_b = image_b if image_b.ndim == 2 else to_gray_u8(image_b)
+        h, w = gray_a.shape[:2]
+        # DIS rejects images below its patch size (an OpenCV error for e.g. 11×11 or 5×40):
+        # pad tiny inputs by edge replication and crop the flow back.
+        pad_h, pad_w = max(0, _DIS_MIN_SIDE - h), max(0, _DIS_MIN_SIDE - w)
+        if pad_h or pad_w:
+            pads = ((0, pad_h), (0, pad_w))
+            gray_a = np.pad(gray_a, pads, mode="edge")
+            gray_b = np.pad(gray_b, pads, mode="edge")
+        flow = None
         if init is not None:
             # DIS uses a same-size float32 2-channel flow passed in as its starting point.
             flow = np.ascontiguousarray(init, dtype=np.float32).copy()
-            return dis.calc(gray_a, gray_b, flow)
-        return dis.calc(gray_a, gray_b, None)
+            if pad_h or pad_w:
+                flow = np.ascontiguousarray(np.pad(flow, (*pads, (0, 0)), mode="edge"))
+        out = dis.calc(gray_a, gray_b, flow)
+        return np.ascontiguousarray(out[:h, :w]) if pad_h or pad_w else out
 
 
 class RaftFlow:

@@ -98,3 +98,28 @@ def test_raft_loads_a_local_state_dict_and_pads(tmp_path, image_factory):
     assert flow.shape == (45, 61, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
     with pytest.raises(FileNotFoundError):
         RaftFlow(tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (11, 11), (5, 40), (40, 5)])
+def test_dis_handles_images_smaller_than_its_patches(image_factory, shape):
+    """OpenCV's DIS raises on inputs below ≈12 px; the estimator pads and crops instead."""
+    h, w = shape
+    a = image_factory(h + 8, w + 8, seed=3)[:h, :w]
+    b = np.roll(a, 1, axis=1)
+    init = np.zeros((h, w, 2), np.float32)
+    for flow in (DISFlow("ultrafast")(a, b), DISFlow()(a, b, init)):
+        assert flow.shape == (h, w, 2) and flow.dtype == np.float32
+        assert np.isfinite(flow).all()
+
+
+def test_restore_of_a_tiny_photo_does_not_crash_in_flow():
+    """A few-pixel frame and reference (odd, but a valid image) restore to the reference size."""
+    import core
+
+    rng = np.random.default_rng(0)
+    request = core.RestoreRequest(
+        target=rng.random((3, 4, 3), dtype=np.float32),
+        reference=rng.random((6, 8, 3), dtype=np.float32),
+    )
+    result = core.restore(request)
+    assert result.image.shape == (6, 8, 3)

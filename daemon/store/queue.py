@@ -169,6 +169,26 @@ def _paths(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload.get(k) for k in PATH_FIELDS}
 
 
+def _superseded_instead(
+    superseded_by: int | None,
+    new: JobState,
+    reason: str | None,
+    values: dict[str, Any],
+    now: datetime | None = None,
+) -> tuple[JobState, str | None, dict[str, Any]]:
+    """Where a running job would go back to the queue (`new` is pending or deferred), but newer
+    inputs superseded it while it ran: cancelled instead. Its inputs are gone and the newer job
+    already waits; queueing it again would restore stale content, and leave two jobs waiting
+    for one asset. Returns the state, reason and column values to use."""
+    if superseded_by is None or new not in CLAIMABLE_STATES:
+        return new, reason, values
+    return (
+        JobState.CANCELLED,
+        f"superseded by job {superseded_by}" + (f" ({reason})" if reason else ""),
+        {**values, "not_before": None, "finished_at": now or utcnow()},
+    )
+
+
 # ---- prebuilt statements ------------------------------------------------------------------
 # The hot path (claim, heartbeat, finish) executes statement objects built once: SQLAlchemy
 # then reuses their cache key and compiled form, which is most of the cost of a short
@@ -187,7 +207,9 @@ _SELECT_CANDIDATE = (
     .with_for_update(skip_locked=True)  # PostgreSQL: concurrent claimers skip locked rows
 )
 _SELECT_EXPIRED = (
-    select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts)
+    select(
+        jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.max_attempts, jobs.c.superseded_by
+    )
     .where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < bindparam("now"))
     .order_by(jobs.c.id)  # concurrent claimers lock expired rows in one order: no deadlock
 )
@@ -503,12 +525,19 @@ class JobStore:
     def _finish_running(
         self, job_id: int, worker_id: str, new: JobState, reason: str | None, **values: Any
     ) -> None:
-        """Move a job this worker holds out of running; `LeaseLost` if it no longer holds it."""
+        """Move a job this worker holds out of running; `LeaseLost` if it no longer holds it.
+        A job that would go back to the queue is cancelled instead if newer inputs superseded
+        it while it ran (see `_superseded_instead`)."""
 
         def run(conn: Connection) -> None:
+            to, why, vals = new, reason, values
+            if new in CLAIMABLE_STATES:
+                newer = conn.execute(
+                    select(jobs.c.superseded_by).where(jobs.c.id == job_id)
+                ).scalar()
+                to, why, vals = _superseded_instead(newer, new, reason, values)
             if not self._transition(
-                conn, job_id, JobState.RUNNING, new, reason, worker_id,
-                owner=worker_id, **values,
+                conn, job_id, JobState.RUNNING, to, why, worker_id, owner=worker_id, **vals
             ):
                 state = self._state_of(conn, job_id)
                 raise LeaseLost(f"job {job_id} is {state.value}, no longer held by {worker_id}")
@@ -553,8 +582,10 @@ class JobStore:
 
         def run(conn: Connection) -> JobState | None:
             row = conn.execute(
-                select(jobs.c.attempts, jobs.c.max_attempts, jobs.c.state, jobs.c.lease_owner)
-                .where(jobs.c.id == job_id)
+                select(
+                    jobs.c.attempts, jobs.c.max_attempts, jobs.c.state, jobs.c.lease_owner,
+                    jobs.c.superseded_by,
+                ).where(jobs.c.id == job_id)
             ).first()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
@@ -568,12 +599,15 @@ class JobStore:
                 delay = backoff_seconds
                 if delay is None:
                     delay = min(BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1), BACKOFF_MAX_SECONDS)
-                self._transition(
-                    conn, job_id, JobState.RUNNING, JobState.PENDING,
-                    f"attempt {row.attempts}/{row.max_attempts} failed: {error}", worker_id,
-                    now=now, not_before=now + timedelta(seconds=delay), **common,
+                to, why, values = _superseded_instead(
+                    row.superseded_by, JobState.PENDING,
+                    f"attempt {row.attempts}/{row.max_attempts} failed: {error}",
+                    {"not_before": now + timedelta(seconds=delay), **common}, now,
                 )
-                return JobState.PENDING
+                self._transition(
+                    conn, job_id, JobState.RUNNING, to, why, worker_id, now=now, **values
+                )
+                return to
             why = "not retryable" if not retryable else f"{row.attempts} attempts"
             self._transition(
                 conn, job_id, JobState.RUNNING, JobState.FAILED, f"failed ({why}): {error}",
@@ -644,9 +678,10 @@ class JobStore:
                     f"{error}; {row.attempts} attempts used", now=now, finished_at=now, **common,
                 )
             else:
-                self._transition(
-                    conn, row.id, JobState.RUNNING, JobState.PENDING, error, now=now, **common
+                to, why, values = _superseded_instead(
+                    row.superseded_by, JobState.PENDING, error, common, now
                 )
+                self._transition(conn, row.id, JobState.RUNNING, to, why, now=now, **values)
             log.warning("lease expired", job_id=row.id, worker=row.lease_owner)
         return len(rows)
 

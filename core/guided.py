@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import cv2
 import numpy as np
@@ -88,10 +88,33 @@ class GuidedParams:
         unknown = sorted(set(values) - known)
         if unknown:
             raise RestoreError(f"guided: unknown parameters {', '.join(unknown)}")
-        params = cls(**dict(values))
+        hints = get_type_hints(cls)
+        params = cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
         if params.tile < 32 or not 0 <= params.overlap < params.tile // 2:
             raise RestoreError("guided: need tile ≥ 32 and 0 ≤ overlap < tile/2")
         return params
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """`value` as the field's declared type, or a RestoreError naming the parameter.
+
+    Parameters come from TOML and `--param KEY=VALUE`, so a word where a number belongs must
+    be reported as bad input, not surface later as a TypeError deep in the restorer.
+    """
+    kinds = [k for k in get_args(annotation) if k is not type(None)] or [annotation]
+    if value is None and type(None) in get_args(annotation):
+        return None
+    kind = kinds[0]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        bool: isinstance(value, bool),
+        int: number and float(value).is_integer(),
+        float: number,
+        str: isinstance(value, str),
+    }.get(kind, True)
+    if not ok:
+        raise RestoreError(f"guided: parameter {name} must be {kind.__name__}, got {value!r}")
+    return kind(value)
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -87,3 +87,12 @@ def test_restore_reports_operational_errors(tmp_path, config, image_factory, cap
     assert main([*args, str(tmp_path / "o.png"), "--restorer", "nonexistent"]) == 1
     assert main([*args, str(tmp_path / "o.png"), "-p", "bogus=1"]) == 1
     assert "unknown parameters" in capsys.readouterr().err
+
+
+def test_restore_reports_a_mistyped_parameter(tmp_path, config, image_factory, capsys):
+    ref_path = _write(tmp_path / "ref.png", image_factory(64, 64))
+    frame_path = _write(tmp_path / "frame.png", image_factory(32, 32))
+    args = ["restore", "--reference", str(ref_path), "--frame", str(frame_path), "-o"]
+    assert main([*args, str(tmp_path / "o.png"), "-p", "tile=abc"]) == 1
+    assert "parameter tile must be int" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()

@@ -170,3 +170,20 @@ def test_a_render_at_still_size_is_restored_like_the_video_frame(image_factory):
     assert abs(
         psnr_y(from_render.image, truth, crop=16) - psnr_y(from_frame.image, truth, crop=16)
     ) < 1.0
+
+
+def test_mistyped_parameters_are_refused_by_name(image_factory):
+    """Values from TOML or `--param` may be words; they must be bad input, not a TypeError."""
+    reference, frame, _, _ = _scene(image_factory, subject=False)
+    for params, name in (
+        ({"tile": "abc"}, "tile"),
+        ({"tile": 96.5}, "tile"),
+        ({"tone_sigma": "wide"}, "tone_sigma"),
+        ({"color_fix": "yes"}, "color_fix"),
+        ({"seed": [1]}, "seed"),
+    ):
+        with pytest.raises(RestoreError, match=f"parameter {name} must be"):
+            _restore(reference, frame, params=params)
+    # Numbers of a compatible kind are accepted (JSON gives 6 for a float, 96.0 for an int).
+    out = _restore(reference, frame, params={"tile": 96.0, "overlap": 16, "tone_sigma": 6})
+    assert out.image.shape == reference.shape

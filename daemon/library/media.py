@@ -129,6 +129,21 @@ def _frame_dur(stream: object) -> float:
     return 1.0 / float(rate)
 
 
+def _quarter_turns(frame: object) -> int:
+    """Counter-clockwise quarter turns that make a decoded frame upright.
+
+    iPhones store portrait video as landscape samples plus a display matrix; PyAV reports its
+    rotation (counter-clockwise degrees) but decodes the samples as stored. Stills are decoded
+    upright, so frames are turned the same way. Angles that are not quarter turns are ignored.
+    """
+    angle = getattr(frame, "rotation", 0) or 0
+    return round(angle / 90) % 4 if angle % 90 == 0 else 0
+
+
+def _upright(arr: np.ndarray, turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(arr, turns)) if turns else arr
+
+
 def decode_frame_at(
     video_path: Path, t: float, *, offset: int | None = None, length: int | None = None
 ) -> np.ndarray:
@@ -137,7 +152,8 @@ def decode_frame_at(
     for ft, frame in iter_frames(video_path, offset=offset, length=length):
         d = abs(ft - t)
         if best is None or d < best[0]:
-            best = (d, frame.to_ndarray(format="rgb24"))  # type: ignore[attr-defined]
+            rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
+            best = (d, _upright(rgb, _quarter_turns(frame)))
         elif ft > t:
             break
     if best is None:
@@ -152,12 +168,19 @@ def small_frames(
     offset: int | None = None,
     length: int | None = None,
 ) -> list[tuple[float, np.ndarray]]:
-    """Every frame as (time, luma float32 downscaled to `width` columns), for matching."""
+    """Every frame as (time, luma float32 downscaled to `width` columns), for matching.
+
+    Frames are turned upright first (see `_quarter_turns`), so `width` is the upright width.
+    """
     out = []
     for ft, frame in iter_frames(video_path, offset=offset, length=length):
+        turns = _quarter_turns(frame)
         w, h = frame.width, frame.height  # type: ignore[attr-defined]
+        if turns % 2:
+            w, h = h, w
         height = max(1, round(h * width / w))
-        small = frame.reformat(width=width, height=height, format="gray")  # type: ignore[attr-defined]
-        arr = small.to_ndarray().astype(np.float32) / 255.0
-        out.append((ft, arr[:height, :width]))
+        sw, sh = (height, width) if turns % 2 else (width, height)
+        small = frame.reformat(width=sw, height=sh, format="gray")  # type: ignore[attr-defined]
+        arr = small.to_ndarray()[:sh, :sw].astype(np.float32) / 255.0
+        out.append((ft, _upright(arr, turns)))
     return out

@@ -72,14 +72,26 @@ def write_apple_still(
     return path
 
 
-def encode_video(frames: Sequence[np.ndarray], fps: float, fmt: str = "mov") -> bytes:
-    """H.264 (yuv420p, no B-frames) of `frames` in a MOV or MP4 container, as bytes."""
+def encode_video(
+    frames: Sequence[np.ndarray], fps: float, fmt: str = "mov", rotation: int = 0
+) -> bytes:
+    """H.264 (yuv420p, no B-frames) of `frames` in a MOV or MP4 container, as bytes.
+
+    `rotation` (a multiple of 90, counter-clockwise as PyAV's `VideoFrame.rotation` reports
+    it) stores the upright `frames` turned the other way plus a display matrix, as an iPhone
+    stores a portrait Live Photo: landscape samples that players rotate on display.
+    """
     import av
 
+    if rotation % 90:
+        raise ValueError("rotation must be a multiple of 90 degrees")
+    frames = [np.rot90(f, -(rotation // 90) % 4) for f in frames]
     buf = io.BytesIO()
     h, w = frames[0].shape[:2]
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        if rotation % 360:
+            stream.set_display_rotation(rotation)
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "ultrafast", "bframes": "0", "crf": "18"}
@@ -195,9 +207,11 @@ def write_live_mov(
     fps: float,
     content_id: str,
     still_time: float | None,
+    rotation: int = 0,
 ) -> Path:
     """An H.264 Live Photo MOV: content identifier + still-image-time at `still_time`."""
-    path.write_bytes(add_live_metadata(encode_video(frames, fps, "mov"), content_id, still_time))
+    mov = encode_video(frames, fps, "mov", rotation)
+    path.write_bytes(add_live_metadata(mov, content_id, still_time))
     return path
 
 
@@ -393,11 +407,13 @@ def write_reselected_live_photo(
     with_edited: bool = True,
     other_adjustments: Sequence[str] = (),
     scale: int = 4,
+    rotation: int = 0,
 ) -> dict[str, Path]:
     """A whole reselected Live Photo as the iPhone DCIM folder shows it.
 
     `reference` is the HQ original key photo (default: frame t0 upscaled `scale`×). The edited
     still is frame t1 upscaled to the reference size, as Photos renders a reselected frame.
+    `frames` are upright; `rotation` stores them turned in the MOV (see `encode_video`).
     Returns the written paths under the keys reference/video/edited/aae.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -409,7 +425,9 @@ def write_reselected_live_photo(
     ext = ".HEIC" if still_format == "heic" else ".JPG"
     paths = {
         "reference": write_apple_still(directory / f"{stem}{ext}", reference, cid, still_format),
-        "video": write_live_mov(directory / f"{stem}.MOV", frames, fps, cid, t0_index / fps),
+        "video": write_live_mov(
+            directory / f"{stem}.MOV", frames, fps, cid, t0_index / fps, rotation
+        ),
     }
     if with_edited:
         edited = _resize(frames[t1_index], (rw, rh))

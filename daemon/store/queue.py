@@ -384,14 +384,17 @@ class JobStore:
 
     def enqueue(self, spec: JobSpec) -> EnqueueResult:
         """Add work for one asset. The same identity again is a no-op (or a move, when only
-        the paths changed); a new identity cancels the asset's waiting/failed jobs."""
+        the paths changed); a new identity cancels the asset's waiting/failed jobs, and an
+        earlier identity coming back makes its job current again (`_current_again`)."""
         return self._retrying(lambda conn: self._enqueue(conn, spec))
 
     def _enqueue(self, conn: Connection, spec: JobSpec) -> EnqueueResult:
         now = utcnow()
         existing = conn.execute(
-            select(jobs.c.id, jobs.c.asset_key, jobs.c.payload, jobs.c.state, jobs.c.superseded_by)
-            .where(jobs.c.identity == spec.identity)
+            select(
+                jobs.c.id, jobs.c.asset_key, jobs.c.payload, jobs.c.state, jobs.c.superseded_by,
+                jobs.c.finished_at,
+            ).where(jobs.c.identity == spec.identity)
         ).first()
         if existing is not None:
             job_id = existing.id
@@ -410,14 +413,8 @@ class JobStore:
                     f"moved: {existing.asset_key} -> {spec.asset_key}", None, now,
                 )
             superseded: list[int] = []
-            if existing.state == JobState.CANCELLED and existing.superseded_by is not None:
-                # The inputs went back to an earlier version: that job is current again.
-                superseded = self._supersede(conn, spec.asset_key, job_id, now)
-                self._transition(
-                    conn, job_id, JobState.CANCELLED, JobState.PENDING,
-                    "inputs match this job again", now=now,
-                    superseded_by=None, attempts=0, not_before=None, finished_at=None,
-                )
+            if existing.superseded_by is not None:
+                superseded = self._current_again(conn, spec.asset_key, existing, now)
             return EnqueueResult(job_id, False, superseded, moved)
 
         job_id = conn.execute(
@@ -443,6 +440,35 @@ class JobStore:
         self._event(conn, job_id, None, JobState.PENDING, "enqueued", None, now)
         superseded = self._supersede(conn, spec.asset_key, job_id, now)
         return EnqueueResult(job_id, True, superseded, False)
+
+    def _current_again(
+        self, conn: Connection, asset_key: str, existing: Any, now: datetime
+    ) -> list[int]:
+        """The inputs went back to the version of `existing`, a superseded job: it is current
+        again, and the newer jobs are superseded in its favour. A cancelled job is queued
+        again, and so is a succeeded one whose output a newer job has since replaced; a running
+        job carries on. Returns the ids of the jobs cancelled."""
+        job_id = existing.id
+        cancelled = self._supersede(conn, asset_key, job_id, now)
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(superseded_by=None))
+        state = JobState(existing.state)
+        if state == JobState.CANCELLED:
+            self._requeue(conn, job_id, state, "inputs match this job again")
+        elif state == JobState.SUCCEEDED:
+            replaced = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.asset_key == asset_key,
+                    jobs.c.id != job_id,
+                    jobs.c.state == JobState.SUCCEEDED.value,
+                    jobs.c.finished_at > existing.finished_at,
+                ).limit(1)
+            ).first()
+            if replaced is not None:
+                self._requeue(
+                    conn, job_id, state,
+                    f"inputs match this job again; job {replaced.id} replaced its output",
+                )
+        return cancelled
 
     def _supersede(self, conn: Connection, asset_key: str, new_id: int, now: datetime) -> list[int]:
         """Cancel the asset's other waiting or failed jobs in favour of `new_id`; running and

@@ -45,3 +45,60 @@ def test_superseded_running_job_is_not_queued_again(
     claimed = store.claim("w", 60)
     assert claimed is not None and claimed.id == new
     assert store.claim("w", 60) is None
+
+
+def _run(store: JobStore, job_id: int) -> None:
+    job = store.claim("w", 60)
+    assert job is not None and job.id == job_id
+    store.succeed(job_id, "w", f"/out/{job_id}", {"size": job_id}, {})
+
+
+def test_inputs_back_to_a_succeeded_job_cancel_the_newer_waiting_job(store: JobStore) -> None:
+    """v1 done, v2 queued, the file goes back to v1 before v2 ran: v1's output is still the
+    right one, so v2 (whose inputs are gone) is cancelled and v1 is left as it is."""
+    old = store.enqueue(make_spec(content="v1")).job_id
+    _run(store, old)
+    new = store.enqueue(make_spec(content="v2")).job_id
+    back = store.enqueue(make_spec(content="v1"))
+    assert back.job_id == old and not back.created and back.superseded == [new]
+    old_job, new_job = store.get_job(old), store.get_job(new)
+    assert old_job is not None and new_job is not None
+    assert old_job.state == JobState.SUCCEEDED and old_job.superseded_by is None
+    assert new_job.state == JobState.CANCELLED and new_job.superseded_by == old
+    assert store.claim("w", 60) is None
+    # and the old job counts as current work again for reprocess
+    assert store.reprocess(datetime.now(UTC) - timedelta(days=1), dry_run=True) == 1
+
+
+def test_inputs_back_to_a_succeeded_job_whose_output_was_replaced(store: JobStore) -> None:
+    """v1 done, then v2 done (its output replaced v1's), then the file goes back to v1: the
+    output on disk is v2's, so v1 runs again."""
+    old = store.enqueue(make_spec(content="v1")).job_id
+    _run(store, old)
+    new = store.enqueue(make_spec(content="v2")).job_id
+    _run(store, new)
+    back = store.enqueue(make_spec(content="v1"))
+    assert back.job_id == old and back.superseded == []
+    old_job, new_job = store.get_job(old), store.get_job(new)
+    assert old_job is not None and new_job is not None
+    assert old_job.state == JobState.PENDING and old_job.superseded_by is None
+    assert old_job.attempts == 0 and old_job.finished_at is None
+    assert new_job.state == JobState.SUCCEEDED and new_job.superseded_by == old
+    assert store.events(old)[-1].reason == (
+        f"inputs match this job again; job {new} replaced its output"
+    )
+    claimed = store.claim("w", 60)
+    assert claimed is not None and claimed.id == old
+
+
+def test_inputs_back_to_a_running_job_cancel_the_newer_waiting_job(store: JobStore) -> None:
+    old = store.enqueue(make_spec(content="v1")).job_id
+    assert store.claim("w", 60) is not None
+    new = store.enqueue(make_spec(content="v2")).job_id
+    back = store.enqueue(make_spec(content="v1"))
+    assert back.superseded == [new]
+    job = store.get_job(old)
+    assert job is not None and job.state == JobState.RUNNING and job.superseded_by is None
+    assert store.release(old, "w", "SIGTERM")  # current again: back in the queue, not cancelled
+    claimed = store.claim("w", 60)
+    assert claimed is not None and claimed.id == old

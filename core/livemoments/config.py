@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 Size = Literal["tiny", "full"]
 
+TILE_MULTIPLE = 16
+"""Tiles must be whole latent patches: 8× VAE × patch 2 (and the motion encoder's /16)."""
+
 SD3_MEDIUM_TRANSFORMER: dict[str, Any] = {
     "sample_size": 128,
     "patch_size": 2,

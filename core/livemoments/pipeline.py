@@ -30,12 +30,10 @@ from core.colorfix import wavelet_color_fix
 from core.flow import FlowEstimator, forward_backward_confidence, resize_flow
 from core.images import resize
 from core.livemoments.checkpoint import LiveMomentsModels
+from core.livemoments.config import TILE_MULTIPLE
 from core.livemoments.model import TwoBranchVelocity
 from core.livemoments.sampler import bridge_sigmas, euler_sample, initial_latent, seeded_noise
 from core.tiling import Blender, Tile, pcr_crop_origin, tile_grid
-
-TILE_MULTIPLE = 16
-"""Tiles must be whole latent patches: 8× VAE × patch 2 (and the motion encoder's /16)."""
 
 
 @dataclass(slots=True)

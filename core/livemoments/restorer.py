@@ -18,12 +18,14 @@ import structlog
 
 from core.api import Diagnostics, OutOfDeviceMemory, RestoreError, RestoreRequest, RestoreResult
 from core.images import validate_image
+from core.livemoments.config import TILE_MULTIPLE
 from core.registry import register
 
 log = structlog.get_logger(__name__)
 
 GEOMETRY_PARAMS = ("tile", "overlap", "tile_batch", "seed", "color_fix", "flow")
 """Request parameters that may override the restorer's defaults per call."""
+FLOW_CHOICES = ("auto", "raft", "dis")
 
 
 @register("livemoments")
@@ -183,6 +185,7 @@ class LiveMomentsRestorer:
         merged.update({k: v for k, v in request.params.items() if k in GEOMETRY_PARAMS})
         if merged["seed"] is None:
             merged["seed"] = request.seed
+        merged = checked_options(merged)
         if merged["tile_batch"] <= 0:
             merged["tile_batch"] = auto_tile_batch(models.device, merged["tile"], self.low_memory)
         if self.low_memory:
@@ -253,6 +256,42 @@ class LiveMomentsRestorer:
                 },
             )
         return RestoreResult(image=np.ascontiguousarray(image), diagnostics=diagnostics)
+
+
+def checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` with whole numbers as ints; mistyped or impossible values are a RestoreError.
+
+    The values come from TOML and `--param KEY=VALUE`; unchecked, a word or a tile that is not
+    whole latent patches surfaced as a TypeError/ValueError deep in the pipeline.
+    """
+
+    def whole(name: str) -> int:
+        value = options[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not float(value).is_integer():
+            raise RestoreError(f"livemoments: parameter {name} must be an integer, got {value!r}")
+        return int(value)
+
+    out = dict(options)
+    for name in ("tile", "overlap", "tile_batch", "seed"):
+        out[name] = whole(name)
+    tile, overlap = out["tile"], out["overlap"]
+    if tile < TILE_MULTIPLE or tile % TILE_MULTIPLE:
+        raise RestoreError(
+            f"livemoments: tile must be a positive multiple of {TILE_MULTIPLE}, got {tile}"
+        )
+    if not 0 <= overlap < tile:
+        raise RestoreError(f"livemoments: need 0 ≤ overlap < tile, got {overlap} and {tile}")
+    if not isinstance(options["color_fix"], bool):
+        raise RestoreError(
+            f"livemoments: parameter color_fix must be true or false, got {options['color_fix']!r}"
+        )
+    if options["flow"] not in FLOW_CHOICES:
+        raise RestoreError(
+            f"livemoments: parameter flow must be one of {', '.join(FLOW_CHOICES)}, "
+            f"got {options['flow']!r}"
+        )
+    return out
 
 
 def auto_tile_batch(

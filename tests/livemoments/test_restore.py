@@ -181,3 +181,29 @@ def test_out_of_memory_is_reported_as_such(tiny_checkpoint: Path) -> None:
     with pytest.raises(OutOfDeviceMemory, match="tile 64"):
         pipe(request.target, request.reference)
     pipe.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"tile": "big"}, "parameter tile must be an integer"),
+        ({"tile": 100}, "tile must be a positive multiple of 16"),
+        ({"tile": 64, "overlap": 64}, "overlap < tile"),
+        ({"tile_batch": 1.5}, "parameter tile_batch must be an integer"),
+        ({"color_fix": "no"}, "color_fix must be true or false"),
+        ({"flow": "farneback"}, "flow must be one of"),
+    ],
+)
+def test_bad_request_parameters_are_restore_errors(
+    tiny_checkpoint: Path, params: dict, message: str
+) -> None:
+    """Parameters come from TOML and `--param`: bad ones are named, not a TypeError/ValueError."""
+    restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)
+    with pytest.raises(RestoreError, match=message):
+        restorer.restore(_request(params=params))
+
+
+def test_whole_float_geometry_is_accepted(tiny_checkpoint: Path) -> None:
+    restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint)
+    result = restorer.restore(_request(params={"tile": 64.0, "overlap": 16.0}))
+    assert result.diagnostics.tiles == 12 and result.diagnostics.extra["tile"] == 64

@@ -695,21 +695,25 @@ class JobStore:
     def _requeue_expired(self, conn: Connection, now: datetime) -> int:
         self._expiry_checked = time.monotonic()
         rows = conn.execute(_SELECT_EXPIRED, {"now": now}).all()
+        handled = 0
         for row in rows:
             error = f"lease expired (worker {row.lease_owner})"
             common = {"last_error": error, "lease_owner": None, "lease_expires_at": None}
             if row.attempts >= row.max_attempts:
-                self._transition(
-                    conn, row.id, JobState.RUNNING, JobState.FAILED,
-                    f"{error}; {row.attempts} attempts used", now=now, finished_at=now, **common,
-                )
+                to, why = JobState.FAILED, f"{error}; {row.attempts} attempts used"
+                values = {**common, "finished_at": now}
             else:
                 to, why, values = _superseded_instead(
                     row.superseded_by, JobState.PENDING, error, common, now
                 )
-                self._transition(conn, row.id, JobState.RUNNING, to, why, now=now, **values)
-            log.warning("lease expired", job_id=row.id, worker=row.lease_owner)
-        return len(rows)
+            # Guarded on the expired owner: on PostgreSQL the rows were read without a lock,
+            # and another box may have requeued and claimed the job since (a fresh lease).
+            if self._transition(
+                conn, row.id, JobState.RUNNING, to, why, now=now, owner=row.lease_owner, **values
+            ):
+                handled += 1
+                log.warning("lease expired", job_id=row.id, worker=row.lease_owner)
+        return handled
 
     # ---- people's commands -----------------------------------------------------------
 

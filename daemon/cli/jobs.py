@@ -30,22 +30,26 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_when(text: str) -> datetime:
+def parse_when(text: str, option: str | None = None) -> datetime:
     """An ISO date or date-time (local time unless it names a zone), or an age like `7d`,
-    `12h`, `30m` meaning that long ago. Returns an aware UTC datetime."""
-    match = _RELATIVE.match(text)
-    if match:
-        amount, unit = float(match.group(1)), _UNITS[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: amount})
+    `12h`, `30m` meaning that long ago. Returns an aware UTC datetime; anything else, including
+    a date outside the calendar's range (`99999999d`), is a usage error naming `option`."""
+    usage = (
+        f"{text!r} is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, or an age like 7d / 12h"
+    )
     try:
+        match = _RELATIVE.match(text)
+        if match:
+            amount, unit = float(match.group(1)), _UNITS[match.group(2)]
+            return datetime.now(UTC) - timedelta(**{unit: amount})
         value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None:
+            value = value.astimezone()  # a person's "2026-05-01" means their local midnight
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r} is out of range", param_hint=option) from None
     except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, or an age like 7d / 12h"
-        ) from None
-    if value.tzinfo is None:
-        value = value.astimezone()  # a person's "2026-05-01" means their local midnight
-    return value.astimezone(UTC)
+        raise typer.BadParameter(usage, param_hint=option) from None
 
 
 @contextmanager
@@ -296,8 +300,8 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
     ) -> None:
         """Re-queue finished work in a time window."""
-        start = parse_when(since)
-        end = parse_when(until) if until else None
+        start = parse_when(since, "--since")
+        end = parse_when(until, "--until") if until else None
         if end is not None and end <= start:
             raise typer.BadParameter("--until must be later than --since")
         states = state or sorted(FINISHED_STATES)

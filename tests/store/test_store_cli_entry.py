@@ -1,0 +1,63 @@
+"""The queue commands through the real console entry point (`python -m daemon.cli`, which is
+what the `lmd` script calls): exit codes 0 / 1 / 2, messages, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.store import open_store
+from tests.store.store_helpers import make_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def lmd(tmp_path: Path) -> tuple[str, Run]:
+    url = f"sqlite:///{tmp_path / 'state' / 'lmd.sqlite3'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMD_")}
+    env.update(LMD_STATE_DIR=str(tmp_path / "state"), LMD_DATABASE_URL=url, PYTHONPATH=str(ROOT))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "daemon.cli", *args], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=120,
+        )
+
+    return url, run
+
+
+def test_exit_codes_and_messages(lmd: tuple[str, Run]) -> None:
+    url, run = lmd
+    with open_store(url) as store:
+        job_id = store.enqueue(make_spec()).job_id
+
+    ok = run("status", "--json")
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert {"jobs", "failures", "last_scan", "worker", "restorer"} <= set(data)
+    assert data["jobs"]["pending"] == 1
+
+    missing = run("jobs", "show", "999")
+    assert missing.returncode == 1 and "job 999 does not exist" in missing.stderr
+    pending = run("jobs", "retry", str(job_id))
+    assert pending.returncode == 1 and "only failed, cancelled or skipped" in pending.stderr
+
+    for args, option in (
+        (("reprocess", "--since", "99999999d"), "--since"),
+        (("reprocess", "--since", "1d", "--until", "0001-01-01T00:00+05:00"), "--until"),
+        (("reprocess", "--since", "9" * 400 + "d"), "--since"),
+    ):
+        usage = run(*args)
+        assert usage.returncode == 2, usage.stderr
+        assert "Traceback" not in usage.stderr and option in usage.stderr
+
+    dry = run("reprocess", "--since", "1d", "--dry-run")
+    assert dry.returncode == 0 and "would re-queue 0 job(s)" in dry.stdout

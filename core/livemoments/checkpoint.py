@@ -97,7 +97,10 @@ class LiveMomentsModels:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable config ({exc})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     return {k: v for k, v in data.items() if not k.startswith("_")}
@@ -198,21 +201,32 @@ def _load_motion_state(path: Path) -> dict[str, torch.Tensor]:
     return {str(k).removeprefix("module."): v for k, v in state.items()}
 
 
+def _load_tensor_pt(path: Path) -> torch.Tensor:
+    """One tensor saved with `torch.save` (the fork's prompt files), or a CheckpointError."""
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling raises many types; all mean "not this file"
+        raise CheckpointError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"{path}: expected one tensor, found {type(value).__name__}")
+    return value
+
+
 def _load_prompt(directory: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Empty-prompt embeddings as [1, L, D] and [1, P], from either accepted layout."""
     st = directory / PROMPT_FILE
     if st.is_file():
         from safetensors.torch import load_file
 
-        tensors = load_file(str(st))
+        try:
+            tensors = load_file(str(st))
+        except Exception as exc:  # safetensors raises its own error type for a bad header
+            raise CheckpointError(f"{st}: cannot read the prompt embeddings ({exc})") from None
         if PROMPT_KEY not in tensors or POOLED_KEY not in tensors:
             raise CheckpointError(f"{st}: needs tensors {PROMPT_KEY!r} and {POOLED_KEY!r}")
         prompt, pooled, source = tensors[PROMPT_KEY], tensors[POOLED_KEY], PROMPT_FILE
     elif all((directory / name).is_file() for name in PROMPT_PT_FILES):
-        prompt, pooled = (
-            torch.load(directory / name, map_location="cpu", weights_only=True)
-            for name in PROMPT_PT_FILES
-        )
+        prompt, pooled = (_load_tensor_pt(directory / name) for name in PROMPT_PT_FILES)
         source = " + ".join(PROMPT_PT_FILES)
     else:
         raise CheckpointError(

@@ -156,3 +156,32 @@ def test_model_check_and_init_commands(tiny_checkpoint: Path, tmp_path: Path, ca
     assert weights_digest(target) == weights_digest(tiny_checkpoint)
     assert main(["model", "init", str(target)]) == 1  # not empty
     assert main(["model", "embed-prompt", "--sd3", str(tmp_path), str(target)]) == 1
+
+
+def test_unreadable_prompt_and_config_files_are_named_errors(checkpoint_copy: Path) -> None:
+    """Damaged files make `validate_checkpoint` report, never raise (`lmd model check`)."""
+    (checkpoint_copy / PROMPT_FILE).write_bytes(b"junk")
+    errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
+    assert f"{PROMPT_FILE}: cannot read the prompt embeddings" in errors
+
+    (checkpoint_copy / PROMPT_FILE).unlink()
+    torch.save({"not": "a tensor"}, checkpoint_copy / "prompt_embeds.pt")
+    torch.save(torch.zeros(1, 32), checkpoint_copy / "pooled_prompt_embeds.pt")
+    errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
+    assert "prompt_embeds.pt: expected one tensor, found dict" in errors
+
+    (checkpoint_copy / "prompt_embeds.pt").write_bytes(b"junk")
+    errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
+    assert "prompt_embeds.pt: cannot read" in errors
+
+    (checkpoint_copy / "vae/config.json").write_text("{")
+    errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
+    assert "vae/config.json: unreadable config" in errors
+
+
+def test_model_check_reports_a_damaged_prompt_file(checkpoint_copy: Path, capsys) -> None:
+    from daemon.cli import main
+
+    (checkpoint_copy / PROMPT_FILE).write_bytes(b"junk")
+    assert main(["model", "check", str(checkpoint_copy)]) == 1
+    assert "cannot read the prompt embeddings" in capsys.readouterr().err

@@ -266,6 +266,11 @@ def register(app: typer.Typer) -> None:
             job = store.get_job(job_id)
             if job is None:
                 raise OperationalError(f"job {job_id} does not exist")
+            if job.superseded_by is not None:
+                raise OperationalError(
+                    f"job {job_id} was superseded by job {job.superseded_by} when its inputs"
+                    " changed; retry that one"
+                )
             if not store.retry(job_id):
                 raise OperationalError(
                     f"job {job_id} is {job.state.value}; only failed, cancelled or skipped jobs"

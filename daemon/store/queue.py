@@ -727,20 +727,30 @@ class JobStore:
         )
 
     def retry(self, job_id: int) -> bool:
-        """Re-queue a failed, cancelled or skipped job with fresh attempts."""
+        """Re-queue a failed, cancelled or skipped job with fresh attempts. Not one superseded
+        by newer inputs: its inputs are gone, and the newer job is the one to retry."""
 
         def run(conn: Connection) -> bool:
             state = self._state_of(conn, job_id)
             if state not in (JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED):
+                return False
+            newer = conn.execute(
+                select(jobs.c.superseded_by).where(jobs.c.id == job_id)
+            ).scalar()
+            if newer is not None:
                 return False
             return self._requeue(conn, job_id, state, "retry requested")
 
         return self._retrying(run)
 
     def retry_failed(self) -> int:
+        """Re-queue every failed job that newer inputs have not superseded."""
+
         def run(conn: Connection) -> int:
             ids = conn.execute(
-                select(jobs.c.id).where(jobs.c.state == JobState.FAILED.value)
+                select(jobs.c.id).where(
+                    jobs.c.state == JobState.FAILED.value, jobs.c.superseded_by.is_(None)
+                )
             ).scalars()
             return sum(
                 self._requeue(conn, i, JobState.FAILED, "retry of all failed jobs") for i in ids

@@ -61,3 +61,13 @@ def test_exit_codes_and_messages(lmd: tuple[str, Run]) -> None:
 
     dry = run("reprocess", "--since", "1d", "--dry-run")
     assert dry.returncode == 0 and "would re-queue 0 job(s)" in dry.stdout
+
+
+def test_retry_of_a_superseded_job_says_which_job_replaced_it(lmd: tuple[str, Run]) -> None:
+    url, run = lmd
+    with open_store(url) as store:
+        old = store.enqueue(make_spec(content="v1")).job_id
+        new = store.enqueue(make_spec(content="v2")).job_id
+    done = run("jobs", "retry", str(old))
+    assert done.returncode == 1
+    assert f"superseded by job {new}" in " ".join(done.stderr.split())

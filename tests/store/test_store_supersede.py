@@ -102,3 +102,20 @@ def test_inputs_back_to_a_running_job_cancel_the_newer_waiting_job(store: JobSto
     assert store.release(old, "w", "SIGTERM")  # current again: back in the queue, not cancelled
     claimed = store.claim("w", 60)
     assert claimed is not None and claimed.id == old
+
+
+def test_retry_leaves_superseded_jobs_alone(store: JobStore) -> None:
+    """Retrying a job superseded by newer inputs would queue stale content beside the newer
+    job; `retry` refuses it and `retry_failed` passes over it."""
+    cancelled = store.enqueue(make_spec(key="a", content="a1")).job_id
+    store.enqueue(make_spec(key="a", content="a2"))
+    failed = store.enqueue(make_spec(key="b", content="b1")).job_id
+    store.claim("w", 60)  # a2
+    running = store.claim("w", 60)
+    assert running is not None and running.id == failed
+    store.enqueue(make_spec(key="b", content="b2"))
+    assert store.fail(failed, "w", "corrupt", retryable=False) == JobState.FAILED
+    assert not store.retry(cancelled)
+    assert store.retry_failed() == 0
+    assert store.get_job(failed).state == JobState.FAILED  # type: ignore[union-attr]
+    assert store.get_job(cancelled).state == JobState.CANCELLED  # type: ignore[union-attr]

@@ -120,8 +120,16 @@ def _safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def _header_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    header, _ = _safetensors_header(path)
+    """Tensor shapes and metadata from the header; a file cut short (an interrupted copy or
+    download) is an error here, since the header alone would look complete."""
+    header, start = _safetensors_header(path)
     metadata = header.pop("__metadata__", None) or {}
+    data_end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    size = path.stat().st_size
+    if size != start + data_end:
+        raise CheckpointError(
+            f"{path}: {size} bytes, but its header describes {start + data_end} (truncated?)"
+        )
     return {k: tuple(v["shape"]) for k, v in header.items()}, metadata
 
 
@@ -423,10 +431,15 @@ def _read_safetensors(
     from safetensors import safe_open
 
     out: dict[str, torch.Tensor] = {}
-    with safe_open(str(path), framework="pt", device="cpu") as fh:
-        for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-            t = fh.get_tensor(key)
-            out[key] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                t = fh.get_tensor(key)
+                out[key] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+    except torch.OutOfMemoryError:
+        raise  # the restorer reports it as OutOfDeviceMemory
+    except Exception as exc:  # SafetensorError (a damaged file) derives from Exception only
+        raise CheckpointError(f"{path}: cannot read ({exc})") from None
     return out
 
 

@@ -185,3 +185,23 @@ def test_model_check_reports_a_damaged_prompt_file(checkpoint_copy: Path, capsys
     (checkpoint_copy / PROMPT_FILE).write_bytes(b"junk")
     assert main(["model", "check", str(checkpoint_copy)]) == 1
     assert "cannot read the prompt embeddings" in capsys.readouterr().err
+
+
+def test_a_truncated_weights_file_is_caught_by_check_and_load(checkpoint_copy: Path) -> None:
+    """An interrupted copy keeps a valid header: the size must still match what it describes."""
+    path = checkpoint_copy / MAIN
+    data = path.read_bytes()
+    path.write_bytes(data[:-1000])
+    errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
+    assert f"{MAIN.as_posix()}: {len(data) - 1000} bytes" in errors and "truncated" in errors
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_reading_a_damaged_weights_file_is_a_checkpoint_error(checkpoint_copy: Path) -> None:
+    from core.livemoments.checkpoint import _read_safetensors
+
+    path = checkpoint_copy / MAIN
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(CheckpointError, match="cannot read"):
+        _read_safetensors(path, torch.device("cpu"), torch.float32)

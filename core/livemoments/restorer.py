@@ -68,6 +68,7 @@ class LiveMomentsRestorer:
         self.idle_unload_seconds = float(idle_unload_seconds)
         self._lock = threading.RLock()
         self._models: Any = None
+        self._loaded_from: Path | None = None
         self._flows: dict[str, Any] = {}
         self._timer: threading.Timer | None = None
 
@@ -83,14 +84,20 @@ class LiveMomentsRestorer:
         return Path(path).expanduser()
 
     def load(self, checkpoint: Path | None = None) -> Any:
-        """Load (once) and return the `LiveMomentsModels`."""
+        """Load (once per checkpoint directory) and return the `LiveMomentsModels`.
+
+        A request naming another directory than the loaded one replaces the models, so a
+        restore never runs (and records the digest of) weights it did not ask for.
+        """
         from core.livemoments.checkpoint import load_checkpoint
         from core.livemoments.devices import resolve_device, resolve_dtype
 
         with self._lock:
+            path = (checkpoint or self._checkpoint_dir({})).resolve()
             if self._models is not None:
-                return self._models
-            path = checkpoint or self._checkpoint_dir({})
+                if path == self._loaded_from:
+                    return self._models
+                self.unload()
             device = resolve_device(self.device_name)
             dtype = resolve_dtype(self.dtype_name, device)
             start = time.perf_counter()
@@ -121,6 +128,7 @@ class LiveMomentsRestorer:
             if models.random_weights:
                 log.warning("livemoments_random_weights", path=str(path))
             self._models = models
+            self._loaded_from = path
             return models
 
     def unload(self) -> None:
@@ -129,6 +137,7 @@ class LiveMomentsRestorer:
                 return
             device = self._models.device
             self._models = None
+            self._loaded_from = None
             self._flows.clear()
             if device.type == "cuda":
                 import torch

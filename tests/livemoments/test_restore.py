@@ -207,3 +207,19 @@ def test_whole_float_geometry_is_accepted(tiny_checkpoint: Path) -> None:
     restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint)
     result = restorer.restore(_request(params={"tile": 64.0, "overlap": 16.0}))
     assert result.diagnostics.tiles == 12 and result.diagnostics.extra["tile"] == 64
+
+
+def test_a_request_for_another_checkpoint_loads_that_one(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from core.livemoments.checkpoint import weights_digest, write_random_checkpoint
+
+    other = write_random_checkpoint(tmp_path / "other", size="tiny", seed=11)
+    restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)
+    first = restorer.restore(_request())
+    assert first.diagnostics.extra["weights_digest"] == weights_digest(tiny_checkpoint)
+    second = restorer.restore(_request(params={"checkpoint": str(other)}))
+    assert second.diagnostics.extra["weights_digest"] == weights_digest(other)
+    assert restorer.restore(_request()).diagnostics.extra["weights_digest"] == weights_digest(
+        tiny_checkpoint
+    )

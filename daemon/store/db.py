@@ -202,8 +202,9 @@ def migrate(database_url: str, revision: str = "head") -> Path | None:
 
 def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
     """Open (and by default migrate) the job store. Raises `StoreError` with a clear message
-    for a database that cannot be used (network filesystem, unreachable server, too old)."""
-    from sqlalchemy.exc import OperationalError as SAOperationalError
+    for a database that cannot be used (network filesystem, unreachable server, too old, a
+    file that is not a database)."""
+    from sqlalchemy.exc import DatabaseError as SADatabaseError
 
     from daemon.store.queue import JobStore
 
@@ -218,10 +219,11 @@ def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
                     f"the database is at revision {current or 'none'}, lmd needs {head}; "
                     "run lmd without --skip-migrations once to upgrade it"
                 )
-    except SAOperationalError as exc:
+    except (SADatabaseError, sqlite3.DatabaseError) as exc:
         engine.dispose()
         shown = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot open the database {shown}: {exc.orig}") from None
+        reason = exc.orig if isinstance(exc, SADatabaseError) else exc
+        raise StoreError(f"cannot open the database {shown}: {reason}") from None
     except BaseException:
         engine.dispose()
         raise

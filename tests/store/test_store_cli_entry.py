@@ -71,3 +71,13 @@ def test_retry_of_a_superseded_job_says_which_job_replaced_it(lmd: tuple[str, Ru
     done = run("jobs", "retry", str(old))
     assert done.returncode == 1
     assert f"superseded by job {new}" in " ".join(done.stderr.split())
+
+
+def test_a_corrupt_database_file_is_exit_code_one(tmp_path: Path, lmd: tuple[str, Run]) -> None:
+    url, run = lmd
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00garbage" * 64)
+    done = run("status")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "file is not a database" in " ".join(done.stderr.split())

@@ -114,3 +114,10 @@ def test_refuses_database_on_network_filesystem(
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open the database"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "lmd.sqlite3"
+    path.write_bytes(b"not a database, just some text that someone saved here\n" * 4)
+    with pytest.raises(StoreError, match=r"cannot open the database .*file is not a database"):
+        open_store(f"sqlite:///{path}")

@@ -63,15 +63,14 @@ def compare_strip(frame: np.ndarray, restored: np.ndarray, reference: np.ndarray
 
 
 def _restorer_options(ctx: typer.Context, name: str) -> dict[str, Any]:
-    """The configured restorer's constructor options when the CLI asks for that restorer."""
+    """Constructor options for restorer `name` from the configuration, as the worker builds
+    them (one home: `daemon.worker.restorer_options`), also when `--restorer` picks a restorer
+    other than the configured one."""
+    from daemon.worker import restorer_options
+
     settings = get_settings(ctx)
-    cfg = settings.restorer
-    if name != "livemoments":
-        return {}
-    options: dict[str, Any] = {"device": cfg.device, "low_memory": cfg.low_memory}
-    if cfg.checkpoint is not None:
-        options["checkpoint"] = cfg.checkpoint
-    return options
+    section = settings.restorer.model_copy(update={"name": name})
+    return restorer_options(settings.model_copy(update={"restorer": section}))
 
 
 def register(app: typer.Typer) -> None:

@@ -96,3 +96,21 @@ def test_restore_reports_a_mistyped_parameter(tmp_path, config, image_factory, c
     assert main([*args, str(tmp_path / "o.png"), "-p", "tile=abc"]) == 1
     assert "parameter tile must be int" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_restore_builds_the_restorer_as_the_worker_does(tmp_path, config):
+    """`lmd restore --restorer livemoments` takes every configured option the worker uses
+    (`compile` was dropped), whichever restorer the configuration names."""
+    import click
+
+    from daemon.cli.context import CliState
+    from daemon.cli.restore import _restorer_options
+
+    config.write_text(
+        config.read_text()
+        + f'[restorer]\nname = "guided"\ncheckpoint = "{tmp_path / "ck"}"\ncompile = true\n'
+    )
+    ctx = click.Context(click.Command("restore"), obj=CliState(config_path=config))
+    options = _restorer_options(ctx, "livemoments")
+    assert options["compile"] is True and Path(options["checkpoint"]) == tmp_path / "ck"
+    assert _restorer_options(ctx, "guided") == {}

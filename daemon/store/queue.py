@@ -415,6 +415,10 @@ class JobStore:
             superseded: list[int] = []
             if existing.superseded_by is not None:
                 superseded = self._current_again(conn, spec.asset_key, existing, now)
+            elif existing.asset_key != spec.asset_key:
+                # Moved onto a key that had jobs of its own (a file moved over another): their
+                # content is no longer there, so this job supersedes them.
+                superseded = self._supersede(conn, spec.asset_key, job_id, now)
             return EnqueueResult(job_id, False, superseded, moved)
 
         job_id = conn.execute(

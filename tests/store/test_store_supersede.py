@@ -119,3 +119,17 @@ def test_retry_leaves_superseded_jobs_alone(store: JobStore) -> None:
     assert store.retry_failed() == 0
     assert store.get_job(failed).state == JobState.FAILED  # type: ignore[union-attr]
     assert store.get_job(cancelled).state == JobState.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_file_moved_over_another_supersedes_that_assets_jobs(store: JobStore) -> None:
+    """b/IMG_1 had its own waiting job; a/IMG_1 (other content) is moved over it. The moved
+    job now speaks for b/IMG_1, and b's old job, whose content is gone, must not run."""
+    there = store.enqueue(make_spec("b/IMG_1", "old content")).job_id
+    moving = store.enqueue(make_spec("a/IMG_1", "new content")).job_id
+    moved = store.enqueue(make_spec("b/IMG_1", "new content"))
+    assert moved.job_id == moving and moved.moved and moved.superseded == [there]
+    old = store.get_job(there)
+    assert old is not None and old.state == JobState.CANCELLED and old.superseded_by == moving
+    assert [j.id for j in store.jobs_for_asset("b/IMG_1") if j.state == JobState.PENDING] == [
+        moving
+    ]

@@ -188,7 +188,9 @@ class TwoBranchVelocity:
         batch = z.shape[0]
         ctx = self.prompt_embeds.expand(batch, -1, -1)
         pooled = self.pooled.expand(batch, -1)
-        t = torch.full((batch,), 1000.0 * sigma, device=z.device, dtype=z.dtype)
+        # Timesteps stay float32 whatever the nets' precision, as in diffusers' SD3 pipeline
+        # (the embedding casts after the sinusoids): in bf16, 1000·σ = 200.17 would become 200.
+        t = torch.full((batch,), 1000.0 * sigma, device=z.device, dtype=torch.float32)
         self.capture.bank.clear()
         try:
             if self.lockstep:

@@ -143,3 +143,23 @@ def test_lockstep_equals_two_whole_passes() -> None:
     whole.close()
     torch.testing.assert_close(out_lock, out_whole, rtol=0, atol=1e-6)
     assert not whole.capture.bank and not lock.capture.bank
+
+
+@torch.no_grad()
+def test_timesteps_reach_the_nets_in_float32_at_any_precision() -> None:
+    """bf16 would round 1000·σ (200.17 → 200, 128.89 → 129): the schedule must stay exact."""
+    _stock, main, ref = _nets(5)
+    main, ref = main.to(torch.bfloat16), ref.to(torch.bfloat16)
+    z, ctx, pooled = (x.to(torch.bfloat16) for x in _inputs())
+    seen: list[torch.Tensor] = []
+    for net in (main, ref):
+        net.time_text_embed.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    for lockstep in (True, False):
+        velocity = TwoBranchVelocity(main, ref, ctx, pooled, lockstep=lockstep)
+        out = velocity(z, 0.20017, z, None)
+        velocity.close()
+        assert out.dtype == torch.bfloat16
+    assert len(seen) == 4
+    for t in seen:
+        assert t.dtype == torch.float32
+        torch.testing.assert_close(t, torch.full_like(t, 1000.0 * 0.20017), rtol=0, atol=0)

@@ -263,6 +263,14 @@ def _check_transformer(report: CheckpointReport, sub: str, restoration: bool) ->
         report.errors.append(f"{sub}/: needs {CONFIG_FILE} and {WEIGHTS_FILE}")
         return {}
     config = _read_config(cfg_path)
+    for key in ("qk_norm", "dual_attention_layers"):
+        if config.get(key):
+            # The K/V capture and the restoration processor use raw projections, which is
+            # right only without qk-norm and with joint attention only (SD3.0, design §7).
+            raise CheckpointError(
+                f"{sub}/{CONFIG_FILE}: {key} = {config[key]!r} is not supported "
+                "(LiveMoments is built on SD3-medium, which has neither)"
+            )
     shapes, metadata = _header_shapes(weights)
     expected = _expected_shapes(_meta_transformer(config, restoration))
     report.errors += compare_shapes(f"{sub}/{WEIGHTS_FILE}", expected, shapes)

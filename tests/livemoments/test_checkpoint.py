@@ -205,3 +205,19 @@ def test_reading_a_damaged_weights_file_is_a_checkpoint_error(checkpoint_copy: P
     path.write_bytes(path.read_bytes()[:-1000])
     with pytest.raises(CheckpointError, match="cannot read"):
         _read_safetensors(path, torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("qk_norm", "rms_norm"), ("dual_attention_layers", [0])]
+)
+def test_sd35_features_are_refused(checkpoint_copy: Path, key: str, value: object) -> None:
+    """The processor reads raw K/V projections: with qk-norm (SD3.5) it would silently skip the
+    norms, so such a checkpoint must be refused by name, whatever its tensors."""
+    cfg_path = checkpoint_copy / "transformer/config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg[key] = value
+    cfg_path.write_text(json.dumps(cfg))
+    errors = validate_checkpoint(checkpoint_copy).errors
+    assert any(f"transformer/config.json: {key} = " in e and "not supported" in e for e in errors)
+    with pytest.raises(CheckpointError, match="not supported"):
+        load_checkpoint(checkpoint_copy)

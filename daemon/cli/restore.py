@@ -120,6 +120,8 @@ def register(app: typer.Typer) -> None:
         for out in (output, compare):
             if out is not None and out.resolve() in inputs:
                 raise OperationalError(f"refusing to overwrite an input: {out}")
+        if compare is not None and compare.resolve() == output.resolve():
+            raise OperationalError(f"--compare and --output are the same file: {output}")
         # Configured parameters apply to the configured restorer only; --param wins.
         base = settings.restorer.params if name == settings.restorer.name else {}
         params = {**base, **_parse_params(param or [])}

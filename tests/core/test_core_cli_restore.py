@@ -114,3 +114,13 @@ def test_restore_builds_the_restorer_as_the_worker_does(tmp_path, config):
     options = _restorer_options(ctx, "livemoments")
     assert options["compile"] is True and Path(options["checkpoint"]) == tmp_path / "ck"
     assert _restorer_options(ctx, "guided") == {}
+
+
+def test_restore_refuses_a_comparison_over_its_own_output(tmp_path, config, image_factory, capsys):
+    """The strip would replace the restored image written a moment before."""
+    ref_path = _write(tmp_path / "ref.png", image_factory(64, 64))
+    frame_path = _write(tmp_path / "frame.png", image_factory(32, 32))
+    out = tmp_path / "o.png"
+    args = ["restore", "--reference", str(ref_path), "--frame", str(frame_path), "-o", str(out)]
+    assert main([*args, "--compare", str(tmp_path / "." / "o.png")]) == 1
+    assert "same file" in capsys.readouterr().err and not out.exists()

@@ -44,8 +44,13 @@ __all__ = [
 ]
 
 
-def restore(request: RestoreRequest, **options: Any) -> RestoreResult:
+def restore(
+    request: RestoreRequest, *, restorer: Restorer | None = None, **options: Any
+) -> RestoreResult:
     """Run `request.restorer` on the request; `options` go to the restorer's constructor.
+
+    A long-lived caller (the daemon's worker) passes the `restorer` instance it keeps, so a
+    heavy model is loaded once and every call still gets the same checks.
 
     Inputs are checked and normalised to float32 H×W×3 in [0, 1] first, so every restorer
     can rely on that. The result is always at the reference's resolution. Total time and the
@@ -57,7 +62,8 @@ def restore(request: RestoreRequest, **options: Any) -> RestoreResult:
     request.reference = validate_image(request.reference, "reference")
     if request.reference_lq is not None:
         request.reference_lq = validate_image(request.reference_lq, "reference_lq")
-    restorer = get_restorer(request.restorer, **options)
+    if restorer is None:
+        restorer = get_restorer(request.restorer, **options)
     started = time.perf_counter()
     with PeakMemory() as peak:
         result = restorer.restore(request)

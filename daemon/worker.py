@@ -36,6 +36,7 @@ from core import (
     Restorer,
     RestoreRequest,
     get_restorer,
+    restore,
 )
 from daemon.library.asset import FileSignature, LiveAsset
 from daemon.library.errors import UnreadableFile
@@ -303,7 +304,7 @@ class Worker:
                     cancel=cancel,
                     seed=int(restorer_params.get("seed", 0)),
                 )
-                result = self._restorer_instance().restore(request)
+                result = restore(request, restorer=self._restorer_instance())
                 self._restorer_last_used = time.monotonic()
                 cancel.raise_if_cancelled()
                 beat.report(0.99, "writing")

@@ -212,3 +212,26 @@ def test_idle_worker_unloads_the_model(tmp_path: Path, tiny_library: Path) -> No
         assert 0.5 < elapsed < 5  # after the idle timeout, not at once and not never
     finally:
         store.close()
+
+
+class WrongSize:
+    """A restorer with a bug: it returns the frame at its own size."""
+
+    name = "wrong-size"
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        return RestoreResult(request.target, Diagnostics())
+
+
+def test_worker_goes_through_cores_checks(tmp_path: Path, tiny_library: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        run_scan(settings, tiny_library, store=store)
+        Worker(settings, store, worker_id="w", restorer=WrongSize()).run_until_empty()
+        jobs = store.list_jobs()
+        assert {job.state for job in jobs} == {"failed"}
+        assert all("expected the reference's" in (job.last_error or "") for job in jobs)
+        assert not any(Path(settings.output.tree).rglob("*.HEIC"))
+    finally:
+        store.close()

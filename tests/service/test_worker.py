@@ -215,12 +215,12 @@ def test_idle_worker_unloads_the_model(tmp_path: Path, tiny_library: Path) -> No
 
 
 class WrongSize:
-    """A restorer with a bug: it returns the frame at its own size."""
+    """A restorer with a bug: it returns half the reference's size."""
 
     name = "wrong-size"
 
     def restore(self, request: RestoreRequest) -> RestoreResult:
-        return RestoreResult(request.target, Diagnostics())
+        return RestoreResult(request.reference[::2, ::2].copy(), Diagnostics())
 
 
 def test_worker_goes_through_cores_checks(tmp_path: Path, tiny_library: Path) -> None:

@@ -36,6 +36,14 @@ def _open_image(path: Path, max_pixels: int):
         raise UnreadableFile(f"image exceeds the limit of pixels: {exc}") from None
     except Exception as exc:  # PIL raises many types for garbage input
         raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    if img.format == "HEIF":
+        from daemon.library.stills import read_still_meta
+
+        try:
+            read_still_meta(path)  # bounded container check: catches a truncated file
+        except UnreadableFile:
+            img.close()
+            raise
     w, h = img.size
     if w <= 0 or h <= 0 or w * h > max_pixels:
         img.close()

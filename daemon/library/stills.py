@@ -106,6 +106,7 @@ def _read_heif(f: BoundedFile) -> StillMeta:
     root = bmff.Box(b"meta", 0, meta_box.payload - meta_box.start, len(data))
     items = _items(data, root)
     locs = _locations(data, root)
+    _check_extents_in_file(locs, f.size)
     idat = bmff.child(data, root, b"idat", 4)
     exif = xmp = None
     for item_id, (itype, ctype) in items.items():
@@ -200,6 +201,23 @@ def _locations(data: bytes, meta: bmff.Box) -> dict[int, tuple[int, list[tuple[i
         if q > iloc.end:
             raise UnreadableFile("iloc entries past the box end")
     return out
+
+
+def _check_extents_in_file(
+    locs: dict[int, tuple[int, list[tuple[int, int]]]], file_size: int
+) -> None:
+    """A HEIF cut short (an interrupted copy) keeps its `meta` box, and libheif then decodes
+    the image tiles that are still there without complaint: refuse it here, where `iloc` says
+    where every item's bytes must be. (A length of 0 means "to the end of the file".)"""
+    for item_id, (method, extents) in locs.items():
+        if method != 0:
+            continue
+        for offset, length in extents:
+            if offset > file_size or offset + length > file_size:
+                raise UnreadableFile(
+                    f"truncated file: item {item_id} needs bytes up to {offset + length}, "
+                    f"the file has {file_size}"
+                )
 
 
 def _item_bytes(

@@ -41,6 +41,7 @@ from core import (
 from daemon.library.asset import FileSignature, LiveAsset
 from daemon.library.errors import UnreadableFile
 from daemon.library.media import decode_frame_at, load_still
+from daemon.library.naming import edited_name
 from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
@@ -350,13 +351,16 @@ class Worker:
         """Sidecar or replace, as configured; replace mode records its backup in the store.
 
         Without a target still (the frame comes from the video) there is nothing to replace:
-        the restored frame is written to the sidecar tree, named after the reference.
+        the restored frame is a new sidecar, named as Photos names a rendered edit
+        (`IMG_E1234.HEIC` beside the reference's place), so it reads as the new key photo.
         """
         library = Path(self.settings.library or asset.reference.parent)
         output = self.settings.output
         if asset.target is None and output.mode == "replace":
             output = output.model_copy(update={"mode": "sidecar", "location": "tree"})
-        target = asset.target or asset.reference
+        target = asset.target or asset.reference.with_name(
+            edited_name(asset.reference.stem) + asset.reference.suffix
+        )
         plan = plan_output(target, library, output, references=(asset.reference,))
         quality = self._quality(plan.destination)
         if plan.kind == "replace":

@@ -96,3 +96,12 @@ def classify(name: str) -> NamedFile | None:
 def group_key(base: str) -> str:
     """Case-insensitive grouping key (osxphotos lower-cases extensions, DCIM does not)."""
     return unicodedata.normalize("NFC", base).casefold()
+
+
+def edited_name(stem: str) -> str:
+    """The name Apple's tools give a rendered edit: `IMG_1234` -> `IMG_E1234`; other stems get
+    `_edited` (osxphotos, PhotoSync). Used for builders and for restored frames that have no
+    render of their own."""
+    if stem.upper().startswith("IMG_"):
+        return stem[:4] + "E" + stem[4:]
+    return stem + "_edited"

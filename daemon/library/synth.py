@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from daemon.library.exif import build_apple_exif
+from daemon.library.naming import edited_name
 
 LIVE_KEYFRAME = "LivePhotoKeyFrame"
 
@@ -383,13 +384,6 @@ def write_heic_mpvd(
 def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
     return np.asarray(img.resize(size, Image.Resampling.BICUBIC))
-
-
-def edited_name(stem: str) -> str:
-    """`IMG_1234` -> `IMG_E1234`; other stems get `_edited` (osxphotos/PhotoSync)."""
-    if stem.upper().startswith("IMG_"):
-        return stem[:4] + "E" + stem[4:]
-    return stem + "_edited"
 
 
 def write_reselected_live_photo(

@@ -8,6 +8,7 @@ by name is only a first guess; discovery confirms it by ContentIdentifier.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -43,6 +44,12 @@ class NamedFile:
     role: Role
 
 
+#: Names classified so far. A rescan meets the same names again, and classifying (four regular
+#: expressions) was a third of an unchanged rescan's time; the answers are immutable.
+_NAME_CACHE_SIZE = 1 << 18
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
 def classify(name: str) -> NamedFile | None:
     """Role and group base of a file name, or None for files discovery ignores."""
     dot = name.rfind(".")
@@ -93,6 +100,7 @@ def classify(name: str) -> NamedFile | None:
     return NamedFile(name, stem, role)
 
 
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
 def group_key(base: str) -> str:
     """Case-insensitive grouping key (osxphotos lower-cases extensions, DCIM does not)."""
     return unicodedata.normalize("NFC", base).casefold()

@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 
 #: Marks a group that is not a Live Photo, so unchanged rescans skip it without reading it.
 PLAIN = "plain"
+#: Marks the remembered result of a whole unchanged directory (see `DirectoryCache`).
+DIRECTORY = "directory"
 
 
 class StoreAssetCache:
@@ -40,7 +42,7 @@ class StoreAssetCache:
 
     def lookup(self, key: str, fingerprint: str) -> LiveAsset | None:
         data = self._store.lookup_asset(key, fingerprint)
-        if data is None or data.get("kind") in {PLAIN, "unreadable"}:
+        if data is None or data.get("kind") in {PLAIN, DIRECTORY, "unreadable"}:
             return None
         return LiveAsset.from_dict(data)
 
@@ -56,6 +58,16 @@ class StoreAssetCache:
     def remember_plain(self, key: str, fingerprint: str) -> None:
         self._store.remember_asset(key, fingerprint, {"kind": PLAIN}, reason=None,
                                    restorable=False)
+
+    def lookup_directory(self, key: str, fingerprint: str) -> list[LiveAsset] | None:
+        data = self._store.lookup_asset(key, fingerprint)
+        if data is None or data.get("kind") != DIRECTORY:
+            return None
+        return [LiveAsset.from_dict(item) for item in data["items"]]
+
+    def remember_directory(self, key: str, fingerprint: str, assets: list[LiveAsset]) -> None:
+        data = {"kind": DIRECTORY, "items": [asset.to_dict() for asset in assets]}
+        self._store.remember_asset(key, fingerprint, data, reason=None, restorable=False)
 
     def remember_unreadable(self, item: Unreadable) -> None:
         """Unreadable files are listed by `lmd status` with their reason."""

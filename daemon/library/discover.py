@@ -79,12 +79,33 @@ class PlainFileCache(Protocol):
     def remember_plain(self, key: str, fingerprint: str) -> None: ...
 
 
+@runtime_checkable
+class DirectoryCache(Protocol):
+    """Optional: remember what a whole directory yielded, keyed by the stat fingerprint of all
+    its media files. An unchanged directory is then answered with one lookup, without grouping
+    its files: an unchanged rescan costs little more than listing and stat-ing the tree.
+    Only directories that yielded no `Unreadable` are remembered (a permission problem or a
+    transient I/O error must be looked at again next time)."""
+
+    def lookup_directory(self, key: str, fingerprint: str) -> list[LiveAsset] | None: ...
+
+    def remember_directory(self, key: str, fingerprint: str, assets: list[LiveAsset]) -> None: ...
+
+
 class DictAssetCache:
-    """In-memory `AssetCache` + `PlainFileCache` (tests, benchmarks, one-shot scans)."""
+    """In-memory `AssetCache` + `PlainFileCache` + `DirectoryCache` (tests, benchmarks)."""
 
     def __init__(self) -> None:
         self.assets: dict[str, tuple[str, LiveAsset]] = {}
         self.plain: dict[str, str] = {}
+        self.directories: dict[str, tuple[str, list[LiveAsset]]] = {}
+
+    def lookup_directory(self, key: str, fingerprint: str) -> list[LiveAsset] | None:
+        hit = self.directories.get(key)
+        return hit[1] if hit and hit[0] == fingerprint else None
+
+    def remember_directory(self, key: str, fingerprint: str, assets: list[LiveAsset]) -> None:
+        self.directories[key] = (fingerprint, list(assets))
 
     def lookup(self, key: str, fingerprint: str) -> LiveAsset | None:
         hit = self.assets.get(key)
@@ -191,7 +212,10 @@ def discover(
                 continue
             entries.append(_Entry(directory, named, st.st_size, st.st_mtime_ns, st.st_ino))
         yield from problems
-        yield from scanner.directory(directory, entries)
+        if problems:
+            yield from scanner.directory(directory, entries)
+        else:
+            yield from scanner.directory_cached(directory, entries)
         stack.extend(reversed(subdirs))
 
 
@@ -212,6 +236,7 @@ class _Scanner:
         self.root = root
         self.cache = cache
         self.plain_cache = cache if isinstance(cache, PlainFileCache) else None
+        self.dir_cache = cache if isinstance(cache, DirectoryCache) else None
         self.progress = progress
         self.done = 0
         self._key_dir: Path | None = None
@@ -247,6 +272,23 @@ class _Scanner:
                 self.progress(self.done)
             except Exception:  # a broken progress callback must not stop the scan
                 log.warning("progress_callback_failed", exc_info=True)
+
+    def directory_cached(self, directory: Path, entries: list[_Entry]) -> Iterator[Discovery]:
+        """`directory`, answered from the `DirectoryCache` when nothing in it changed."""
+        if self.dir_cache is None or not entries:
+            yield from self.directory(directory, entries)
+            return
+        key = "dir:" + self.rel(directory)
+        fp = fingerprint(e.stat_tuple for e in entries)
+        hit = self.dir_cache.lookup_directory(key, fp)
+        if hit is not None:
+            self._tick(len(entries))
+            yield from hit
+            return
+        found = list(self.directory(directory, entries))
+        if all(isinstance(d, LiveAsset) for d in found):
+            self.dir_cache.remember_directory(key, fp, found)  # type: ignore[arg-type]
+        yield from found
 
     def directory(self, directory: Path, entries: list[_Entry]) -> Iterator[Discovery]:
         groups: dict[str, list[_Entry]] = {}

@@ -11,6 +11,7 @@ the ground truth, because watchers drop events (inotify queue overflow, remounts
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import threading
 import time
@@ -41,8 +42,18 @@ def choose_mode(mode: str, library: Path) -> str:
     return "polling" if is_network_fs(library) else "inotify"
 
 
-def _ignored(path: Path, ignore: Sequence[str]) -> bool:
-    return any(part.startswith(".") or part in ignore for part in path.parts)
+def _ignored(path: Path, root: Path, ignore: Sequence[str]) -> bool:
+    """Dot-names and `ignore` patterns (fnmatch, on names, as discovery matches them), judged
+    only below the library root: a library that itself lives under a dot-directory (e.g.
+    ``/srv/.photos``) must not have every event dropped."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = path.parts
+    return any(
+        part.startswith(".") or any(fnmatch.fnmatchcase(part, p) for p in ignore)
+        for part in parts
+    )
 
 
 def _stat_key(path: Path) -> tuple[int, int] | None:
@@ -120,8 +131,9 @@ class Debouncer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, debouncer: Debouncer, ignore: Sequence[str]) -> None:
+    def __init__(self, debouncer: Debouncer, root: Path, ignore: Sequence[str]) -> None:
         self._debouncer = debouncer
+        self._root = Path(os.path.abspath(root))
         self._ignore = ignore
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -131,7 +143,7 @@ class _Handler(FileSystemEventHandler):
             if not raw:
                 continue
             path = Path(os.fsdecode(raw))
-            if not _ignored(path, self._ignore):
+            if not _ignored(path, self._root, self._ignore):
                 self._debouncer.touch(path)
 
 
@@ -184,7 +196,7 @@ class LibraryWatcher:
             observer = PollingObserver(timeout=self.polling_interval)
         else:
             observer = Observer()
-        observer.schedule(_Handler(self.debouncer, self._ignore), str(self.library),
+        observer.schedule(_Handler(self.debouncer, self.library, self._ignore), str(self.library),
                           recursive=True)
         observer.start()
         return observer

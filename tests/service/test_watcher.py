@@ -157,3 +157,28 @@ def test_inotify_instance_limit_falls_back_to_polling() -> None:
         assert "event True" in out.stdout
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_library_under_a_dot_directory_is_still_watched(tmp_path: Path) -> None:
+    """Only names below the library root are judged: `/srv/.photos` must not hide everything,
+    and fnmatch patterns from settings (like discovery's) apply to names."""
+    library = tmp_path / ".photos"
+    library.mkdir()
+    ready: list[Path] = []
+    got = threading.Event()
+
+    def on_ready(paths: list[Path]) -> None:
+        ready.extend(paths)
+        got.set()
+
+    watcher = LibraryWatcher(library, "inotify", 0.2, 0.3, on_ready, ignore=("#recycle*",))
+    watcher.start()
+    try:
+        (library / "#recycle-bin").mkdir()
+        (library / "#recycle-bin" / "old.mp4").write_bytes(b"o" * 20)
+        (library / "clip.mp4").write_bytes(b"v" * 50)
+        assert got.wait(10)
+        time.sleep(0.8)
+        assert [p.name for p in ready] == ["clip.mp4"]
+    finally:
+        watcher.stop()

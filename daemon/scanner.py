@@ -135,7 +135,10 @@ def job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
 
 def ignore_patterns(settings: Settings, root: Path) -> list[str]:
     """Discovery's defaults (dot-files...), NAS/sync clutter from settings, and lmd's own
-    outputs: the output tree when it lies inside the library, and `beside` outputs."""
+    outputs: the output tree when it lies inside the library, and `beside` outputs.
+
+    Patterns match names, so the tree is ignored by its own name (``2026/lmd-out`` →
+    ``lmd-out``), never by the library folder it sits in, which holds photos to scan."""
     patterns = list(dict.fromkeys([*DEFAULT_IGNORE, *settings.scan.ignore]))
     patterns.append(f"*{settings.output.suffix}.*")
     tree = settings.output.tree
@@ -145,7 +148,7 @@ def ignore_patterns(settings: Settings, root: Path) -> list[str]:
         except ValueError:
             pass
         else:
-            patterns.append(relative.parts[0] if relative.parts else str(tree))
+            patterns.append(relative.name if relative.parts else str(tree))
     return patterns
 
 

@@ -198,3 +198,21 @@ def test_frame_from_the_video_when_no_render_exists(tmp_path: Path) -> None:
         assert tree_hashes(library) == before
     finally:
         store.close()
+
+
+def test_output_tree_nested_in_a_library_folder_hides_only_itself(
+    tmp_path: Path, tiny_library: Path
+) -> None:
+    """`output.tree = library/2026/lmd-out`: the photos in `2026` are still scanned, and the
+    outputs written under `lmd-out` never come back as new assets."""
+    tree = tiny_library / "2026" / "lmd-out"
+    settings = make_settings(tmp_path, output={"tree": tree})
+    store = open_store(settings.database_url)
+    try:
+        assert run_scan(settings, tiny_library, store=store).restorable == 2
+        assert Worker(settings, store, worker_id="t").run_until_empty() == 2
+        assert any(tree.rglob("*.HEIC"))
+        again = run_scan(settings, tiny_library, store=store)
+        assert (again.assets_found, again.restorable, again.enqueued) == (2, 2, 0)
+    finally:
+        store.close()

@@ -45,7 +45,7 @@ from daemon.library.naming import edited_name
 from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
-from daemon.store.queue import Job, JobStore, LeaseLost
+from daemon.store.queue import Job, JobState, JobStore, LeaseLost
 
 log = structlog.get_logger(__name__)
 
@@ -326,7 +326,10 @@ class Worker:
             bound.info("job_released", reason=reason)
         except (DeviceUnavailable, OutOfDeviceMemory) as exc:
             self._drop_restorer()
-            delay = self.settings.worker.defer_seconds * (2 ** min(job.attempts, 5))
+            # A deferral hands the attempt back, so `job.attempts` stays put from one deferral
+            # to the next; the backoff grows with the deferrals this job already had instead.
+            deferrals = sum(e.to_state == JobState.DEFERRED for e in self.store.events(job.id))
+            delay = self.settings.worker.defer_seconds * (2 ** min(deferrals, 5))
             self.store.defer(job.id, self.worker_id, f"{type(exc).__name__}: {exc}", delay)
             bound.warning("job_deferred", error=str(exc), delay_seconds=delay)
         except UnreadableFile as exc:

@@ -276,11 +276,16 @@ def _env_name(key: str) -> str:
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    """Follow a dotted key through tables and, for errors in one item (`worker.windows.1`),
+    list indexes, so a bad item in the file is not reported as a default."""
     node: Any = data
     for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
             return False, None
-        node = node[part]
     return True, node
 
 

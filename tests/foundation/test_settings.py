@@ -93,6 +93,7 @@ def test_paths_derive_from_state_dir(tmp_path: Path) -> None:
         ('[worker]\nheartbeat_seconds = 300\n', "shorter than worker.lease_seconds"),
         ('colour = "blue"\n', "colour = 'blue': unknown setting"),
         ('database_url = "mysql://x"\n', "sqlite:/// or postgresql://"),
+        ('[scan]\nignore = ["@eaDir", 7]\n', "scan.ignore.1 = 7"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(tmp_path: Path, toml: str, fragment: str):

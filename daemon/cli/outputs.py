@@ -76,10 +76,12 @@ def register(app: typer.Typer) -> None:
         if backup_dir is None:
             raise OperationalError("output.backup_dir is not set")
         target = None if all_ else _resolve_asset(asset, settings.library)  # type: ignore[arg-type]
-        try:
-            records = list(iter_records(Path(backup_dir), target))
-        except OutputError as exc:
-            raise OperationalError(str(exc)) from None
+        damaged: list[OutputError] = []
+        records = list(iter_records(Path(backup_dir), target, unreadable=damaged))
+        for problem in damaged:
+            console_err.print(f"[yellow]skipped[/] — {problem}")
+        if damaged and not records:
+            raise OperationalError(f"{len(damaged)} replace record(s) could not be read")
         if not records:
             what = "any asset" if all_ else str(target)
             raise OperationalError(f"no replace backup found for {what} in {backup_dir}")
@@ -114,5 +116,7 @@ def register(app: typer.Typer) -> None:
                     console_err.print(f"[yellow]{line}[/] — {entry['error']}")
                 else:
                     console.print(line)
+        failures += len(damaged)
         if failures:
-            raise OperationalError(f"{failures} of {len(results)} could not be reverted")
+            total = len(results) + len(damaged)
+            raise OperationalError(f"{failures} of {total} could not be reverted")

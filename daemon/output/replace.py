@@ -89,16 +89,30 @@ def load_record(path: Path) -> ReplaceRecord:
 
 
 def iter_records(
-    backup_dir: Path, target: Path | None = None, *, recursive: bool = True
+    backup_dir: Path,
+    target: Path | None = None,
+    *,
+    recursive: bool = True,
+    unreadable: list[OutputError] | None = None,
 ) -> Iterator[ReplaceRecord]:
-    """Every replace record under `backup_dir` (only those for `target` when given)."""
+    """Every replace record under `backup_dir` (only those for `target` when given).
+
+    An unreadable record raises `OutputError`, unless `unreadable` is given: then the error is
+    appended there and the other records still come (one damaged record must not stop
+    `lmd revert --all` from putting every other original back)."""
     root = Path(backup_dir)
     if not root.is_dir():
         return
     wanted = Path(os.path.abspath(target)) if target is not None else None
     found = root.rglob(f"*{RECORD_SUFFIX}") if recursive else root.glob(f"*{RECORD_SUFFIX}")
     for path in sorted(found):
-        record = load_record(path)
+        try:
+            record = load_record(path)
+        except OutputError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
+            continue
         if wanted is None or record.target == wanted:
             yield record
 

@@ -99,3 +99,17 @@ def test_revert_refuses_edited_file(replaced, capsys):
 def test_revert_needs_asset_or_all(replaced):
     config, _lib, _targets = replaced
     assert main(["--config", str(config), "revert"]) == 2
+
+
+def test_revert_all_goes_on_past_a_damaged_record(replaced, capsys):
+    """One unreadable record (a truncated or hand-edited .lmd.json) is reported and the exit
+    status says so, but every other original is still put back."""
+    config, _lib, targets = replaced
+    records = sorted((config.parent / "state" / "backups").rglob("*.lmd.json"))
+    assert len(records) == 2
+    records[0].write_text("{ truncated")
+    assert main(["--config", str(config), "revert", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "unreadable replace record" in err
+    restored = [sha256_file(t) == h for t, h in targets]
+    assert restored.count(True) == 1

@@ -21,7 +21,7 @@ from types import FrameType
 import structlog
 
 from daemon.notify import Notifier
-from daemon.scanner import run_scan
+from daemon.scanner import ignore_patterns, run_scan
 from daemon.scheduler import ServiceClock
 from daemon.settings import Settings
 from daemon.store.db import open_store
@@ -76,7 +76,9 @@ class Service:
             settings.watcher.polling_interval,
             settings.watcher.debounce_seconds,
             on_ready=lambda paths: self.scans.ask("watcher"),
-            ignore=settings.scan.ignore,
+            # The scanner's own list, lmd's outputs included: a sidecar written beside a photo
+            # (or into a tree inside the library) must not set off a rescan after every job.
+            ignore=ignore_patterns(settings, self.library),
         )
         self.clock = ServiceClock(
             settings.scan.schedule,

@@ -190,3 +190,28 @@ def test_sigterm_mid_job_returns_it_to_the_queue(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(10)
         listener.sock.close()
+
+
+def test_watcher_ignores_lmds_own_outputs(tmp_path: Path) -> None:
+    """A beside output (`IMG_0001_lmd.HEIC`) written into the library is lmd's own work: the
+    watcher must not ask for a rescan because of it, while a new photo still does."""
+    from daemon.service import Service
+    from tests.service.helpers import make_settings
+
+    (tmp_path / "library").mkdir()
+    settings = make_settings(
+        tmp_path,
+        watcher={"mode": "inotify", "debounce_seconds": 0.2},
+        output={"location": "beside"},
+    )
+    service = Service(settings)
+    service.watcher.start()
+    try:
+        (tmp_path / "library" / "IMG_0001_lmd.HEIC").write_bytes(b"o" * 64)
+        time.sleep(1.5)
+        assert not service.scans.wanted.is_set()
+        (tmp_path / "library" / "clip.mp4").write_bytes(b"v" * 64)
+        assert service.scans.wanted.wait(10)
+    finally:
+        service.watcher.stop()
+        service.store.close()

@@ -11,6 +11,7 @@ for them by stat fingerprint.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ from daemon.store.identity import job_identity
 from daemon.store.queue import JobSpec, JobStore
 
 log = structlog.get_logger(__name__)
+
+
+class ScanError(ValueError):
+    """A scan that cannot be run as asked (no library, a path outside it)."""
 
 
 #: Marks a group that is not a Live Photo, so unchanged rescans skip it without reading it.
@@ -165,7 +170,14 @@ def run_scan(
     from daemon.store.db import open_store
     from daemon.worker import weights_digest
 
-    root = Path(root or settings.library or ".")
+    if settings.library is None:
+        raise ScanError("no library configured: set `library` (lmd scan --dry-run PATH works "
+                        "without one)")
+    library = Path(settings.library)
+    root = Path(root or library)
+    if not Path(os.path.realpath(root)).is_relative_to(os.path.realpath(library)):
+        raise ScanError(f"{root} is outside the configured library {library}; outputs and job "
+                        "keys are relative to the library (use --dry-run to inspect it)")
     own_store = store is None
     store = store or open_store(settings.database_url)
     weights = weights if weights is not None else weights_digest(settings)
@@ -184,6 +196,7 @@ def run_scan(
             cache=cache,
             ignore=ignore_patterns(settings, root),
             progress=counted,
+            key_root=library,
         ):
             if isinstance(found, Unreadable):
                 summary.unreadable += 1

@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         root = path or settings.library
         if root is None:
             raise OperationalError("no PATH given and no `library` configured")
-        from daemon.scanner import run_scan
+        from daemon.scanner import ScanError, run_scan
         from daemon.store.db import StoreError
 
         with console.status("scanning...") as spinner:
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 summary = run_scan(settings, Path(root), progress, trigger="cli")
-            except StoreError as exc:
+            except (StoreError, ScanError) as exc:
                 raise OperationalError(str(exc)) from None
         if as_json:
             console.print_json(json.dumps(summary.as_dict()))

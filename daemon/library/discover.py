@@ -158,8 +158,13 @@ def discover(
     cache: AssetCache | None = None,
     ignore: Sequence[str] = DEFAULT_IGNORE,
     progress: Callable[[int], None] | None = None,
+    key_root: Path | None = None,
 ) -> Iterator[Discovery]:
-    """Walk `root` and yield every Live Photo / Motion Photo and every unreadable media file."""
+    """Walk `root` and yield every Live Photo / Motion Photo and every unreadable media file.
+
+    Keys are relative to `key_root` (default: `root`): scanning one folder of a library gives
+    its assets the same keys as a scan of the whole library, so nothing looks moved.
+    """
     try:
         real_root = Path(os.path.realpath(root))
         if not real_root.is_dir():
@@ -170,6 +175,8 @@ def discover(
         return
     ignored = _ignore_matcher(ignore)
     scanner = _Scanner(real_root, cache, progress)
+    if key_root is not None:
+        scanner.key_root = Path(os.path.realpath(key_root))
     stack = [real_root]
     while stack:
         directory = stack.pop()
@@ -234,6 +241,7 @@ class _Scanner:
         self, root: Path, cache: AssetCache | None, progress: Callable[[int], None] | None
     ) -> None:
         self.root = root
+        self.key_root = root
         self.cache = cache
         self.plain_cache = cache if isinstance(cache, PlainFileCache) else None
         self.dir_cache = cache if isinstance(cache, DirectoryCache) else None
@@ -244,7 +252,7 @@ class _Scanner:
 
     def rel(self, path: Path) -> str:
         try:
-            return _nfc(path.relative_to(self.root).as_posix())
+            return _nfc(path.relative_to(self.key_root).as_posix())
         except ValueError:
             return _nfc(path.as_posix())
 

@@ -216,3 +216,27 @@ def test_output_tree_nested_in_a_library_folder_hides_only_itself(
         assert (again.assets_found, again.restorable, again.enqueued) == (2, 2, 0)
     finally:
         store.close()
+
+
+def test_scanning_one_folder_keeps_library_keys(tmp_path: Path, tiny_library: Path) -> None:
+    import pytest
+
+    from daemon.scanner import ScanError
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings.database_url)
+    try:
+        partial = run_scan(settings, tiny_library / "2026", store=store)
+        assert partial.enqueued == 2
+        keys = sorted(job.asset_key for job in store.list_jobs())
+        assert keys == ["2026/IMG_1201", "2026/IMG_1202"]  # relative to the library
+        whole = run_scan(settings, tiny_library, store=store)
+        assert (whole.enqueued, whole.moved) == (0, 0)  # same keys: nothing looks moved
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        with pytest.raises(ScanError, match="outside the configured library"):
+            run_scan(settings, elsewhere, store=store)
+        with pytest.raises(ScanError, match="no library configured"):
+            run_scan(settings.model_copy(update={"library": None}), tiny_library, store=store)
+    finally:
+        store.close()

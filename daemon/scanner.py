@@ -243,13 +243,25 @@ def _record(
 
 def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:
     """In replace mode the target becomes lmd's output; its new content must not look like a
-    fresh reselection. A target whose hash equals a succeeded job's output is done."""
+    fresh reselection. A target whose hash equals a succeeded job's output is done.
+
+    Every rescan meets every replaced target again, so the stat signature decides first, as it
+    does everywhere in a rescan: another size cannot be our output, and the same size and
+    mtime is; only a touched file of the same size is hashed.
+    """
     from daemon.output import is_own_output
 
-    if asset.target is None:
+    seen = asset.signatures.get("target")
+    if asset.target is None or seen is None:
         return False
     for job in store.jobs_for_asset(asset.key):
-        expected = (job.output_signature or {}).get("content_hash")
-        if job.state == "succeeded" and expected and is_own_output(asset.target, expected):
+        written = job.output_signature or {}
+        if job.state != "succeeded" or not written.get("content_hash"):
+            continue
+        if written.get("size") != seen.size:
+            continue
+        if written.get("mtime_ns") == seen.mtime_ns:
+            return True
+        if is_own_output(asset.target, written["content_hash"]):
             return True
     return False

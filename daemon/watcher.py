@@ -11,7 +11,6 @@ the ground truth, because watchers drop events (inotify queue overflow, remounts
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from daemon.fsinfo import filesystem_type, is_network_fs
+from daemon.library.discover import ignore_matcher
 
 log = structlog.get_logger(__name__)
 
@@ -42,18 +42,15 @@ def choose_mode(mode: str, library: Path) -> str:
     return "polling" if is_network_fs(library) else "inotify"
 
 
-def _ignored(path: Path, root: Path, ignore: Sequence[str]) -> bool:
-    """Dot-names and `ignore` patterns (fnmatch, on names, as discovery matches them), judged
-    only below the library root: a library that itself lives under a dot-directory (e.g.
-    ``/srv/.photos``) must not have every event dropped."""
+def _ignored(path: Path, root: Path, ignored_name: Callable[[str], bool]) -> bool:
+    """Dot-names and ignored names (discovery's own matcher), judged only below the library
+    root: a library that itself lives under a dot-directory (e.g. ``/srv/.photos``) must not
+    have every event dropped."""
     try:
         parts = path.relative_to(root).parts
     except ValueError:
         parts = path.parts
-    return any(
-        part.startswith(".") or any(fnmatch.fnmatchcase(part, p) for p in ignore)
-        for part in parts
-    )
+    return any(part.startswith(".") or ignored_name(part) for part in parts)
 
 
 def _stat_key(path: Path) -> tuple[int, int] | None:
@@ -134,7 +131,7 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, debouncer: Debouncer, root: Path, ignore: Sequence[str]) -> None:
         self._debouncer = debouncer
         self._root = Path(os.path.abspath(root))
-        self._ignore = ignore
+        self._ignored_name = ignore_matcher(ignore)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type in {"opened", "closed_no_write"}:
@@ -143,7 +140,7 @@ class _Handler(FileSystemEventHandler):
             if not raw:
                 continue
             path = Path(os.fsdecode(raw))
-            if not _ignored(path, self._root, self._ignore):
+            if not _ignored(path, self._root, self._ignored_name):
                 self._debouncer.touch(path)
 
 

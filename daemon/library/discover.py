@@ -140,7 +140,7 @@ class _Entry:
         return (self.named.name, self.size, self.mtime_ns, self.inode)
 
 
-def _ignore_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+def ignore_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     """One compiled regex for all ignore patterns (fnmatch syntax, matched on names)."""
     if not patterns:
         return lambda name: False
@@ -173,7 +173,7 @@ def discover(
     except OSError as exc:
         yield Unreadable("", Path(root), f"cannot open library root: {exc}")
         return
-    ignored = _ignore_matcher(ignore)
+    ignored = ignore_matcher(ignore)
     scanner = _Scanner(real_root, cache, progress)
     if key_root is not None:
         scanner.key_root = Path(os.path.realpath(key_root))

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from daemon.fsinfo import filesystem_type, is_network_fs
 from daemon.settings import Settings
-from daemon.watcher import choose_mode, count_directories, inotify_limits
+from daemon.watcher import (
+    choose_mode,
+    count_directories,
+    inotify_limits,
+    suggested_max_watches,
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def check_inotify(settings: Settings) -> Finding:
     dirs = count_directories(Path(settings.library))
     if dirs >= watches * 0.8:
         return Finding("inotify", "warn", f"{dirs} directories vs max_user_watches={watches}",
-                       f"sysctl fs.inotify.max_user_watches={max(dirs * 2, 524288)}")
+                       f"sysctl fs.inotify.max_user_watches={suggested_max_watches(dirs)}")
     return Finding("inotify", "ok", f"{dirs} directories, max_user_watches={watches}")
 
 

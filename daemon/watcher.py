@@ -226,6 +226,11 @@ def count_directories(root: Path, limit: int = 1_000_000) -> int:
     return count
 
 
+def suggested_max_watches(directories: int) -> int:
+    """What to raise fs.inotify.max_user_watches to: room to double, at least the common 512Ki."""
+    return max(directories * 2, 524288)
+
+
 def inotify_limits() -> dict[str, int | None]:
     values: dict[str, int | None] = {}
     for name in ("max_user_watches", "max_user_instances", "max_queued_events"):
@@ -244,7 +249,7 @@ def explain_inotify_error(exc: OSError, library: Path) -> str:
         return (
             f"inotify watch limit reached ({limits['max_user_watches']} watches, the library "
             f"has about {dirs} directories); raise it with "
-            f"`sysctl fs.inotify.max_user_watches={max(dirs * 2, 524288)}` "
+            f"`sysctl fs.inotify.max_user_watches={suggested_max_watches(dirs)}` "
             "(persist in /etc/sysctl.d/); polling instead"
         )
     if exc.errno == errno.EMFILE or "instance limit" in str(exc):

@@ -25,7 +25,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from daemon.fsinfo import filesystem_type, is_network_fs
-from daemon.library.discover import ignore_matcher
+from daemon.library.walk import ignore_matcher
 
 log = structlog.get_logger(__name__)
 

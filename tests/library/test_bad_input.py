@@ -15,7 +15,8 @@ import pytest
 
 from daemon.library import synth
 from daemon.library.asset import LiveAsset
-from daemon.library.discover import Unreadable, discover
+from daemon.library.discover import discover
+from daemon.library.walk import Unreadable
 
 from .conftest import FPS, moving_frames, texture
 

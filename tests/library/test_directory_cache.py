@@ -9,7 +9,9 @@ import numpy as np
 
 from daemon.library import synth
 from daemon.library.asset import LiveAsset
-from daemon.library.discover import DictAssetCache, Unreadable, discover
+from daemon.library.cache import DictAssetCache
+from daemon.library.discover import discover
+from daemon.library.walk import Unreadable
 
 from .conftest import FPS, moving_frames
 

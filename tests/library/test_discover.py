@@ -10,7 +10,9 @@ import pytest
 
 from daemon.library import synth
 from daemon.library.asset import LiveAsset, Platform
-from daemon.library.discover import DictAssetCache, Unreadable, discover
+from daemon.library.cache import DictAssetCache
+from daemon.library.discover import discover
+from daemon.library.walk import Unreadable
 
 from .conftest import FPS, moving_frames, texture
 

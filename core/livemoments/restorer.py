@@ -1,8 +1,9 @@
 """The `livemoments` restorer: the registry entry that wires checkpoint, flow and pipeline.
 
-Models are loaded on the first restore and kept (loading two SD3 transformers takes a while);
-`unload()` frees them, and `idle_unload_seconds` does it automatically after a quiet period so
-a shared GPU is handed back between night windows.
+Models are loaded on the first restore and kept for later ones (loading two SD3 transformers
+takes a while); `unload()` frees them. The restorer never unloads on its own: the daemon's worker
+keeps one instance and drops it after `[restorer] idle_unload_seconds` without work, which hands
+a shared GPU back between night windows (one home for that policy).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from core.registry import register
 
 log = structlog.get_logger(__name__)
 
-GEOMETRY_PARAMS = ("tile", "overlap", "tile_batch", "seed", "color_fix", "flow")
+GEOMETRY_PARAMS = ("tile", "overlap", "tile_batch", "seed", "color_fix", "flow", "deterministic")
 """Request parameters that may override the restorer's defaults per call."""
 FLOW_CHOICES = ("auto", "raft", "dis")
 
@@ -47,7 +48,7 @@ class LiveMomentsRestorer:
         seed: int | None = None,
         flow: str = "auto",
         color_fix: bool = True,
-        idle_unload_seconds: float = 0.0,
+        deterministic: bool = False,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -64,13 +65,12 @@ class LiveMomentsRestorer:
             "seed": seed,
             "flow": flow,
             "color_fix": bool(color_fix),
+            "deterministic": bool(deterministic),
         }
-        self.idle_unload_seconds = float(idle_unload_seconds)
         self._lock = threading.RLock()
         self._models: Any = None
         self._loaded_from: Path | None = None
         self._flows: dict[str, Any] = {}
-        self._timer: threading.Timer | None = None
 
     # ------------------------------------------------------------------ model lifetime
 
@@ -145,21 +145,6 @@ class LiveMomentsRestorer:
                 torch.cuda.empty_cache()
             log.info("livemoments_unloaded")
 
-    def weights_digest(self) -> str:
-        """Identifies the checkpoint for job identities, without loading it."""
-        from core.livemoments.checkpoint import weights_digest
-
-        return weights_digest(self._checkpoint_dir({}))
-
-    def _arm_idle_timer(self) -> None:
-        if self.idle_unload_seconds <= 0:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self.idle_unload_seconds, self.unload)
-        self._timer.daemon = True
-        self._timer.start()
-
     # ------------------------------------------------------------------ flow
 
     def _flow(self, kind: str, models: Any) -> Any:
@@ -214,8 +199,6 @@ class LiveMomentsRestorer:
         request.cancel.raise_if_cancelled()
         start = time.perf_counter()
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
             models = self.load(self._checkpoint_dir(request.params))
             load_s = time.perf_counter() - start
             opts = self._options(request, models)
@@ -232,6 +215,7 @@ class LiveMomentsRestorer:
                     offload=self.low_memory,
                     color_fix=opts["color_fix"],
                     local_flow_scale=0.5 if self.low_memory else 1.0,
+                    deterministic=opts["deterministic"],
                 ),
             )
             stats = PipelineStats()
@@ -243,7 +227,6 @@ class LiveMomentsRestorer:
                 )
             finally:
                 pipeline.close()
-                self._arm_idle_timer()
             timings = {"load": load_s, **stats.timings, "total": time.perf_counter() - start}
             diagnostics = Diagnostics(
                 timings=timings,
@@ -256,7 +239,8 @@ class LiveMomentsRestorer:
                     "steps": stats.steps,
                     "tile": opts["tile"],
                     "overlap": opts["overlap"],
-                    "tile_batch": opts["tile_batch"],
+                    "tile_batch": pipeline.options.network_batch,
+                    "deterministic": opts["deterministic"],
                     "seed": int(opts["seed"]),
                     "flow": getattr(pipeline.local_flow, "name", "?"),
                     "weights_digest": models.digest,
@@ -291,10 +275,11 @@ def checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
         )
     if not 0 <= overlap < tile:
         raise RestoreError(f"livemoments: need 0 ≤ overlap < tile, got {overlap} and {tile}")
-    if not isinstance(options["color_fix"], bool):
-        raise RestoreError(
-            f"livemoments: parameter color_fix must be true or false, got {options['color_fix']!r}"
-        )
+    for name in ("color_fix", "deterministic"):
+        if not isinstance(options[name], bool):
+            raise RestoreError(
+                f"livemoments: parameter {name} must be true or false, got {options[name]!r}"
+            )
     if options["flow"] not in FLOW_CHOICES:
         raise RestoreError(
             f"livemoments: parameter flow must be one of {', '.join(FLOW_CHOICES)}, "

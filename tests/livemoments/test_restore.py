@@ -48,12 +48,28 @@ def test_restore_tiles_with_pcr_and_reports_progress(tiny_checkpoint: Path) -> N
 
 
 def test_result_is_seeded_and_independent_of_the_tile_batch(tiny_checkpoint: Path) -> None:
+    """Deterministic mode is exact for any tile batch; batched mode agrees to rounding.
+
+    Batching changes only the summation order inside batched matrix products and convolutions
+    (each float32 sum of K terms may move by up to about K·2^-24 relative), but six Euler steps
+    through random networks and the VAE decoder amplify that by no bound known in advance (it
+    was 2e-5 on one machine and 2.16e-5 on another). What batching must not do is change the
+    written image: the output is quantised to 8 bits, so the bound tested is half a level,
+    0.5/255, about 100 times the rounding seen and far below what a mixed-up tile or noise
+    seed gives (a different seed moves pixels by up to ~1).
+    """
     restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)
     a = restorer.restore(_request(seed=1)).image
     b = restorer.restore(_request(seed=1, params={"tile_batch": 3})).image
     c = restorer.restore(_request(seed=2)).image
-    np.testing.assert_allclose(a, b, atol=2e-5)
-    assert np.abs(a - c).max() > 1e-4
+    np.testing.assert_allclose(a, b, rtol=0, atol=0.5 / 255)
+    assert np.abs(a - c).max() > 0.1  # the seed matters, so the comparisons above mean something
+    exact = core.get_restorer(
+        "livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16, deterministic=True
+    )
+    d = exact.restore(_request(seed=1, params={"tile_batch": 3}))
+    assert d.diagnostics.extra["tile_batch"] == 1 and d.diagnostics.extra["deterministic"]
+    np.testing.assert_array_equal(d.image, a)
 
 
 def test_small_image_is_padded_into_one_tile(tiny_checkpoint: Path) -> None:

@@ -39,7 +39,7 @@ def test_reselected_with_aae(tmp_path: Path, frames: list) -> None:
     assert a.reselected and a.restorable and a.reason is None
     assert set(a.signatures) == {"reference", "video", "target", "aae"}
     assert a.signatures["video"].size == paths["video"].stat().st_size
-    assert a.signatures["video"].content_hash.startswith("b2:")
+    assert a.signatures["video"].content_hash.startswith("blake3:")
     assert a.sidecars == (paths["aae"],)
 
 

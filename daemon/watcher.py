@@ -2,10 +2,12 @@
 
 watchdog's inotify observer is used on local disks and its polling observer on network and
 FUSE mounts (inotify never sees writes made by another NFS/SMB client). Events only mark paths
-as dirty; a path is handed on once its size and mtime have stayed the same for
-`debounce_seconds` (a photo still being copied over Samba is not read half-written), and a Live
-Photo still is held until its video has arrived too. The scheduled reconciliation scan remains
-the ground truth, because watchers drop events (inotify queue overflow, remounts).
+as dirty, and only the names discovery would look at (`library.naming` is the one home of what
+a still, a video and a sidecar are, so the two never disagree). A path is handed on once its
+size and mtime have stayed the same for `debounce_seconds` (a photo still being copied over
+Samba is not read half-written), and a Live Photo still is held until its video has arrived
+too. The scheduled reconciliation scan remains the ground truth, because watchers drop events
+(inotify queue overflow, remounts).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from daemon.fsinfo import filesystem_type, is_network_fs
+from daemon.library.naming import Role, classify, group_key
 from daemon.library.walk import ignore_matcher
 
 log = structlog.get_logger(__name__)
 
-STILL_SUFFIXES = {".heic", ".heif", ".jpg", ".jpeg"}
-VIDEO_SUFFIXES = {".mov", ".mp4"}
+#: Stills that are one half of a Live Photo: held until a video of their group is there.
+_PAIRED_STILLS = frozenset({Role.STILL, Role.EDITED_STILL})
 #: How long a still waits for its video before it is handed on anyway (the scan decides then).
 PAIR_GRACE_SECONDS = 120.0
 
@@ -61,14 +64,27 @@ def _stat_key(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def video_groups(directory: Path) -> frozenset[str]:
+    """Group keys of the original videos in `directory`, by discovery's naming rules (so
+    IMG_1234.HEIC, IMG_E1234.HEIC and IMG_1234-adjusted.HEIC all find IMG_1234_HEVC.MOV or
+    img_1234_hevc.mp4). One listing answers every still waiting in the directory."""
+    try:
+        with os.scandir(directory) as it:
+            names = [entry.name for entry in it]
+    except OSError:
+        return frozenset()
+    groups = set()
+    for name in names:
+        named = classify(name)
+        if named is not None and named.role is Role.VIDEO:
+            groups.add(group_key(named.base))
+    return frozenset(groups)
+
+
 def has_video_sibling(still: Path) -> bool:
-    """Whether an Apple still's MOV is present (IMG_1234.HEIC ↔ IMG_1234.MOV / _HEVC.MOV)."""
-    stem = still.stem
-    for base in {stem, stem.replace("IMG_E", "IMG_", 1), stem.removesuffix("_edited")}:
-        for name in (f"{base}.MOV", f"{base}.mov", f"{base}_HEVC.MOV"):
-            if (still.parent / name).exists():
-                return True
-    return False
+    """Whether the video of a Live Photo still is present beside it."""
+    named = classify(still.name)
+    return named is not None and group_key(named.base) in video_groups(still.parent)
 
 
 @dataclass
@@ -103,6 +119,7 @@ class Debouncer:
     def poll(self, now: float | None = None) -> list[Path]:
         now = time.monotonic() if now is None else now
         ready: list[Path] = []
+        videos: dict[Path, frozenset[str]] = {}  # one listing per directory per poll
         with self._lock:
             for path, entry in list(self._pending.items()):
                 key = _stat_key(path)
@@ -113,15 +130,24 @@ class Debouncer:
                     continue
                 waiting_for_video = (
                     key is not None
-                    and path.suffix.lower() in STILL_SUFFIXES
-                    and not has_video_sibling(path)
                     and now - entry.first_seen < self.pair_grace
+                    and not self._has_video(path, videos)
                 )
                 if waiting_for_video:
                     continue
                 del self._pending[path]
                 ready.append(path)
         return ready
+
+    @staticmethod
+    def _has_video(path: Path, videos: dict[Path, frozenset[str]]) -> bool:
+        """True unless `path` is a Live Photo still whose video is not there yet."""
+        named = classify(path.name)
+        if named is None or named.role not in _PAIRED_STILLS:
+            return True
+        if path.parent not in videos:
+            videos[path.parent] = video_groups(path.parent)
+        return group_key(named.base) in videos[path.parent]
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -140,6 +166,8 @@ class _Handler(FileSystemEventHandler):
             if not raw:
                 continue
             path = Path(os.fsdecode(raw))
+            if classify(path.name) is None:
+                continue  # not a photo, video or sidecar discovery would look at
             if not _ignored(path, self._root, self._ignored_name):
                 self._debouncer.touch(path)
 

@@ -32,12 +32,14 @@ PRODUCT_CHANGES = ("AutoLoop", "LongExposure", "PortraitEffect", "DepthEffect")
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The rules' outcome for one asset. `target` is the edited still to restore from; None
+    when there is none and the video frame at `t1` is the target."""
+
     t0: float | None
     t1: float | None
     reselected: bool
     reason: str | None
     target: Path | None
-    t1_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +107,21 @@ def decide(
     half = 0.5 * (frame_duration or DEFAULT_FRAME)
     frames = _Frames(video)
     t1: float | None = None
-    source = None
     if aae is not None and aae.keyframe_time is not None:
-        t1, source = aae.keyframe_time, "aae"
+        t1 = aae.keyframe_time
     elif edited_mov is not None and edited_mov.still_image_time is not None:
-        t1, source = edited_mov.still_image_time, "edited-mov"
+        t1 = edited_mov.still_image_time
     elif edited_still is not None:
         best_t, best_d, at_t0 = _match(edited_still, frames.get(), t0)
-        if abs(best_t - t0) > half and best_d < CLEAR_MARGIN * at_t0:
-            t1, source = best_t, "frame-match"
-        else:
-            t1, source = t0, "frame-match"
+        moved_clearly = abs(best_t - t0) > half and best_d < CLEAR_MARGIN * at_t0
+        t1 = best_t if moved_clearly else t0
     if t1 is None:
-        return Decision(t0, t0, False, reason, None, None)
+        return Decision(t0, t0, False, reason, None)
     if not math.isfinite(t1):
-        return Decision(t0, None, False, "key-frame time is not finite", None, source)
+        return Decision(t0, None, False, "key-frame time is not finite", None)
     moved = abs(t1 - t0) > half
     if not moved:
-        return Decision(t0, t1, False, reason, edited_still, source)
+        return Decision(t0, t1, False, reason, edited_still)
     if edited_still is not None:
         got = frames.get()
         idx = matching.nearest_index([t for t, _ in got], t1)
@@ -136,9 +135,8 @@ def decide(
                 False,
                 reason or "edited still does not show the reselected frame",
                 edited_still,
-                source,
             )
-    return Decision(t0, t1, True, reason, edited_still, source)
+    return Decision(t0, t1, True, reason, edited_still)
 
 
 def motion_t0(presentation_us: int | None, mov: MovInfo) -> float | None:

@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from daemon.watcher import Debouncer, LibraryWatcher, choose_mode, explain_inotify_error
 
 
@@ -40,6 +42,49 @@ def test_debouncer_gives_up_waiting_after_the_grace(tmp_path: Path) -> None:
     debouncer.touch(still, now=0)
     assert debouncer.poll(now=5) == []
     assert debouncer.poll(now=11) == [still]
+
+
+@pytest.mark.parametrize(
+    ("still", "video"),
+    [
+        ("IMG_0004.avif", "IMG_0004.MOV"),  # stills the watcher's own list did not know
+        ("IMG_0005.png", "IMG_0005.mov"),
+        ("IMG_0006-adjusted.HEIC", "IMG_0006_HEVC.MOV"),  # icloudpd
+        ("IMG_E0007.JPG", "IMG_0007.MOV"),  # Apple's edited still
+        ("IMG_0008.heic", "IMG_0008_hevc.mov"),  # lower-cased by an export tool
+        ("clip_edited.jpeg", "clip.mp4"),
+    ],
+)
+def test_debouncer_pairs_stills_and_videos_as_discovery_names_them(
+    tmp_path: Path, still: str, video: str
+) -> None:
+    """Every still naming knows is held for its video, and every video naming knows releases it
+    (the watcher's own suffix lists missed .avif, .png, -adjusted, .mp4 and lower-case _hevc)."""
+    (tmp_path / still).write_bytes(b"s")
+    debouncer = Debouncer(settle_seconds=1, pair_grace=100)
+    debouncer.touch(tmp_path / still, now=0)
+    (tmp_path / "other.MOV").write_bytes(b"m")  # another group's video releases nothing
+    assert debouncer.poll(now=5) == []
+    (tmp_path / video).write_bytes(b"v")
+    assert debouncer.poll(now=6) == [tmp_path / still]
+
+
+def test_handler_marks_only_names_discovery_looks_at(tmp_path: Path) -> None:
+    """A text file, a partial download or a thumbnail database is not a photo: it must not ask
+    for a rescan. Photos, videos and sidecars (AAE) do."""
+    from watchdog.events import FileCreatedEvent, FileMovedEvent
+
+    from daemon.watcher import _Handler
+
+    debouncer = Debouncer(settle_seconds=1)
+    handler = _Handler(debouncer, tmp_path, ignore=())
+    for name in ("notes.txt", "IMG_0009.HEIC.part", "Thumbs.db", "IMG_0009"):
+        handler.dispatch(FileCreatedEvent(str(tmp_path / name)))
+    assert len(debouncer) == 0
+    for name in ("IMG_0009.HEIC", "IMG_0009.AAE", "IMG_0009.avif"):
+        handler.dispatch(FileCreatedEvent(str(tmp_path / name)))
+    handler.dispatch(FileMovedEvent(str(tmp_path / "x.tmp"), str(tmp_path / "clip.MP4")))
+    assert len(debouncer) == 4
 
 
 def _watch(tmp_path: Path, mode: str, interval: float = 0.2):

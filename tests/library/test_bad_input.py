@@ -1,14 +1,18 @@
 """A corpus of malformed inputs: discovery never raises, never leaves the root, always says why.
 
-Every case is built in code. Each entry of `CASES` names a file that must come back either as
-an `Unreadable` item or inside a `LiveAsset` whose `reason` is set, with the expected words.
+Every case is built in code. Each entry of `Corpus.expect` names a file that must come back
+either as an `Unreadable` item or inside a `LiveAsset` whose `reason` is set, with the expected
+words.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -229,8 +233,22 @@ def _reasons(items: list) -> dict[str, str]:
     return out
 
 
-def test_corpus_is_big_enough(corpus: Corpus) -> None:
-    assert len(corpus.expect) >= 30
+def _members(item: object) -> list[Path]:
+    if isinstance(item, Unreadable):
+        return [item.path]
+    assert isinstance(item, LiveAsset)
+    return [p for p in (item.reference, item.video, item.target, *item.sidecars) if p]
+
+
+def test_every_file_is_accounted_for_by_a_readers_reason(corpus: Corpus) -> None:
+    """Nothing in the corpus is silently skipped, and no broken file gets only the last line of
+    defence's "internal error": each is refused by the reader that met it, saying why."""
+    assert len(corpus.expect) >= 30  # the corpus itself: one case per reader and limit
+    items = list(discover(corpus.root))
+    named = {p.name for item in items for p in _members(item)}
+    assert sorted(set(os.listdir(corpus.root)) - named) == []
+    internal = [item for item in items if "internal error" in (item.reason or "")]
+    assert internal == []
 
 
 def test_every_bad_file_gets_its_reason(corpus: Corpus) -> None:
@@ -242,12 +260,43 @@ def test_every_bad_file_gets_its_reason(corpus: Corpus) -> None:
     assert not wrong, wrong
 
 
+_OPENED: list[str] | None = None  # paths opened or listed while `_recording_opens` is on
+_HOOKED = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    recording = _OPENED is not None and event in {"open", "os.scandir", "os.listdir"}
+    if recording and args and isinstance(args[0], str | bytes | os.PathLike):
+        _OPENED.append(os.fsdecode(args[0]))  # type: ignore[union-attr]
+
+
+@contextmanager
+def _recording_opens() -> Iterator[list[str]]:
+    """Every file Python opens and every directory it lists, by path (PEP 578 audit events:
+    `open`, `os.open`, `io.open`, `os.scandir`). An audit hook cannot be removed, so one is
+    installed once and records only inside this block."""
+    global _OPENED, _HOOKED
+    if not _HOOKED:
+        sys.addaudithook(_audit)
+        _HOOKED = True
+    _OPENED = []
+    try:
+        yield _OPENED
+    finally:
+        _OPENED = None
+
+
 def test_nothing_outside_the_root_is_read(corpus: Corpus) -> None:
-    for item in discover(corpus.root):
-        if isinstance(item, LiveAsset):
-            for p in (item.reference, item.video, item.target, *item.sidecars):
-                if p is not None:
-                    assert Path(os.path.realpath(p)).is_relative_to(corpus.root.resolve())
+    """Links out of the root (a photo, a directory) are refused before anything is opened:
+    no file or directory outside the root is opened or listed, through the link or otherwise."""
+    root = corpus.root.resolve()
+    with _recording_opens() as opened:
+        items = list(discover(corpus.root))
+    resolved = [Path(os.path.realpath(p)) for p in opened]
+    assert [p for p in resolved if not p.is_relative_to(root)] == []
+    assert root / "IMG_100.HEIC" in resolved  # the recorder saw the reads inside the root
+    refused = {i.path.name: i.reason for i in items if isinstance(i, Unreadable)}
+    assert refused["OUT.jpg"] == refused["outdir"] == "symlink leaves the library root"
 
 
 def test_file_vanishing_mid_scan(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def run_demo(
     from daemon.output import write_image
     from daemon.scanner import run_scan
     from daemon.settings import load_settings
-    from daemon.store.db import open_store
+    from daemon.store import open_store
     from daemon.worker import Worker
 
     directory = directory.resolve()

@@ -22,8 +22,8 @@ import structlog
 from daemon.library.asset import LiveAsset
 from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
 from daemon.settings import Settings
+from daemon.store import JobSpec, JobStore
 from daemon.store.identity import job_identity
-from daemon.store.queue import JobSpec, JobStore
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +167,7 @@ def run_scan(
     weights: str | None = None,
 ) -> ScanSummary:
     """Scan `root` (default: the library), enqueue what needs restoring, record the scan."""
-    from daemon.store.db import open_store
+    from daemon.store import open_store
     from daemon.worker import weights_digest
 
     if settings.library is None:

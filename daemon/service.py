@@ -24,8 +24,7 @@ from daemon.notify import Notifier
 from daemon.scanner import ignore_patterns, run_scan
 from daemon.scheduler import ServiceClock
 from daemon.settings import Settings
-from daemon.store.db import open_store
-from daemon.store.queue import JobStore
+from daemon.store import JobStore, open_store
 from daemon.watcher import LibraryWatcher
 from daemon.worker import Worker
 

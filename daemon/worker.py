@@ -45,7 +45,7 @@ from daemon.library.naming import edited_name
 from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
-from daemon.store.queue import Job, JobState, JobStore, LeaseLost
+from daemon.store import Job, JobState, JobStore, LeaseLost
 
 log = structlog.get_logger(__name__)
 

@@ -23,7 +23,7 @@ from daemon.store.states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
     from daemon.settings import Settings
-    from daemon.store.queue import Job, JobStore
+    from daemon.store import Job, JobStore
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -57,7 +57,7 @@ def opened_store(ctx: typer.Context) -> Iterator[JobStore]:
     """Open (and migrate) the configured store; database problems become exit code 1."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from daemon.store.db import StoreError, open_store
+    from daemon.store import StoreError, open_store
 
     settings = get_settings(ctx)
     try:

@@ -28,7 +28,7 @@ def _resolve_asset(asset: Path, library: Path | None) -> Path:
 def _mark_reverted_in_store(settings: Any, targets: list[Path]) -> None:
     """Keep the job store's backup rows in step with the files (best effort: the backup records
     beside the backups are the source of truth, so a revert works without the database)."""
-    from daemon.store.db import StoreError, open_store
+    from daemon.store import StoreError, open_store
 
     try:
         store = open_store(settings.database_url)

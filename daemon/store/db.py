@@ -16,16 +16,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 
 from daemon import fsinfo
-
-if TYPE_CHECKING:
-    from daemon.store.queue import JobStore
+from daemon.store.errors import StoreError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -33,10 +31,6 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 IMMEDIATE = "lmd_immediate"  # execution option: start this transaction with BEGIN IMMEDIATE
 MIGRATION_LOCK = 0x6C6D64  # PostgreSQL advisory lock key ("lmd") held while migrating
-
-
-class StoreError(Exception):
-    """The database cannot be used as configured; the message says why and what to do."""
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -200,13 +194,12 @@ def migrate(database_url: str, revision: str = "head") -> Path | None:
         engine.dispose()
 
 
-def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
-    """Open (and by default migrate) the job store. Raises `StoreError` with a clear message
-    for a database that cannot be used (network filesystem, unreachable server, too old, a
-    file that is not a database)."""
+def open_engine(database_url: str, *, migrate: bool = True) -> Engine:
+    """An engine on a database that is ready for lmd: migrated to the newest revision (or, with
+    `migrate=False`, checked to be there already). Raises `StoreError` with a clear message for
+    a database that cannot be used (network filesystem, unreachable server, too old, a file
+    that is not a database)."""
     from sqlalchemy.exc import DatabaseError as SADatabaseError
-
-    from daemon.store.queue import JobStore
 
     engine = create_store_engine(database_url)
     try:
@@ -227,4 +220,4 @@ def open_store(database_url: str, *, migrate: bool = True) -> JobStore:
     except BaseException:
         engine.dispose()
         raise
-    return JobStore(engine)
+    return engine

@@ -9,7 +9,7 @@ from pathlib import Path
 from core import hashing
 from daemon.library import synth
 from daemon.scanner import run_scan
-from daemon.store.db import open_store
+from daemon.store import open_store
 from tests.library.conftest import moving_frames
 from tests.service.helpers import make_settings
 

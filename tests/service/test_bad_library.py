@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.demo import build_sample_library
-from daemon.store.db import open_store
+from daemon.store import open_store
 from tests.library.test_bad_input import Corpus, build
 from tests.service.helpers import tree_hashes
 from tests.service.test_service import status_json

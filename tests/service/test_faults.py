@@ -19,7 +19,7 @@ import pytest
 from daemon.demo import build_sample_library
 from daemon.library.media import load_still
 from daemon.output import TEMP_PREFIX
-from daemon.store.db import open_store
+from daemon.store import open_store
 from tests.service.helpers import tree_hashes
 
 REPO = Path(__file__).resolve().parents[2]

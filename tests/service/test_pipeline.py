@@ -9,7 +9,7 @@ from pathlib import Path
 
 from daemon.library.exif import apple_content_identifier
 from daemon.scanner import run_scan
-from daemon.store.db import open_store
+from daemon.store import open_store
 from daemon.worker import Worker
 from tests.service.helpers import make_settings, tree_hashes
 

@@ -162,7 +162,7 @@ def test_sigterm_mid_job_returns_it_to_the_queue(tmp_path: Path) -> None:
         cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": str(listener.path)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    from daemon.store.db import open_store
+    from daemon.store import open_store
 
     try:
         listener.wait_for("READY=1", 60)

@@ -8,7 +8,7 @@ import numpy as np
 
 from core import Diagnostics, OutOfDeviceMemory, RestoreRequest, RestoreResult
 from daemon.scanner import run_scan
-from daemon.store.db import open_store
+from daemon.store import open_store
 from daemon.worker import Worker
 from tests.service.helpers import make_settings
 

@@ -1,0 +1,121 @@
+"""People's commands: retry, cancel and reprocess jobs.
+
+Which command may act on a job in which state is decided by `COMMAND_STATES` in `states.py`
+(beside the transition table), so the CLI and the store give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+
+from daemon.store.base import StoreBase
+from daemon.store.jobs import utcnow
+from daemon.store.models import jobs
+from daemon.store.states import ACTIVE_STATES, FINISHED_STATES, JobState
+
+
+class CommandOps(StoreBase):
+    def retry(self, job_id: int) -> bool:
+        """Re-queue a failed, cancelled or skipped job with fresh attempts. Not one superseded
+        by newer inputs: its inputs are gone, and the newer job is the one to retry."""
+
+        def run(conn: Connection) -> bool:
+            state = self._state_of(conn, job_id)
+            if state not in (JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED):
+                return False
+            newer = conn.execute(
+                select(jobs.c.superseded_by).where(jobs.c.id == job_id)
+            ).scalar()
+            if newer is not None:
+                return False
+            return self._requeue(conn, job_id, state, "retry requested")
+
+        return self._retrying(run)
+
+    def retry_failed(self) -> int:
+        """Re-queue every failed job that newer inputs have not superseded."""
+
+        def run(conn: Connection) -> int:
+            ids = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.state == JobState.FAILED.value, jobs.c.superseded_by.is_(None)
+                )
+            ).scalars()
+            return sum(
+                self._requeue(conn, i, JobState.FAILED, "retry of all failed jobs") for i in ids
+            )
+
+        return self._retrying(run)
+
+    def cancel(self, job_id: int, reason: str = "cancelled by request") -> bool:
+        """Cancel a waiting, running or failed job (a running job's worker sees its
+        heartbeat refused and stops)."""
+
+        def run(conn: Connection) -> bool:
+            state = self._state_of(conn, job_id)
+            if state not in (*ACTIVE_STATES, JobState.FAILED, JobState.SKIPPED):
+                return False
+            now = utcnow()
+            return self._transition(
+                conn, job_id, state, JobState.CANCELLED, reason, now=now,
+                finished_at=now, lease_owner=None, lease_expires_at=None,
+            )
+
+        return self._retrying(run)
+
+    def reprocess(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        states: Iterable[JobState | str] = (
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.SKIPPED,
+            JobState.CANCELLED,
+        ),
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> int:
+        """Re-queue finished jobs whose `finished_at` lies in [since, until). Jobs superseded
+        by newer inputs, and assets that already have waiting or running work, are left alone.
+        `force` tells the worker to redo the work even where a matching output exists.
+        Returns how many jobs were (or, with `dry_run`, would be) re-queued."""
+        wanted = [JobState(s).value for s in states]
+        if any(JobState(s) not in FINISHED_STATES for s in wanted):
+            raise ValueError("reprocess only re-queues finished jobs")
+        cond = [
+            jobs.c.state.in_(wanted),
+            jobs.c.finished_at >= since,
+            jobs.c.superseded_by.is_(None),
+        ]
+        if until is not None:
+            cond.append(jobs.c.finished_at < until)
+
+        def run(conn: Connection) -> int:
+            busy = set(
+                conn.execute(
+                    select(jobs.c.asset_key).where(
+                        jobs.c.state.in_([s.value for s in ACTIVE_STATES])
+                    )
+                ).scalars()
+            )
+            rows = conn.execute(select(jobs.c.id, jobs.c.state, jobs.c.asset_key).where(*cond))
+            count = 0
+            for row in rows.all():
+                if row.asset_key in busy:
+                    continue
+                busy.add(row.asset_key)
+                if not dry_run:
+                    reason = "reprocess" + (" (force)" if force else "")
+                    if not self._requeue(conn, row.id, row.state, reason, force=force):
+                        continue
+                count += 1
+            return count
+
+        if dry_run:
+            with self._read() as conn:
+                return run(conn)
+        return self._retrying(run)

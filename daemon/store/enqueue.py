@@ -1,0 +1,142 @@
+"""Enqueueing: one job per identity, moves instead of new jobs, newer inputs supersede.
+
+The scanner enqueues every restorable asset on every scan, so enqueueing must be idempotent:
+the same identity again is a no-op, or a move when only the paths changed. A new identity for
+an asset cancels the asset's waiting or failed jobs (their inputs are gone) and only marks
+running and finished ones; an earlier identity coming back makes its job current again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from daemon.store.base import StoreBase
+from daemon.store.jobs import EnqueueResult, JobSpec, utcnow
+from daemon.store.models import jobs
+from daemon.store.states import JobState
+
+#: the asset paths inside a payload; a change here with the same identity is a move
+PATH_FIELDS = ("reference", "video", "target", "sidecars")
+
+
+def _paths(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: payload.get(k) for k in PATH_FIELDS}
+
+
+class EnqueueOps(StoreBase):
+    def enqueue(self, spec: JobSpec) -> EnqueueResult:
+        """Add work for one asset. The same identity again is a no-op (or a move, when only
+        the paths changed); a new identity cancels the asset's waiting/failed jobs, and an
+        earlier identity coming back makes its job current again (`_current_again`)."""
+        return self._retrying(lambda conn: self._enqueue(conn, spec))
+
+    def _enqueue(self, conn: Connection, spec: JobSpec) -> EnqueueResult:
+        now = utcnow()
+        existing = conn.execute(
+            select(
+                jobs.c.id, jobs.c.asset_key, jobs.c.payload, jobs.c.state, jobs.c.superseded_by,
+                jobs.c.finished_at,
+            ).where(jobs.c.identity == spec.identity)
+        ).first()
+        if existing is not None:
+            job_id = existing.id
+            moved = existing.asset_key != spec.asset_key or _paths(existing.payload) != _paths(
+                spec.payload
+            )
+            if moved:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(asset_key=spec.asset_key, payload=spec.payload, updated_at=now)
+                )
+                state = JobState(existing.state)
+                self._event(
+                    conn, job_id, state, state,
+                    f"moved: {existing.asset_key} -> {spec.asset_key}", None, now,
+                )
+            superseded: list[int] = []
+            if existing.superseded_by is not None:
+                superseded = self._current_again(conn, spec.asset_key, existing, now)
+            elif existing.asset_key != spec.asset_key:
+                # Moved onto a key that had jobs of its own (a file moved over another): their
+                # content is no longer there, so this job supersedes them.
+                superseded = self._supersede(conn, spec.asset_key, job_id, now)
+            return EnqueueResult(job_id, False, superseded, moved)
+
+        job_id = conn.execute(
+            insert(jobs)
+            .values(
+                identity=spec.identity,
+                asset_key=spec.asset_key,
+                state=JobState.PENDING.value,
+                priority=spec.priority,
+                attempts=0,
+                max_attempts=spec.max_attempts,
+                not_before=spec.not_before,
+                created_at=now,
+                updated_at=now,
+                payload=spec.payload,
+                restorer=spec.restorer,
+                weights_digest=spec.weights_digest,
+                params=spec.params,
+                force=False,
+            )
+            .returning(jobs.c.id)
+        ).scalar_one()
+        self._event(conn, job_id, None, JobState.PENDING, "enqueued", None, now)
+        superseded = self._supersede(conn, spec.asset_key, job_id, now)
+        return EnqueueResult(job_id, True, superseded, False)
+
+    def _current_again(
+        self, conn: Connection, asset_key: str, existing: Any, now: datetime
+    ) -> list[int]:
+        """The inputs went back to the version of `existing`, a superseded job: it is current
+        again, and the newer jobs are superseded in its favour. A cancelled job is queued
+        again, and so is a succeeded one whose output a newer job has since replaced; a running
+        job carries on. Returns the ids of the jobs cancelled."""
+        job_id = existing.id
+        cancelled = self._supersede(conn, asset_key, job_id, now)
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(superseded_by=None))
+        state = JobState(existing.state)
+        if state == JobState.CANCELLED:
+            self._requeue(conn, job_id, state, "inputs match this job again")
+        elif state == JobState.SUCCEEDED:
+            replaced = conn.execute(
+                select(jobs.c.id).where(
+                    jobs.c.asset_key == asset_key,
+                    jobs.c.id != job_id,
+                    jobs.c.state == JobState.SUCCEEDED.value,
+                    jobs.c.finished_at > existing.finished_at,
+                ).limit(1)
+            ).first()
+            if replaced is not None:
+                self._requeue(
+                    conn, job_id, state,
+                    f"inputs match this job again; job {replaced.id} replaced its output",
+                )
+        return cancelled
+
+    def _supersede(self, conn: Connection, asset_key: str, new_id: int, now: datetime) -> list[int]:
+        """Cancel the asset's other waiting or failed jobs in favour of `new_id`; running and
+        finished jobs are only marked (a worker may be writing that output right now)."""
+        rows = conn.execute(
+            select(jobs.c.id, jobs.c.state).where(
+                jobs.c.asset_key == asset_key, jobs.c.id != new_id, jobs.c.superseded_by.is_(None)
+            )
+        ).all()
+        cancelled = []
+        for row in rows:
+            if row.state in (JobState.PENDING, JobState.DEFERRED, JobState.FAILED):
+                if self._transition(
+                    conn, row.id, row.state, JobState.CANCELLED, f"superseded by job {new_id}",
+                    now=now, superseded_by=new_id, finished_at=now,
+                    lease_owner=None, lease_expires_at=None,
+                ):
+                    cancelled.append(row.id)
+            else:
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(superseded_by=new_id))
+        return cancelled

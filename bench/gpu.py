@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from core.livemoments.checkpoint import LiveMomentsModels  # noqa: E402
 from core.livemoments.config import ModelSizes, sizes  # noqa: E402
+from core.livemoments.load import LiveMomentsModels  # noqa: E402
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by device-name fragment.
 BF16_PEAK_TFLOPS = {

@@ -36,8 +36,8 @@ from core.api import CancelToken, OutOfDeviceMemory, ProgressCallback
 from core.colorfix import wavelet_color_fix
 from core.flow import FlowEstimator, forward_backward_confidence, resize_flow
 from core.images import resize
-from core.livemoments.checkpoint import LiveMomentsModels
 from core.livemoments.config import TILE_MULTIPLE
+from core.livemoments.load import LiveMomentsModels
 from core.livemoments.model import TwoBranchVelocity
 from core.livemoments.sampler import bridge_sigmas, euler_sample, initial_latent, seeded_noise
 from core.tiling import Blender, Tile, pcr_crop_origin, tile_grid

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.livemoments.checkpoint import CheckpointError
+from core.livemoments.layout import CheckpointError
 
 
 def encode_empty_prompt(

@@ -89,8 +89,8 @@ class LiveMomentsRestorer:
         A request naming another directory than the loaded one replaces the models, so a
         restore never runs (and records the digest of) weights it did not ask for.
         """
-        from core.livemoments.checkpoint import load_checkpoint
         from core.livemoments.devices import resolve_device, resolve_dtype
+        from core.livemoments.load import load_checkpoint
 
         with self._lock:
             path = (checkpoint or self._checkpoint_dir({})).resolve()

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Validate a checkpoint directory and print what it holds; exit 1 if it is unusable."""
-        from core.livemoments.checkpoint import validate_checkpoint, weights_digest
+        from core.livemoments.digest import weights_digest
+        from core.livemoments.validate import validate_checkpoint
 
         path = _checkpoint_dir(ctx, directory)
         report = validate_checkpoint(path)
@@ -61,7 +62,8 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Write into a non-empty dir.")] = False,
     ) -> None:
         """Write a checkpoint with RANDOM weights in the published layout (not a real model)."""
-        from core.livemoments.checkpoint import weights_digest, write_random_checkpoint
+        from core.livemoments.digest import weights_digest
+        from core.livemoments.write import write_random_checkpoint
 
         if size not in ("tiny", "full"):
             raise typer.BadParameter("size must be 'tiny' or 'full'", param_hint="--size")
@@ -86,8 +88,9 @@ def register(app: typer.Typer) -> None:
         no_t5: Annotated[bool, typer.Option("--no-t5", help="Zeros for the T5 part.")] = False,
     ) -> None:
         """Compute the empty-prompt embeddings once (needs ≈32 GB RAM with T5)."""
-        from core.livemoments.checkpoint import CheckpointError, save_prompt_embeddings
+        from core.livemoments.layout import CheckpointError
         from core.livemoments.prompt import encode_empty_prompt
+        from core.livemoments.write import save_prompt_embeddings
 
         path = _checkpoint_dir(ctx, directory)
         if not path.is_dir():

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from core.livemoments.checkpoint import write_random_checkpoint
+    from core.livemoments.write import write_random_checkpoint
 
     return write_random_checkpoint(tmp_path_factory.mktemp("lm") / "tiny", size="tiny", seed=3)
 

@@ -9,15 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.livemoments.checkpoint import (
-    MOTION_FILE,
-    PROMPT_FILE,
-    RANDOM_MARKER,
-    CheckpointError,
-    load_checkpoint,
-    validate_checkpoint,
-    weights_digest,
-)
+from core.livemoments.digest import weights_digest
+from core.livemoments.layout import MOTION_FILE, PROMPT_FILE, RANDOM_MARKER, CheckpointError
+from core.livemoments.load import load_checkpoint
+from core.livemoments.validate import validate_checkpoint
 
 MAIN = Path("transformer/diffusion_pytorch_model.safetensors")
 
@@ -139,6 +134,8 @@ def test_digest_is_stable_and_follows_the_weights(
 ) -> None:
     before = weights_digest(checkpoint_copy)
     assert before == weights_digest(tiny_checkpoint)  # a copy keeps its identity
+    algorithm, _, hexpart = before.partition(":")
+    assert algorithm == "blake3-checkpoint" and len(hexpart) == 64  # the digest names its recipe
     key = "transformer_blocks.0.attn.to_q.weight"
     _rewrite(checkpoint_copy / MAIN, lambda t: t[key].add_(1.0))
     assert weights_digest(checkpoint_copy) != before
@@ -193,18 +190,20 @@ def test_a_truncated_weights_file_is_caught_by_check_and_load(checkpoint_copy: P
     data = path.read_bytes()
     path.write_bytes(data[:-1000])
     errors = " ".join(validate_checkpoint(checkpoint_copy).errors)
-    assert f"{MAIN.as_posix()}: {len(data) - 1000} bytes" in errors and "truncated" in errors
-    with pytest.raises(CheckpointError, match="truncated"):
+    assert f"{MAIN.as_posix()}: not a complete safetensors file ({len(data) - 1000} bytes" in errors
+    with pytest.raises(CheckpointError, match="not a complete safetensors file"):
         load_checkpoint(checkpoint_copy)
+    with pytest.raises(CheckpointError, match="not a complete safetensors file"):
+        weights_digest(checkpoint_copy)
 
 
 def test_reading_a_damaged_weights_file_is_a_checkpoint_error(checkpoint_copy: Path) -> None:
-    from core.livemoments.checkpoint import _read_safetensors
+    from core.livemoments.load import read_safetensors
 
     path = checkpoint_copy / MAIN
     path.write_bytes(path.read_bytes()[:-1000])
     with pytest.raises(CheckpointError, match="cannot read"):
-        _read_safetensors(path, torch.device("cpu"), torch.float32)
+        read_safetensors(path, torch.device("cpu"), torch.float32)
 
 
 @pytest.mark.parametrize(

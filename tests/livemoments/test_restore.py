@@ -137,7 +137,7 @@ class _Recording:
 def test_pcr_crops_follow_the_camera_motion(tiny_checkpoint: Path) -> None:
     """The reference shows the scene 48 px further left: PCR must move each crop with it."""
     from core.flow import DISFlow
-    from core.livemoments.checkpoint import load_checkpoint
+    from core.livemoments.load import load_checkpoint
     from core.livemoments.pipeline import LiveMomentsPipeline, PipelineOptions
 
     scene = _scene(128, 192 + 48, seed=3)
@@ -184,7 +184,7 @@ def test_out_of_memory_is_reported_as_such(tiny_checkpoint: Path) -> None:
 
     from core.api import OutOfDeviceMemory
     from core.flow import DISFlow
-    from core.livemoments.checkpoint import load_checkpoint
+    from core.livemoments.load import load_checkpoint
     from core.livemoments.pipeline import LiveMomentsPipeline, PipelineOptions
 
     def exhausted(a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
@@ -228,7 +228,8 @@ def test_whole_float_geometry_is_accepted(tiny_checkpoint: Path) -> None:
 def test_a_request_for_another_checkpoint_loads_that_one(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from core.livemoments.checkpoint import weights_digest, write_random_checkpoint
+    from core.livemoments.digest import weights_digest
+    from core.livemoments.write import write_random_checkpoint
 
     other = write_random_checkpoint(tmp_path / "other", size="tiny", seed=11)
     restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)

@@ -146,7 +146,8 @@ def test_replace_mode_restores_once_and_reverts(tmp_path: Path, tiny_library: Pa
 def test_livemoments_restorer_through_the_worker(tmp_path: Path, tiny_library: Path) -> None:
     """The diffusion restorer on a tiny random checkpoint written here, driven by the queue:
     its weights digest is part of the job identity."""
-    from core.livemoments.checkpoint import weights_digest, write_random_checkpoint
+    from core.livemoments.digest import weights_digest
+    from core.livemoments.write import write_random_checkpoint
 
     checkpoint = tmp_path / "ckpt"
     write_random_checkpoint(checkpoint, size="tiny", seed=3)

@@ -23,7 +23,7 @@ quiet() { "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   quiet .venv/bin/pip install -q torch==2.13.0
 fi
-quiet .venv/bin/pip install -q -e '.[test]'
+quiet .venv/bin/pip install -q -e '.[test,faces]'
 
 .venv/bin/ruff check .
 export LMD_REQUIRE_POSTGRES="${LMD_REQUIRE_POSTGRES:-1}"

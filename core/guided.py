@@ -26,6 +26,7 @@ Parameters (request.params override constructor options) are the fields of `Guid
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -92,7 +93,37 @@ class GuidedParams:
         params = cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
         if params.tile < 32 or not 0 <= params.overlap < params.tile // 2:
             raise RestoreError("guided: need tile ≥ 32 and 0 ≤ overlap < tile/2")
+        for name, (low, high) in _RANGES.items():
+            if not low <= getattr(params, name) <= high:
+                raise RestoreError(f"guided: parameter {name} must be within [{low:g}, {high:g}],"
+                                   f" got {getattr(params, name)!r}")
+        for name, choices in _CHOICES.items():
+            if getattr(params, name) not in choices:
+                raise RestoreError(f"guided: parameter {name} must be one of"
+                                   f" {', '.join(choices)}, got {getattr(params, name)!r}")
         return params
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "tile": (32, 16384), "raft_iters": (1, 100), "tone_sigma": (0, 256), "agree_floor": (1e-6, 1),
+    "agree_tolerance": (1e-3, 10), "fb_sigma": (1e-3, 1024), "erode": (0, 256), "feather": (0, 256),
+}
+"""Where each numeric parameter makes sense: a zero tolerance or floor divides by zero, and a σ
+of 1e300 asks OpenCV for a kernel no memory holds."""
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "flow": ("dis", "raft"), "raft_variant": ("large", "small"),
+    "global_preset": ("ultrafast", "fast", "medium"),
+    "local_preset": ("ultrafast", "fast", "medium"),
+}
+
+
+def param_problems(values: Mapping[str, Any]) -> list[str]:
+    """The guided schema as `core.registry.validate_params` asks it: [] or the first problem."""
+    try:
+        GuidedParams.from_mapping(values)
+    except RestoreError as exc:
+        return [str(exc)]
+    return []
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
@@ -108,13 +139,21 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     ok = {
         bool: isinstance(value, bool),
-        int: number and float(value).is_integer(),
-        float: number,
+        int: number and (isinstance(value, int) or (_finite(value) and value.is_integer())),
+        float: number and _finite(value),
         str: isinstance(value, str),
     }.get(kind, True)
     if not ok:
-        raise RestoreError(f"guided: parameter {name} must be {kind.__name__}, got {value!r}")
+        kind_name = "a finite number" if kind is float else kind.__name__
+        raise RestoreError(f"guided: parameter {name} must be {kind_name}, got {value!r}")
     return kind(value)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float (TOML and JSON allow them)
+        return False
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:

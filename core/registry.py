@@ -4,13 +4,18 @@ Why lazy: importing `core` must stay cheap and must not pull in torch or diffuse
 the scanner and the tests import it). A restorer module registers itself with `@register(name)`
 when it is imported; `_LAZY_MODULES` says which module to import for a name that has not
 registered yet, so `get_restorer("livemoments")` imports `core.livemoments` on first use.
+
+`validate_params(name, params)` answers "would restorer `name` take these parameters?" for the
+settings and `lmd doctor`, at start rather than in every job. It asks the restorer's own schema
+(`_PARAM_SCHEMAS`), whose module must be importable without torch or weights.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from core.api import RestoreError, Restorer
@@ -25,6 +30,13 @@ _LAZY_MODULES: dict[str, str] = {
     "livemoments": "core.livemoments",
 }
 """name → module that calls `@register(name)` when imported."""
+
+_PARAM_SCHEMAS: dict[str, str] = {
+    "guided": "core.guided:param_problems",
+}
+"""name → `module:function` taking the parameters and returning the problems found, one
+sentence each (raising RestoreError/ValueError also counts as one problem). Restorers without
+an entry take no parameters that change their output beyond the plain-value rule."""
 
 _FACTORIES: dict[str, RestorerFactory] = {}
 _LOCK = threading.Lock()
@@ -79,3 +91,45 @@ def is_available(name: str) -> bool:
 def available() -> list[str]:
     """All restorer names known, registered or lazy, sorted."""
     return sorted(set(_FACTORIES) | set(_LAZY_MODULES))
+
+
+def _plain_value_problems(params: Mapping[str, Any]) -> list[str]:
+    """Parameters come from TOML, `LMD_RESTORER__PARAMS` and `--param`, and are part of every
+    job's identity (canonical JSON): they must be plain values, and numbers finite."""
+    problems = []
+    for key, value in params.items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                problems.append(f"parameter {key} must be a finite number, got {item!r}")
+            elif not isinstance(item, str | int | float | bool) and item is not None:
+                problems.append(
+                    f"parameter {key} must be a number, a string or true/false, got {item!r}"
+                )
+    return problems
+
+
+def validate_params(name: str, params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `params` for restorer `name`, one sentence each ([] when nothing).
+
+    Only the schema's module is imported (for `guided`: NumPy and OpenCV, never torch); a
+    schema that cannot be imported is reported as a problem, not raised.
+    """
+    if not is_available(name):
+        return [f"unknown restorer {name!r}; available: {', '.join(available())}"]
+    problems = _plain_value_problems(params)
+    if problems:
+        return [f"{name}: {problem}" for problem in problems]
+    target = _PARAM_SCHEMAS.get(name)
+    if target is None:
+        return []
+    module_name, _, function_name = target.partition(":")
+    try:
+        schema = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        return [f"{name}: the parameter schema {target} cannot be loaded: {exc}"]
+    try:
+        found = schema(dict(params))
+    except (RestoreError, ValueError, TypeError) as exc:
+        return [str(exc)]
+    return [str(problem) for problem in found or []]

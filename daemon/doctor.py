@@ -34,6 +34,23 @@ class Finding:
         return asdict(self)
 
 
+def config_finding(config_path: Path | None, error: str | None) -> Finding:
+    """The configuration itself: which file, and whether every value (restorer parameters
+    included, through the restorer's schema) passed validation. Reported first, and alone when
+    it failed, since no other check can run on settings that do not load."""
+    from daemon.settings import SettingsError, resolve_config_path
+
+    try:
+        path = resolve_config_path(config_path)
+    except SettingsError:
+        path = config_path
+    where = str(path) if path is not None else "no file (defaults and LMD_ variables)"
+    if error is not None:
+        return Finding("config", "fail", error,
+                       "fix the keys named above (ranges and syntax: config/lmd.toml)")
+    return Finding("config", "ok", f"{where}: every value valid")
+
+
 def check_database(settings: Settings) -> Finding:
     from sqlalchemy import text
 

@@ -4,33 +4,58 @@ Precedence, highest first: values passed in code, environment variables (`LMD_WO
 style, `__` between section and key), the TOML file (`--config PATH`, else `$LMD_CONFIG`, else
 `/etc/lmd/lmd.toml` when it exists), then the defaults documented in `config/lmd.toml`.
 
-A wrong value must stop lmd at start with the key, the value and what was expected — never with
-a traceback — so `load_settings` turns pydantic's errors into one readable `SettingsError`.
+A wrong value must stop lmd at start with the key, the value, what was expected and where it came
+from (file, environment variable or command-line flag) — never with a traceback, and never later
+in a job: numbers must be finite and inside ranges the code can use (a lease of 1e12 s overflows
+a datetime, an attempt count beyond the store's INTEGER column overflows the database), windows
+must parse, and the restorer's parameters are checked by the restorer's own schema
+(`core.registry.validate_params`), so `lmd config show` and `lmd doctor` report them too.
+`load_settings` turns pydantic's and pydantic-settings' errors into one readable `SettingsError`;
 `describe_sources` tells `lmd config show` where every effective value came from.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
+import types
 from collections.abc import Iterator, Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 ENV_PREFIX = "LMD_"
 ENV_CONFIG = "LMD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/lmd/lmd.toml")
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+MAX_ATTEMPTS = 1000
+"""Far below the job table's INTEGER column (32-bit on PostgreSQL), and more than any flaky
+failure needs."""
+MAX_FILE_BYTES = 2**40
+"""1 TiB: far beyond any photo or Live Photo video, still a number every file API takes."""
 
 
 class SettingsError(Exception):
@@ -45,18 +70,43 @@ def default_state_dir() -> Path:
     return Path(base) / "lmd"
 
 
+def _no_nul(path: Path) -> Path:
+    if "\x00" in str(path):
+        raise ValueError("a path cannot contain a NUL character")
+    return path
+
+
+FilePath = Annotated[Path, AfterValidator(_no_nul)]
+"""A path from the config: anything the file system can name (NUL is the one thing it cannot)."""
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `inf` and `nan` are valid TOML floats but no duration or size.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RestorerSettings(_Section):
     name: Literal["guided", "livemoments"] = "guided"
     params: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: Path | None = None
+    checkpoint: FilePath | None = None
     device: str = "auto"
     low_memory: bool = False
     compile: bool = False
-    idle_unload_seconds: float = Field(default=600.0, ge=0)
+    idle_unload_seconds: float = Field(default=600.0, ge=0, le=7 * DAY)
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Ask the restorer's own schema (without loading the restorer: no torch, no weights),
+        so a NaN or a mistyped parameter stops lmd at start instead of failing every job."""
+        name = info.data.get("name")
+        if value and isinstance(name, str):
+            from core.registry import validate_params
+
+            problems = validate_params(name, value)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("device")
     @classmethod
@@ -77,16 +127,16 @@ class RestorerSettings(_Section):
 class OutputSettings(_Section):
     mode: Literal["sidecar", "replace"] = "sidecar"
     location: Literal["tree", "beside"] = "tree"
-    tree: Path | None = None
-    suffix: str = "_lmd"
-    backup_dir: Path | None = None
+    tree: FilePath | None = None
+    suffix: str = Field(default="_lmd", max_length=64)
+    backup_dir: FilePath | None = None
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     heic_quality: int = Field(default=90, ge=1, le=100)
 
     @field_validator("suffix")
     @classmethod
     def _suffix(cls, value: str) -> str:
-        if not value or "/" in value or value in {".", ".."}:
+        if not value or "/" in value or "\x00" in value or value in {".", ".."}:
             raise ValueError("expected a short file-name suffix such as '_lmd'")
         return value
 
@@ -97,7 +147,7 @@ class ScanSettings(_Section):
     ignore: list[str] = Field(
         default_factory=lambda: ["@eaDir", "#recycle", "#snapshot", ".stfolder", ".stversions"]
     )
-    max_file_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_file_bytes: int = Field(default=2 * 1024**3, gt=0, le=MAX_FILE_BYTES)
 
     @field_validator("schedule")
     @classmethod
@@ -113,18 +163,20 @@ class ScanSettings(_Section):
 
 class WatcherSettings(_Section):
     mode: Literal["auto", "inotify", "polling", "off"] = "auto"
-    polling_interval: float = Field(default=60.0, gt=0)
-    debounce_seconds: float = Field(default=5.0, ge=0)
+    polling_interval: float = Field(default=60.0, gt=0, le=DAY)
+    debounce_seconds: float = Field(default=5.0, ge=0, le=HOUR)
 
 
 class WorkerSettings(_Section):
     windows: list[str] = Field(default_factory=list)
-    lease_seconds: float = Field(default=120.0, gt=0)
-    heartbeat_seconds: float = Field(default=20.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1)
-    defer_seconds: float = Field(default=300.0, gt=0)
-    poll_seconds: float = Field(default=5.0, gt=0)
-    id: str | None = None
+    lease_seconds: float = Field(default=120.0, gt=0, le=DAY)
+    heartbeat_seconds: float = Field(default=20.0, gt=0, le=DAY)
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    # The worker doubles the wait per deferral (up to 32×): still well inside a datetime.
+    defer_seconds: float = Field(default=300.0, gt=0, le=7 * DAY)
+    poll_seconds: float = Field(default=5.0, gt=0, le=HOUR)
+    # The job table's lease_owner / workers.id columns are VARCHAR(255).
+    id: str | None = Field(default=None, min_length=1, max_length=255)
 
     @field_validator("windows")
     @classmethod
@@ -170,10 +222,11 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
-    library: Path | None = None
-    state_dir: Path = Field(default_factory=default_state_dir)
+    library: FilePath | None = None
+    state_dir: FilePath = Field(default_factory=default_state_dir)
     database_url: str = ""
     restorer: RestorerSettings = Field(default_factory=RestorerSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
@@ -243,8 +296,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
-    """Build and validate the settings, or raise `SettingsError` with a readable message."""
+def load_settings(
+    config_path: Path | None = None, *, flags: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build and validate the settings, or raise `SettingsError` with a readable message.
+
+    `overrides` win over everything (tests, the demo, command-line flags); `flags` names the
+    command-line flag behind an overridden dotted key (`{"logging.level": "--log-level"}`) so
+    errors and `lmd config show` can say where a value came from.
+    """
     path = resolve_config_path(config_path)
     if path is not None:
         read_toml(path)  # report unreadable/invalid files in our own words first
@@ -252,12 +312,17 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, path)) from None
+        raise SettingsError(_explain(exc, path, flags or {})) from None
+    except SourceError as exc:
+        # pydantic-settings gave up reading the environment before validation (a list or table
+        # key whose LMD_ variable is not JSON); its message names neither variable nor value.
+        lines = _env_problems() or [f"  {exc}: {exc.__cause__ or ''}".rstrip(": ")]
+        raise SettingsError("\n".join(["invalid configuration:", *lines])) from None
     finally:
         _ACTIVE_CONFIG["path"] = None
 
 
-def _explain(exc: ValidationError, path: Path | None) -> str:
+def _explain(exc: ValidationError, path: Path | None, flags: Mapping[str, str]) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
@@ -266,13 +331,80 @@ def _explain(exc: ValidationError, path: Path | None) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting (see config/lmd.toml for the documented keys)"
-        source = _source_of(key, path)
+        source = _source_of(key, path, flags)
         lines.append(f"  {key}{shown}: {message} [{source}]")
     return "\n".join(lines)
 
 
 def _env_name(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def _env_var_for(key: str) -> str | None:
+    """The LMD_ variable that set `key` or a table/list holding it: an error in one item
+    (`worker.windows.0`) comes from `LMD_WORKER__WINDOWS`, a whole section from `LMD_WORKER`."""
+    parts = key.split(".")
+    environ = {name.upper() for name in os.environ}
+    for end in range(len(parts), 0, -1):
+        name = _env_name(".".join(parts[:end]))
+        if name in environ:
+            return name
+    return None
+
+
+def _annotation_of(key: str) -> Any:
+    """The declared type of a dotted settings key, or None when there is no such key."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = next((a for a in (annotation, *get_args(annotation)) if _is_model(a)), None)
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+_ENV_EXAMPLES = {
+    "worker.windows": """'["01:00-07:00"]'""",
+    "restorer.params": """'{"tile": 512}'""",
+}
+
+
+def _json_example(key: str) -> str | None:
+    """How a list or table key is written in an LMD_ variable (JSON), or None for a scalar."""
+    annotation = _annotation_of(key)
+    union = get_origin(annotation) in (Union, types.UnionType)
+    for kind in (annotation, *(get_args(annotation) if union else ())):
+        if get_origin(kind) is list:
+            return _ENV_EXAMPLES.get(key, """'["first", "second"]'""")
+        if get_origin(kind) is dict or _is_model(kind):
+            return _ENV_EXAMPLES.get(key, """'{"key": "value"}'""")
+    return None
+
+
+def _env_problems() -> list[str]:
+    """One line per LMD_ variable of a list or table key whose value is not JSON."""
+    lines = []
+    for name, raw in sorted(os.environ.items()):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == ENV_CONFIG:
+            continue
+        key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        example = _json_example(key)
+        if example is None:
+            continue
+        try:
+            json.loads(raw)
+        except ValueError:
+            lines.append(
+                f"  {key} = {raw!r}: a list or table in the environment is written as JSON,"
+                f" e.g. {name}={example} [env {name}]"
+            )
+    return lines
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
@@ -289,9 +421,17 @@ def _lookup(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _source_of(key: str, path: Path | None) -> str:
-    if _env_name(key) in os.environ:
-        return f"env {_env_name(key)}"
+def _flag_for(key: str, flags: Mapping[str, str]) -> str | None:
+    return next((flag for k, flag in flags.items() if key == k or key.startswith(k + ".")), None)
+
+
+def _source_of(key: str, path: Path | None, flags: Mapping[str, str] | None = None) -> str:
+    flag = _flag_for(key, flags or {})
+    if flag is not None:
+        return f"flag {flag}"
+    env = _env_var_for(key)
+    if env is not None:
+        return f"env {env}"
     if path is not None:
         try:
             found, _ = _lookup(read_toml(path), key)
@@ -310,13 +450,18 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def describe_sources(settings: Settings, config_path: Path | None) -> list[tuple[str, Any, str]]:
+def describe_sources(
+    settings: Settings, config_path: Path | None, flags: Mapping[str, str] | None = None
+) -> list[tuple[str, Any, str]]:
     """Rows of (key, effective value, where it came from) for `lmd config show`."""
     path = resolve_config_path(config_path)
     file_data = read_toml(path) if path is not None else {}
     rows = []
     for key, value in _flatten("", settings):
-        if _env_name(key) in os.environ:
+        flag = _flag_for(key, flags or {})
+        if flag is not None:
+            source = f"flag {flag}"
+        elif _env_name(key) in os.environ:
             source = f"env {_env_name(key)}"
         elif path is not None and _lookup(file_data, key)[0]:
             source = f"file {path}"

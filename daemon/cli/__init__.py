@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from daemon.cli.context import CliState, OperationalError, console_err
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         # calling sys.exit, and a command's own return value otherwise (None: success).
         result = app(args=argv, standalone_mode=False)
     except OperationalError as exc:
-        console_err.print(f"[bold red]lmd:[/] {exc}")
+        console_err.print(f"[bold red]lmd:[/] {escape(str(exc))}")
         return 1
     except typer.Exit as exc:
         return exc.exit_code

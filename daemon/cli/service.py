@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from daemon.cli.context import OperationalError, console, get_settings
+from daemon.cli.context import OperationalError, console, get_settings, state
 
 
 def register(app: typer.Typer) -> None:
@@ -69,17 +70,25 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Check database, library, watch mode, inotify limits, exiftool, GPU and checkpoint."""
-        from daemon.doctor import run_checks
+        """Check config, database, library, watch mode, inotify limits, exiftool, GPU and
+        checkpoint."""
+        from daemon.doctor import config_finding, run_checks
 
-        findings = run_checks(get_settings(ctx))
+        config_path = state(ctx).config_path
+        try:
+            settings = get_settings(ctx)
+        except OperationalError as exc:
+            findings = [config_finding(config_path, str(exc))]
+        else:
+            findings = [config_finding(config_path, None), *run_checks(settings)]
         if as_json:
             console.print_json(json.dumps([f.as_dict() for f in findings]))
         else:
             table = Table("check", "status", "detail", "fix")
             colours = {"ok": "green", "warn": "yellow", "fail": "red"}
             for f in findings:
-                table.add_row(f.check, f"[{colours[f.status]}]{f.status}[/]", f.detail, f.fix)
+                table.add_row(f.check, f"[{colours[f.status]}]{f.status}[/]", escape(f.detail),
+                              escape(f.fix))
             console.print(table)
         if any(f.status == "fail" for f in findings):
             raise typer.Exit(1)

@@ -153,3 +153,87 @@ def test_cli_config_show_json_reports_sources(tmp_path: Path) -> None:
 
 def test_cli_usage_error_exits_2() -> None:
     assert run_lmd("config", "show", "--no-such-flag").returncode == 2
+
+
+# --- values that used to end in tracebacks or in failing jobs (issue 11, item 4) -------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[worker]\nlease_seconds = inf\n", "worker.lease_seconds = inf: Input should be a finite"),
+        ("[worker]\nlease_seconds = 1e12\n", "worker.lease_seconds = 1000000000000.0"),
+        ("[worker]\ndefer_seconds = nan\n", "worker.defer_seconds = nan"),
+        ("[worker]\npoll_seconds = 1e300\n", "worker.poll_seconds"),
+        ("[watcher]\npolling_interval = -inf\n", "watcher.polling_interval"),
+        ("[restorer]\nidle_unload_seconds = inf\n", "restorer.idle_unload_seconds"),
+        ("[worker]\nmax_attempts = 100000000000000000000\n", "worker.max_attempts"),
+        ("[scan]\nmax_file_bytes = 100000000000000000000\n", "scan.max_file_bytes"),
+        (f'[worker]\nid = "{"w" * 256}"\n', "worker.id"),
+        ('state_dir = "/tmp/a\\u0000b"\n', "state_dir = '/tmp/a\\x00b': a path cannot contain"),
+        ("[restorer]\nparams = {tone_sigma = nan}\n", "tone_sigma must be a finite number"),
+        ("[restorer]\nparams = {tone_sigma = 1e300}\n", "tone_sigma must be within"),
+        ("[restorer]\nparams = {tile = 1e30}\n", "parameter tile must be within"),
+        ('[restorer]\nparams = {flow = "farneback"}\n', "flow must be one of dis, raft"),
+        ("[restorer]\nparams = {bogus = 1}\n", "unknown parameters bogus"),
+        ("[restorer]\nparams = {tile = {a = 1}}\n", "parameter tile must be a number"),
+    ],
+)
+def test_out_of_range_values_are_refused_at_load(tmp_path: Path, toml: str, fragment: str):
+    path = write(tmp_path, toml)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    assert fragment in str(info.value)
+    assert f"[file {path}]" in str(info.value)
+
+
+def test_values_at_the_edges_of_the_ranges_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[worker]\nlease_seconds = 86400\nmax_attempts = 1000\ndefer_seconds = 604800\n"
+        "[restorer]\nparams = {tile = 512, overlap = 64, tone_sigma = 0}\n",
+    )
+    settings = load_settings(path, state_dir=tmp_path)
+    assert settings.worker.max_attempts == 1000
+    assert settings.restorer.params == {"tile": 512, "overlap": 64, "tone_sigma": 0}
+
+
+def test_a_list_in_the_environment_that_is_not_json_names_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("LMD_WORKER__WINDOWS", "01:00-07:00")
+    with pytest.raises(SettingsError) as info:
+        load_settings(None)
+    message = str(info.value)
+    assert "worker.windows = '01:00-07:00'" in message
+    assert """LMD_WORKER__WINDOWS='["01:00-07:00"]'""" in message
+    assert "[env LMD_WORKER__WINDOWS]" in message
+
+
+def test_a_bad_item_of_a_list_from_the_environment_names_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("LMD_WORKER__WINDOWS", '["25:00-01:00"]')
+    with pytest.raises(SettingsError, match=r"\[env LMD_WORKER__WINDOWS\]"):
+        load_settings(None)
+
+
+def test_a_flag_is_named_as_the_source(tmp_path: Path) -> None:
+    flags = {"logging.level": "--log-level"}
+    settings = load_settings(None, flags=flags, state_dir=tmp_path, logging={"level": "debug"})
+    sources = {key: source for key, _v, source in describe_sources(settings, None, flags)}
+    assert sources["logging.level"] == "flag --log-level"
+    assert sources["logging.format"] == "default"
+    with pytest.raises(SettingsError, match=r"logging.level = 'loud'.*\[flag --log-level\]"):
+        load_settings(None, flags=flags, logging={"level": "loud"})
+
+
+def test_restorer_schemas_are_asked_without_importing_torch() -> None:
+    """Settings load in every command; the guided schema must not pull in torch (seconds)."""
+    code = (
+        "import sys; from core.registry import validate_params as v;"
+        "print(v('guided', {'tile': 64, 'tone_sigma': float('nan')}));"
+        "print(v('guided', {'tile': 256})); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    nan_problems, fine, torch_loaded = done.stdout.splitlines()
+    assert "tone_sigma must be a finite number" in nan_problems
+    assert fine == "[]" and torch_loaded == "False"

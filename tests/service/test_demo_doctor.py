@@ -64,8 +64,10 @@ def test_doctor_reports_each_check_with_a_fix(tmp_path: Path) -> None:
     config.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n')
     out = lmd("--config", str(config), "doctor", "--json")
     findings = {f["check"]: f for f in json.loads(out.stdout)}
-    assert set(findings) >= {"database", "library", "watcher", "inotify", "gpu", "checkpoint",
-                             "exiftool", "state_dir"}
+    assert set(findings) >= {"config", "database", "library", "watcher", "inotify", "gpu",
+                             "checkpoint", "exiftool", "state_dir"}
+    assert findings["config"] == {"check": "config", "status": "ok", "fix": "",
+                                  "detail": f"{config}: every value valid"}
     assert findings["library"]["status"] == "ok"
     assert findings["watcher"]["detail"].startswith("inotify")
     # the database does not exist yet: doctor says so and says what to do, exit 0 (warn)

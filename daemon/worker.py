@@ -38,8 +38,8 @@ from core import (
     get_restorer,
     restore,
 )
+from daemon.files.errors import UnreadableFile
 from daemon.library.asset import FileSignature, LiveAsset
-from daemon.library.errors import UnreadableFile
 from daemon.library.media import decode_frame_at, load_still
 from daemon.library.naming import edited_name
 from daemon.output import commit_replace, plan_output, signature_of, write_image

@@ -37,7 +37,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _load(path: Path, what: str) -> np.ndarray:
-    from daemon.library.errors import UnreadableFile
+    from daemon.files.errors import UnreadableFile
     from daemon.library.media import load_still
 
     if not path.is_file():

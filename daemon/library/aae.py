@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.library.binio import BoundedFile
-from daemon.library.errors import UnreadableFile
+from daemon.files.binio import BoundedFile
+from daemon.files.errors import UnreadableFile
 
 MAX_AAE_BYTES = 2 * 1024 * 1024
 MAX_JSON_BYTES = 4 * 1024 * 1024

@@ -2,37 +2,24 @@
 
 A `LiveAsset` names the files of one Live Photo or Motion Photo, the original key time T0
 and the reselected time T1, and the content signature of every input, so that the job
-identity can be derived without reading the files again. It never touches a database.
+identity can be derived without reading the files again (`FileSignature` lives in
+`daemon.files.signature`, shared with the writers). It never touches a database.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from daemon.files.signature import FileSignature
 
 
 class Platform(StrEnum):
     APPLE = "apple"
     ANDROID_MOTION = "android-motion"
     MANUAL = "manual"
-
-
-@dataclass(frozen=True, slots=True)
-class FileSignature:
-    """Identity of one file's content: cheap stat fields plus a content hash."""
-
-    size: int
-    mtime_ns: int
-    content_hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileSignature:
-        return cls(int(data["size"]), int(data["mtime_ns"]), str(data["content_hash"]))
 
 
 @dataclass(frozen=True, slots=True)

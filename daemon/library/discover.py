@@ -17,10 +17,10 @@ from pathlib import Path
 
 import structlog
 
+from daemon.files.signature import fingerprint
 from daemon.library.asset import LiveAsset
 from daemon.library.cache import AssetCache, DictAssetCache, DirectoryCache, directory_key
 from daemon.library.group import AssetGrouper, Discovery
-from daemon.library.hashing import fingerprint
 from daemon.library.walk import DEFAULT_IGNORE, LibraryKeys, ListedFile, Unreadable, walk
 
 __all__ = [

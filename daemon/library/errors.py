@@ -1,19 +1,10 @@
-"""The one error type every reader in `daemon.library` raises.
+"""Kept only so that code written against the old path keeps importing during the move.
 
-Discovery must never crash on a hostile or broken file: readers turn every parse problem into
-`UnreadableFile(reason)`, and discovery turns that into a listed reason. Fuzz tests assert that
-no other exception type escapes a reader.
+`UnreadableFile` lives in `daemon.files.errors`; import it from there.
 """
 
 from __future__ import annotations
 
+from daemon.files.errors import UnreadableFile
 
-class UnreadableFile(Exception):
-    """A file (or a part of it) could not be read as what it claims to be."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
+__all__ = ["UnreadableFile"]

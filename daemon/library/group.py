@@ -16,13 +16,13 @@ from pathlib import Path
 
 import structlog
 
+from daemon.files.errors import UnreadableFile
+from daemon.files.exif import apple_content_identifier
+from daemon.files.signature import fingerprint, signature
 from daemon.library import decide as rules
 from daemon.library.aae import AaeInfo, read_aae
 from daemon.library.asset import FileSignature, LiveAsset, Platform
 from daemon.library.cache import AssetCache, PlainFileCache
-from daemon.library.errors import UnreadableFile
-from daemon.library.exif import apple_content_identifier
-from daemon.library.hashing import fingerprint, signature
 from daemon.library.motion import MotionInfo, read_motion
 from daemon.library.naming import Role, group_key
 from daemon.library.quicktime import MovInfo, read_mov_info

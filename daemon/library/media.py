@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon.library.binio import BoundedFile
-from daemon.library.errors import UnreadableFile
+from daemon.files.binio import BoundedFile
+from daemon.files.errors import UnreadableFile
 
 DEFAULT_MAX_PIXELS = 120_000_000
 MAX_VIDEO_BYTES = 512 * 1024 * 1024

@@ -2,29 +2,32 @@
 
 Sources, in the order trusted (formats page 2): a HEIF top-level `mpvd` box; a Samsung SEF
 trailer (`MotionPhoto_Data`, whose XMP values are often nonsense); Google Motion Photo XMP
-(`Camera`/`GCamera` namespaces, `Container:Directory` walked backwards from EOF as media3
-does) and legacy `MicroVideoOffset`. The XMP is parsed with a size cap and no DTD/entities.
+(the Camera namespace, written with the `Camera` or legacy `GCamera` prefix; the Container
+directory walked backwards from EOF as media3 does) and legacy `MicroVideoOffset`. The XMP
+goes through the one reader, `daemon.files.xmp` (namespace URIs, size/depth/entity limits);
+a packet that never names a Motion Photo property is not parsed at all, so ordinary photos
+with large or odd XMP cost a substring search and nothing more.
 """
 
 from __future__ import annotations
 
-import re
 import struct
-from dataclasses import dataclass
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.library.binio import BoundedFile
-from daemon.library.errors import UnreadableFile
+from daemon.files import xmp
+from daemon.files.binio import BoundedFile
+from daemon.files.errors import UnreadableFile
 from daemon.library.stills import StillMeta
 
-MAX_XMP_BYTES = 1024 * 1024
 MAX_SEF_ENTRIES = 64
+MAX_DIRECTORY_ITEMS = 64
 SEF_MOTION = 0x0A30
-
-_ATTR = re.compile(rb'([A-Za-z]+):([A-Za-z]+)\s*=\s*"([^"]*)"')
-_ELEM = re.compile(rb"<([A-Za-z]+):([A-Za-z]+)>([^<]*)</\1:\2>")
-_ITEM = re.compile(rb"<(?:G?Container):Item\b([^>]*)>|<rdf:li\b([^>]*Item:[^>]*)>", re.S)
-CAMERA_PREFIXES = {b"Camera", b"GCamera"}
+CAMERA_NS = "http://ns.google.com/photos/1.0/camera/"
+CONTAINER_NS = "http://ns.google.com/photos/1.0/container/"
+ITEM_NS = "http://ns.google.com/photos/1.0/container/item/"
+_MARKERS = (b"MotionPhoto", b"MicroVideo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,28 +38,50 @@ class MotionInfo:
     source: str  # "mpvd" | "seft" | "xmp" | "microvideo"
 
 
-def xmp_fields(xmp: bytes) -> dict[tuple[bytes, bytes], bytes]:
-    """(prefix, name) -> value for attribute and simple element properties of an XMP packet."""
-    if len(xmp) > MAX_XMP_BYTES:
-        raise UnreadableFile("XMP packet too large")
-    if b"<!ENTITY" in xmp or b"<!DOCTYPE" in xmp:
-        raise UnreadableFile("XMP declares a DTD")
-    out: dict[tuple[bytes, bytes], bytes] = {}
-    for m in _ATTR.finditer(xmp):
-        out.setdefault((m.group(1), m.group(2)), m.group(3))
-    for m in _ELEM.finditer(xmp):
-        out.setdefault((m.group(1), m.group(2)), m.group(3).strip())
-    return out
+@dataclass(frozen=True, slots=True)
+class MotionXmp:
+    """The Motion Photo part of an XMP packet: Camera-namespace fields and directory items."""
+
+    camera: dict[str, str] = field(default_factory=dict)
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def is_motion(self) -> bool:
+        return self.camera.get("MotionPhoto") == "1" or self.camera.get("MicroVideo") == "1"
 
 
-def _camera(fields: dict[tuple[bytes, bytes], bytes], name: bytes) -> bytes | None:
-    for prefix in CAMERA_PREFIXES:
-        if (prefix, name) in fields:
-            return fields[(prefix, name)]
-    return None
+def read_motion_xmp(packet: bytes | None) -> MotionXmp:
+    """Motion Photo fields of a packet (empty when it names none); `UnreadableFile` (with the
+    reader's reason) when a packet that names them is refused or malformed."""
+    if not packet or not any(marker in packet for marker in _MARKERS):
+        return MotionXmp()
+    root = xmp.parse_packet(packet).root
+    camera = {local: v for (ns, local), v in xmp.properties(root).items() if ns == CAMERA_NS}
+    return MotionXmp(camera, directory_items(root))
 
 
-def _int(value: bytes | None) -> int | None:
+def directory_items(root: ET.Element) -> list[dict[str, str]]:
+    """The Container directory items, each as {Mime, Semantic, Length, Padding}, written either
+    as `Container:Item` resources or as `Item:` fields on the `rdf:li` itself."""
+    items: list[dict[str, str]] = []
+    for directory in root.iter(f"{{{CONTAINER_NS}}}Directory"):
+        for li in directory.iter(f"{{{xmp.RDF_NS}}}li"):
+            item = xmp.resource_fields(li, ITEM_NS)
+            for node in li.iter(f"{{{CONTAINER_NS}}}Item"):
+                item = xmp.resource_fields(node, ITEM_NS) or item
+                break
+            if item:
+                items.append(item)
+            if len(items) > MAX_DIRECTORY_ITEMS:
+                raise UnreadableFile("too many Container items")
+    return items
+
+
+def is_motion_xmp(packet: bytes | None) -> bool:
+    return read_motion_xmp(packet).is_motion
+
+
+def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
@@ -65,32 +90,13 @@ def _int(value: bytes | None) -> int | None:
         return None
 
 
-def directory_items(xmp: bytes) -> list[dict[bytes, bytes]]:
-    """The `Container:Directory` items, each as {Mime, Semantic, Length, Padding}."""
-    items = []
-    for m in _ITEM.finditer(xmp):
-        attrs = m.group(1) or m.group(2) or b""
-        item = {k: v for p, k, v in _ATTR.findall(attrs) if p in (b"Item", b"GContainerItem")}
-        if item:
-            items.append(item)
-        if len(items) > 64:
-            raise UnreadableFile("too many Container items")
-    return items
-
-
-def is_motion_xmp(xmp: bytes | None) -> bool:
-    if not xmp:
-        return False
-    fields = xmp_fields(xmp)
-    return _camera(fields, b"MotionPhoto") == b"1" or _camera(fields, b"MicroVideo") == b"1"
-
-
 def read_motion(path: Path, meta: StillMeta) -> MotionInfo | None:
     """Locate the embedded video of a Motion Photo, or None when the still is not one."""
-    fields = xmp_fields(meta.xmp) if meta.xmp else {}
-    pts = _int(_camera(fields, b"MotionPhotoPresentationTimestampUs"))
+    found = read_motion_xmp(meta.xmp)
+    camera = found.camera
+    pts = _int(camera.get("MotionPhotoPresentationTimestampUs"))
     if pts is None:
-        pts = _int(_camera(fields, b"MicroVideoPresentationTimestampUs"))
+        pts = _int(camera.get("MicroVideoPresentationTimestampUs"))
     if pts is not None and pts < 0:
         pts = None
     if meta.mpvd is not None:
@@ -103,19 +109,18 @@ def read_motion(path: Path, meta: StillMeta) -> MotionInfo | None:
             seft = _read_seft(f)
             if seft is not None:
                 return MotionInfo(seft[0], seft[1], pts, "seft")
-        motion = _camera(fields, b"MotionPhoto") == b"1"
-        micro = _camera(fields, b"MicroVideo") == b"1"
+        motion = camera.get("MotionPhoto") == "1"
+        micro = camera.get("MicroVideo") == "1"
         if not (motion or micro):
             return None
-        items = directory_items(meta.xmp or b"")
         video_len = None
-        if motion and items:
+        if motion and found.items:
             # media3: walk items last -> first from EOF; the video is the MotionPhoto item.
             end = f.size
-            for item in reversed(items):
-                length = _int(item.get(b"Length")) or 0
-                padding = _int(item.get(b"Padding")) or 0
-                if item.get(b"Semantic") == b"MotionPhoto":
+            for item in reversed(found.items):
+                length = _int(item.get("Length")) or 0
+                padding = _int(item.get("Padding")) or 0
+                if item.get("Semantic") == "MotionPhoto":
                     video_len = length
                     end_of_video = end
                     break
@@ -125,7 +130,7 @@ def read_motion(path: Path, meta: StillMeta) -> MotionInfo | None:
             if video_len:
                 start = end_of_video - video_len
                 return _checked(f, start, video_len, pts, "xmp")
-        offset = _int(_camera(fields, b"MicroVideoOffset"))
+        offset = _int(camera.get("MicroVideoOffset"))
         if offset:
             return _checked(f, f.size - offset, offset, pts, "microvideo")
         raise UnreadableFile("motion photo XMP without a usable video location")

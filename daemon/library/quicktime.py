@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.library import bmff
-from daemon.library.binio import BoundedFile, i32be, i64be, u8, u32be, u64be
-from daemon.library.errors import UnreadableFile
+from daemon.files import bmff
+from daemon.files.binio import BoundedFile, i32be, i64be, u8, u32be, u64be
+from daemon.files.errors import UnreadableFile
 
 MAX_MOOV_BYTES = 32 * 1024 * 1024
 MAX_TRACKS = 64
@@ -118,7 +118,7 @@ def _content_identifier(data: bytes, moov: bmff.Box) -> str | None:
     meta = bmff.child(data, moov, b"meta")
     if meta is None:
         return None
-    skip = 4 if bmff._meta_is_full(data, meta) else 0
+    skip = 4 if bmff.meta_is_full(data, meta) else 0
     keys_box = bmff.child(data, meta, b"keys", skip)
     ilst = bmff.child(data, meta, b"ilst", skip)
     if keys_box is None or ilst is None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.library import bmff
-from daemon.library.binio import BoundedFile, u8, u16be, u32be, u64be
-from daemon.library.errors import UnreadableFile
+from daemon.files import bmff
+from daemon.files.binio import BoundedFile, u8, u16be, u32be, u64be
+from daemon.files.errors import UnreadableFile
 
 MAX_META_BYTES = 8 * 1024 * 1024
 MAX_ITEM_BYTES = 4 * 1024 * 1024
@@ -57,7 +57,7 @@ def read_still_meta(path: Path) -> StillMeta:
 
 
 def _read_jpeg(f: BoundedFile) -> StillMeta:
-    from daemon.library.exif import strip_exif_header
+    from daemon.files.exif import strip_exif_header
 
     pos = 2
     exif = xmp = None
@@ -90,7 +90,7 @@ def _read_jpeg(f: BoundedFile) -> StillMeta:
 
 
 def _read_heif(f: BoundedFile) -> StillMeta:
-    from daemon.library.exif import strip_exif_header
+    from daemon.files.exif import strip_exif_header
 
     meta_box = mpvd = None
     for box in bmff.file_boxes(f):

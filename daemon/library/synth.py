@@ -37,18 +37,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from daemon.library.exif import build_apple_exif
+from daemon.files import bmff
+from daemon.files.exif import build_apple_exif
 from daemon.library.naming import edited_name
 
 LIVE_KEYFRAME = "LivePhotoKeyFrame"
-
-
-def _box(btype: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", 8 + len(payload)) + btype + payload
-
-
-def _full(btype: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
-    return _box(btype, struct.pack(">I", (version << 24) | flags) + payload)
 
 
 def _heif_save(img: Image.Image, path: Path | io.BytesIO, **kw: object) -> None:
@@ -105,24 +98,11 @@ def encode_video(
     return buf.getvalue()
 
 
-def _top_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
-    out, pos = [], 0
-    while pos + 8 <= len(data):
-        size, btype = struct.unpack_from(">I4s", data, pos)
-        if size == 1:
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-        elif size == 0:
-            size = len(data) - pos
-        out.append((btype, pos, pos + size))
-        pos += size
-    return out
-
-
 def add_live_metadata(mov: bytes, content_id: str, still_time: float | None) -> bytes:
     """Add the content identifier and (optionally) a still-image-time track to a MOV."""
-    moov_start, moov_end = next((s, e) for t, s, e in _top_boxes(mov) if t == b"moov")
-    moov = mov[moov_start:moov_end]
-    children = [moov[8 + s : 8 + e] for _, s, e in _top_boxes(moov[8:])]
+    moov_box = next(b for b in bmff.boxes(mov) if b.type == b"moov")
+    moov_start, moov_end = moov_box.start, moov_box.end
+    children = [mov[b.start : b.end] for b in bmff.boxes(mov, moov_box.payload, moov_end)]
     mvhd = next(c for c in children if c[4:8] == b"mvhd")
     version = mvhd[8]
     ts_pos = 8 + (20 if version == 1 else 12)
@@ -135,15 +115,15 @@ def add_live_metadata(mov: bytes, content_id: str, still_time: float | None) -> 
             c = c[:ntid_pos] + struct.pack(">I", next_tid + 1) + c[ntid_pos + 4 :]
         new_children.append(c)
     key = b"com.apple.quicktime.content.identifier"
-    meta = _box(
+    meta = bmff.box(
         b"meta",
-        _full(b"hdlr", b"\0\0\0\0mdta" + b"\0" * 12 + b"\0")
-        + _full(b"keys", struct.pack(">I", 1) + _box(b"mdta", key))
-        + _box(
+        bmff.full_box(b"hdlr", b"\0\0\0\0mdta" + b"\0" * 12 + b"\0")
+        + bmff.full_box(b"keys", struct.pack(">I", 1) + bmff.box(b"mdta", key))
+        + bmff.box(
             b"ilst",
-            _box(
+            bmff.box(
                 struct.pack(">I", 1),
-                _box(b"data", struct.pack(">II", 1, 0) + content_id.encode()),
+                bmff.box(b"data", struct.pack(">II", 1, 0) + content_id.encode()),
             ),
         ),
     )
@@ -151,11 +131,11 @@ def add_live_metadata(mov: bytes, content_id: str, still_time: float | None) -> 
     tail = b""
     if still_time is not None:
         sample = struct.pack(">II", 9, 1) + b"\xff"
-        mdat = _box(b"mdat", sample)
+        mdat = bmff.box(b"mdat", sample)
         sample_offset = len(mov) + 8
         tail = mdat
         new_children.append(_mebx_trak(next_tid, movie_ts, still_time, sample_offset))
-    new_moov = _box(b"moov", b"".join(new_children))
+    new_moov = bmff.box(b"moov", b"".join(new_children))
     freed = mov[:moov_start] + struct.pack(">I", moov_end - moov_start) + b"free"
     freed += mov[moov_start + 8 : moov_end] + mov[moov_end:]
     return freed + tail + new_moov
@@ -164,7 +144,7 @@ def add_live_metadata(mov: bytes, content_id: str, still_time: float | None) -> 
 def _mebx_trak(track_id: int, movie_ts: int, still_time: float, sample_offset: int) -> bytes:
     ticks = round(still_time * movie_ts)
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    tkhd = _full(
+    tkhd = bmff.full_box(
         b"tkhd",
         struct.pack(">IIIII", 0, 0, track_id, 0, ticks + 1)
         + b"\0" * 8
@@ -175,31 +155,32 @@ def _mebx_trak(track_id: int, movie_ts: int, still_time: float, sample_offset: i
     )
     edits = [(ticks, -1)] if ticks > 0 else []
     edits.append((1, 0))
-    elst = _full(
+    elst = bmff.full_box(
         b"elst",
         struct.pack(">I", len(edits))
         + b"".join(struct.pack(">IiI", d, m, 0x10000) for d, m in edits),
     )
-    mdhd = _full(b"mdhd", struct.pack(">IIIIHH", 0, 0, movie_ts, 1, 0x55C4, 0))
-    hdlr = _full(b"hdlr", b"\0\0\0\0meta" + b"\0" * 12 + b"Core Media Metadata\0")
-    key_entry = _box(
+    mdhd = bmff.full_box(b"mdhd", struct.pack(">IIIIHH", 0, 0, movie_ts, 1, 0x55C4, 0))
+    hdlr = bmff.full_box(b"hdlr", b"\0\0\0\0meta" + b"\0" * 12 + b"Core Media Metadata\0")
+    key_entry = bmff.box(
         struct.pack(">I", 1),
-        _box(b"keyd", b"mdta" + b"com.apple.quicktime.still-image-time")
-        + _box(b"dtyp", struct.pack(">II", 0, 65)),
+        bmff.box(b"keyd", b"mdta" + b"com.apple.quicktime.still-image-time")
+        + bmff.box(b"dtyp", struct.pack(">II", 0, 65)),
     )
-    mebx = _box(b"mebx", b"\0" * 6 + struct.pack(">H", 1) + _box(b"keys", key_entry))
-    stbl = _box(
+    mebx = bmff.box(b"mebx", b"\0" * 6 + struct.pack(">H", 1) + bmff.box(b"keys", key_entry))
+    stbl = bmff.box(
         b"stbl",
-        _full(b"stsd", struct.pack(">I", 1) + mebx)
-        + _full(b"stts", struct.pack(">III", 1, 1, 1))
-        + _full(b"stsc", struct.pack(">IIII", 1, 1, 1, 1))
-        + _full(b"stsz", struct.pack(">III", 0, 1, 9))
-        + _full(b"stco", struct.pack(">II", 1, sample_offset)),
+        bmff.full_box(b"stsd", struct.pack(">I", 1) + mebx)
+        + bmff.full_box(b"stts", struct.pack(">III", 1, 1, 1))
+        + bmff.full_box(b"stsc", struct.pack(">IIII", 1, 1, 1, 1))
+        + bmff.full_box(b"stsz", struct.pack(">III", 0, 1, 9))
+        + bmff.full_box(b"stco", struct.pack(">II", 1, sample_offset)),
     )
-    dinf = _box(b"dinf", _full(b"dref", struct.pack(">I", 1) + _full(b"url ", b"", flags=1)))
-    minf = _box(b"minf", _full(b"nmhd", b"") + dinf + stbl)
-    mdia = _box(b"mdia", mdhd + hdlr + minf)
-    return _box(b"trak", tkhd + _box(b"edts", elst) + mdia)
+    url = bmff.full_box(b"url ", b"", flags=1)
+    dinf = bmff.box(b"dinf", bmff.full_box(b"dref", struct.pack(">I", 1) + url))
+    minf = bmff.box(b"minf", bmff.full_box(b"nmhd", b"") + dinf + stbl)
+    mdia = bmff.box(b"mdia", mdhd + hdlr + minf)
+    return bmff.box(b"trak", tkhd + bmff.box(b"edts", elst) + mdia)
 
 
 def write_live_mov(
@@ -377,7 +358,7 @@ def write_heic_mpvd(
     img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
     xmp = motion_xmp(presentation_us, len(mp4_bytes), primary_mime="image/heic", primary_padding=8)
     _heif_save(img, buf, quality=90, xmp=xmp)
-    path.write_bytes(buf.getvalue() + _box(b"mpvd", mp4_bytes))
+    path.write_bytes(buf.getvalue() + bmff.box(b"mpvd", mp4_bytes))
     return path
 
 

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.library.asset import FileSignature
+from daemon.files.signature import FileSignature
 from daemon.output.errors import OutputError
 
 TEMP_PREFIX = ".lmd-tmp-"

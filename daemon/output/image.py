@@ -11,7 +11,6 @@ on iPhones) are not reinterpreted as sRGB; XMP is carried over with provenance m
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 import structlog
 from PIL import Image
 
-from daemon.library.asset import FileSignature
+from daemon.files.signature import FileSignature
+from daemon.files.xmp import XmpError
 from daemon.output.atomic import atomic_write_bytes, make_parents
 from daemon.output.errors import OutputError
 from daemon.output.exif import ExifFormatError, patch_exif
@@ -132,7 +132,7 @@ def _prepare_metadata(
             height=height,
             reset_orientation=upright,
         )
-    except ET.ParseError as exc:
+    except XmpError as exc:
         # Losing a person's captions or ratings is worse than missing our provenance.
         log.warning("xmp_not_parseable", error=str(exc))
         xmp = meta.xmp

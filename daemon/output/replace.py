@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from daemon.library.asset import FileSignature
+from daemon.files.signature import FileSignature
 from daemon.output.atomic import atomic_copy, atomic_write_bytes, sha256_file, signature_of
 from daemon.output.errors import OutputError, RevertConflict
 from daemon.output.image import read_metadata, write_image

@@ -6,21 +6,23 @@ embedded video (Google Motion Photo `Camera:MotionPhoto`, `Container:Directory`,
 look for bytes that are not there, so they are removed; tiff/exif dimensions and orientation are
 fixed to match the pixels. Everything else (ratings, captions, people, CreateDate...) is kept.
 Provenance goes into a private namespace so it is readable by exiftool and never collides with
-another tool's properties.
+another tool's properties. Packets are parsed by the one XMP reader, `daemon.files.xmp` (size,
+depth and entity limits; names by namespace URI); this module only edits and serialises.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
+from daemon.files.xmp import RDF_NS, XmpError, parse_packet
+from daemon.files.xmp import split as _split
+
 LMD_NS = "https://lmd.invalid/ns/1.0/"
 LMD_PREFIX = "lmd"
-RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 X_NS = "adobe:ns:meta/"
 TIFF_NS = "http://ns.adobe.com/tiff/1.0/"
 EXIF_NS = "http://ns.adobe.com/exif/1.0/"
@@ -56,17 +58,10 @@ def _q(ns: str, local: str) -> str:
     return f"{{{ns}}}{local}"
 
 
-def _split(qname: str) -> tuple[str, str]:
-    if qname.startswith("{"):
-        ns, _, local = qname[1:].partition("}")
-        return ns, local
-    return "", qname
-
-
-def _register_prefixes(packet: bytes) -> None:
+def _register_prefixes(prefixes: Mapping[str, str]) -> None:
     """Keep the packet's own prefixes on output (ElementTree would invent ns0, ns1...)."""
-    for _event, (prefix, uri) in ET.iterparse(io.BytesIO(packet), events=("start-ns",)):
-        if prefix and not re.fullmatch(r"ns\d+", prefix):
+    for uri, prefix in prefixes.items():
+        if not re.fullmatch(r"ns\d+", prefix):
             try:
                 ET.register_namespace(prefix, uri)
             except ValueError:
@@ -134,22 +129,22 @@ def merge_xmp(
 ) -> bytes | None:
     """The XMP packet for the restored file, or None when there is nothing to write.
 
-    Raises `ET.ParseError` when `original` is not parseable XML; the caller then keeps the
-    packet verbatim rather than lose it.
+    Raises `XmpError` (with the reason) when `original` is refused or not parseable; the caller
+    then keeps the packet verbatim rather than lose it.
     """
     if not original and not provenance:
         return None
     if original:
-        packet = original.strip(b"\x00 \r\n\t")
-        _register_prefixes(packet)
-        root = ET.fromstring(packet)
+        parsed = parse_packet(original)
+        _register_prefixes(parsed.prefixes)
+        root = parsed.root
         if root.tag == _q(RDF_NS, "RDF"):  # a bare rdf:RDF without x:xmpmeta
             wrapper = _empty_packet()
             wrapper.remove(wrapper[0])
             wrapper.append(root)
             root = wrapper
     else:
-        _register_prefixes(b"<x/>")
+        _register_prefixes({})
         root = _empty_packet()
     rdf = root if root.tag == _q(RDF_NS, "RDF") else root.find(_q(RDF_NS, "RDF"))
     if rdf is None:
@@ -192,8 +187,8 @@ def read_provenance(packet: bytes | None) -> dict[str, Any] | None:
     if not packet:
         return None
     try:
-        root = ET.fromstring(packet.strip(b"\x00 \r\n\t"))
-    except ET.ParseError:
+        root = parse_packet(packet).root
+    except XmpError:
         return None
     found: dict[str, Any] = {}
     for desc in root.iter(_q(RDF_NS, "Description")):

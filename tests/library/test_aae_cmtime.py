@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from daemon.files.errors import UnreadableFile
 from daemon.library.aae import parse_aae
-from daemon.library.errors import UnreadableFile
 
 
 def _aae(settings: Any) -> bytes:

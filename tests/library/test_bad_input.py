@@ -127,7 +127,12 @@ def build(c: Corpus) -> None:
     c.put(f"IMG_E{n}.JPG", _sof_dimensions(jpeg, 65000, 65000), "exceeds the limit")
     n += 1
     # 22-23: garbage XMP (a motion flag with no location, a DTD)
-    c.put("GX_1.jpg", _jpeg_xmp(jpeg, b'<x GCamera:MotionPhoto="1"/>'), "usable video location")
+    flag = (
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+        b' xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" GCamera:MotionPhoto="1"/>'
+        b"</rdf:RDF>"
+    )
+    c.put("GX_1.jpg", _jpeg_xmp(jpeg, flag), "usable video location")
     c.put(
         "GX_2.jpg",
         _jpeg_xmp(jpeg, b'<!DOCTYPE x [<!ENTITY a "b">]><x GCamera:MotionPhoto="1"/>'),

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.library import aae, exif, media, motion, quicktime, stills, synth
-from daemon.library.errors import UnreadableFile
+from daemon.files import exif, xmp
+from daemon.files.errors import UnreadableFile
+from daemon.library import aae, media, motion, quicktime, stills, synth
 
 from .conftest import FPS, moving_frames, texture
 
@@ -126,8 +127,8 @@ def test_exif_and_xmp_parsers(data: bytes) -> None:
     for fn in (
         exif.apple_content_identifier,
         exif.strip_exif_header,
-        motion.xmp_fields,
-        motion.directory_items,
+        xmp.parse_packet,
+        motion.read_motion_xmp,
         motion.is_motion_xmp,
     ):
         with contextlib.suppress(UnreadableFile):

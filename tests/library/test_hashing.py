@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from core import hashing
-from daemon.library.asset import FileSignature
-from daemon.library.hashing import signature
+from daemon.files.signature import FileSignature, signature
 
 # Official BLAKE3 test vector (empty input), from the BLAKE3 reference repository.
 BLAKE3_EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"

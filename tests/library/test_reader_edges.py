@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.files.errors import UnreadableFile
 from daemon.library import quicktime, stills
-from daemon.library.errors import UnreadableFile
 
 
 def _box(btype: bytes, payload: bytes) -> bytes:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from daemon.files.errors import UnreadableFile
+from daemon.files.exif import apple_content_identifier
 from daemon.library import media, synth
 from daemon.library.aae import read_aae
-from daemon.library.errors import UnreadableFile
-from daemon.library.exif import apple_content_identifier
 from daemon.library.motion import read_motion
 from daemon.library.quicktime import read_mov_info
 from daemon.library.stills import read_still_meta

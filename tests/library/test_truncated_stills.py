@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from daemon.files.errors import UnreadableFile
 from daemon.library import synth
-from daemon.library.errors import UnreadableFile
 from daemon.library.media import load_still
 from daemon.library.stills import read_still_meta
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from daemon.files.xmp import XmpError
 from daemon.output import apple_content_identifier, merge_xmp, patch_exif, read_provenance
 from daemon.output.exif import ExifFormatError
 
@@ -67,7 +68,7 @@ def test_merge_without_original_and_unparseable():
     assert merge_xmp(None, provenance=None, width=1, height=1, reset_orientation=True) is None
     fresh = merge_xmp(None, provenance={"t1": 1.5}, width=1, height=1, reset_orientation=True)
     assert read_provenance(fresh) == {"t1": "1.5"}
-    with pytest.raises(ET.ParseError):
+    with pytest.raises(XmpError, match="not well-formed"):
         merge_xmp(b"<x:xmpmeta", provenance=None, width=1, height=1, reset_orientation=True)
 
 

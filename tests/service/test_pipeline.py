@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.library.exif import apple_content_identifier
+from daemon.files.exif import apple_content_identifier
 from daemon.scanner import run_scan
 from daemon.store import open_store
 from daemon.worker import Worker

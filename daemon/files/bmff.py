@@ -1,25 +1,34 @@
-"""ISO base media file format (MP4/MOV/HEIF) box walking with hard limits.
+"""ISO base media file format (MP4/MOV/HEIF) boxes: reading with hard limits, and writing.
 
-Two walkers: `file_boxes` lists the top-level boxes of a file by reading only their headers,
-and `boxes` iterates the children of an in-memory box payload. Both stop on sizes past the
-end, cap the number of boxes, and `find_path` caps nesting depth, so nested-box bombs and
-lying size fields become `UnreadableFile` instead of loops or huge allocations.
+Reading: `file_boxes` lists the top-level boxes of a file by reading only their headers, and
+`boxes` iterates the children of an in-memory box payload. Both stop on sizes past the end and
+cap the number of boxes, and `find_path`/`check_depth` cap nesting depth, so nested-box bombs
+and lying size fields become `UnreadableFile` instead of loops or huge allocations. The walkers
+run for every Live Photo video of a scan, so the header is decoded with one precompiled
+`struct` call per box.
+
+Writing: `box` and `full_box` build a box from its payload (the fixture builders in
+`daemon.library.synth` write MOV metadata and HEIF `mpvd` boxes with them), so the byte layout
+is known in one place for both directions.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from daemon.library.binio import BoundedFile, u32be, u64be
-from daemon.library.errors import UnreadableFile
+from daemon.files.binio import BoundedFile
+from daemon.files.errors import UnreadableFile
 
 MAX_BOXES = 4096
 MAX_DEPTH = 12
+_HEAD = struct.Struct(">I4s")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 
-@dataclass(frozen=True, slots=True)
-class Box:
+class Box(NamedTuple):
     """One box: its type and where its payload lies (absolute in the file or the buffer)."""
 
     type: bytes
@@ -32,17 +41,7 @@ class Box:
         return self.payload - self.start
 
 
-def _parse_header(head: bytes, start: int, limit: int, large: bytes | None) -> Box:
-    size = u32be(head, 0)
-    btype = head[4:8]
-    payload = start + 8
-    if size == 1:
-        if large is None:
-            raise UnreadableFile("truncated 64-bit box size")
-        size = u64be(large, 0)
-        payload = start + 16
-    elif size == 0:
-        size = limit - start
+def _checked(btype: bytes, start: int, payload: int, size: int, limit: int) -> Box:
     if size < payload - start or start + size > limit:
         raise UnreadableFile(f"box {btype!r} at {start} has size {size} past its container")
     return Box(btype, start, payload, start + size)
@@ -56,9 +55,16 @@ def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterat
     while pos < limit:
         if limit - pos < 8:
             raise UnreadableFile(f"{limit - pos} stray bytes after the last box")
-        head = f.read_at(pos, 8)
-        large = f.read_at(pos + 8, 8) if u32be(head, 0) == 1 and pos + 16 <= limit else None
-        box = _parse_header(head, pos, limit, large)
+        size, btype = _HEAD.unpack(f.read_at(pos, 8))
+        payload = pos + 8
+        if size == 1:
+            if pos + 16 > limit:
+                raise UnreadableFile("truncated 64-bit box size")
+            (size,) = _U64.unpack(f.read_at(pos + 8, 8))
+            payload = pos + 16
+        elif size == 0:
+            size = limit - pos
+        box = _checked(btype, pos, payload, size, limit)
         yield box
         pos = box.end
         count += 1
@@ -67,15 +73,21 @@ def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterat
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
-    """Child boxes of an in-memory region `data[start:end]`."""
+    """Child boxes of an in-memory region `data[start:end]` (a tail under 8 bytes is ignored)."""
     limit = len(data) if end is None else min(end, len(data))
-    pos = start
+    pos = max(start, 0)
     count = 0
     while pos + 8 <= limit:
-        large = data[pos + 8 : pos + 16] if u32be(data, pos) == 1 else None
-        if large is not None and len(large) < 8:
-            raise UnreadableFile("truncated 64-bit box size")
-        box = _parse_header(data[pos : pos + 8], pos, limit, large)
+        size, btype = _HEAD.unpack_from(data, pos)
+        payload = pos + 8
+        if size == 1:
+            if pos + 16 > limit:
+                raise UnreadableFile("truncated 64-bit box size")
+            (size,) = _U64.unpack_from(data, pos + 8)
+            payload = pos + 16
+        elif size == 0:
+            size = limit - pos
+        box = _checked(btype, pos, payload, size, limit)
         yield box
         pos = box.end
         count += 1
@@ -102,14 +114,14 @@ def find_path(data: bytes, root: Box, path: list[bytes]) -> Box | None:
     box: Box | None = root
     for step in path:
         assert box is not None
-        skip = 4 if box.type == b"meta" and _meta_is_full(data, box) else 0
+        skip = 4 if box.type == b"meta" and meta_is_full(data, box) else 0
         box = child(data, box, step, skip)
         if box is None:
             return None
     return box
 
 
-def _meta_is_full(data: bytes, box: Box) -> bool:
+def meta_is_full(data: bytes, box: Box) -> bool:
     """`meta` is a FullBox in ISO files but a plain box in QuickTime; tell them apart."""
     if box.payload + 8 > box.end:
         return True
@@ -133,3 +145,20 @@ def check_depth(data: bytes, root: Box, depth: int = 0) -> None:
 CONTAINERS = frozenset(
     {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"udta", b"dinf", b"iprp", b"ipco"}
 )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def box(btype: bytes, payload: bytes) -> bytes:
+    """A box of type `btype` around `payload` (64-bit size form when it does not fit 32 bits)."""
+    if len(btype) != 4:
+        raise ValueError(f"box type must be 4 bytes, got {btype!r}")
+    if 8 + len(payload) <= 0xFFFFFFFF:
+        return _U32.pack(8 + len(payload)) + btype + payload
+    return _U32.pack(1) + btype + _U64.pack(16 + len(payload)) + payload
+
+
+def full_box(btype: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    """A FullBox: `box` with the version byte and 24-bit flags before `payload`."""
+    return box(btype, _U32.pack((version << 24) | (flags & 0xFFFFFF)) + payload)

@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
-from daemon.library.errors import UnreadableFile
+from daemon.files.errors import UnreadableFile
 
 MAX_SINGLE_READ = 64 * 1024 * 1024
 MAX_TOTAL_READ = 128 * 1024 * 1024

@@ -1,0 +1,13 @@
+"""File formats and file identity shared by discovery (`daemon.library`) and the writers
+(`daemon.output`): one home each, so both sides read a file the same way.
+
+- `errors`: `UnreadableFile(reason)`, the one error every reader raises.
+- `binio`: `BoundedFile` (capped reads at absolute offsets) and checked big-endian integers.
+- `bmff`: ISO-BMFF (MP4/MOV/HEIF) boxes, read with limits and written (`box`, `full_box`).
+- `exif`: the TIFF/EXIF IFD walker (`Tiff`), the Apple maker-note ContentIdentifier and
+  Orientation readers, and the Apple EXIF block the fixture builders write.
+- `xmp`: the XMP reader (expat, namespace URIs, size/depth/entity limits).
+- `signature`: `FileSignature` (size, mtime, named content digest), the stat fingerprint.
+
+This package imports nothing of `daemon` outside itself (and `core.hashing` for digests).
+"""

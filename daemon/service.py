@@ -25,6 +25,7 @@ from daemon.scanner import ignore_patterns, run_scan
 from daemon.scheduler import ServiceClock
 from daemon.settings import Settings
 from daemon.store import JobStore, open_store
+from daemon.store.states import WorkerState
 from daemon.watcher import LibraryWatcher
 from daemon.worker import Worker
 
@@ -125,7 +126,8 @@ class Service:
         self.watcher.stop()
         self.clock.shutdown()
         self._scan_thread.join(timeout=STOP_GRACE_SECONDS)
-        self.store.upsert_worker(worker_id=self.worker.worker_id, state="stopped", job_id=None)
+        self.store.upsert_worker(worker_id=self.worker.worker_id, state=WorkerState.STOPPED,
+                                job_id=None)
         log.info("service_stopped")
 
     # -------------------------------------------------------------------------- helpers

@@ -45,7 +45,8 @@ from daemon.library.naming import edited_name
 from daemon.output import commit_replace, plan_output, signature_of, write_image
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
-from daemon.store import Job, JobState, JobStore, LeaseLost
+from daemon.store import Job, JobStore, LeaseLost
+from daemon.store.states import WorkerState
 
 log = structlog.get_logger(__name__)
 
@@ -205,7 +206,7 @@ class Worker:
         self._current_cancel: CancelToken | None = None
         self._restorer: Any = restorer  # None: built from settings on first use
         self._restorer_last_used = 0.0
-        self._state = "starting"
+        self._state = WorkerState.STARTING
         self._published_at = 0.0
 
     # ----------------------------------------------------------------- control from outside
@@ -226,7 +227,7 @@ class Worker:
 
     # ----------------------------------------------------------------------- the main loop
     def run_forever(self) -> None:
-        self._publish("idle")
+        self._publish(WorkerState.IDLE)
         while not self.stop_event.is_set():
             self._on_alive()
             ran = self.run_once()
@@ -234,7 +235,7 @@ class Worker:
                 self._maybe_unload()
                 self.wake_event.wait(self.settings.worker.poll_seconds)
                 self.wake_event.clear()
-        self._publish("stopped")
+        self._publish(WorkerState.STOPPED)
 
     def run_until_empty(self, max_jobs: int | None = None) -> int:
         """Run claimable jobs now, windows ignored, until none is left (`lmd work`, `lmd demo`)."""
@@ -243,22 +244,22 @@ class Worker:
             if not self.run_once(ignore_windows=True):
                 break
             done += 1
-        self._publish("idle")
+        self._publish(WorkerState.IDLE)
         return done
 
     def run_once(self, ignore_windows: bool = False) -> bool:
         """Claim and run one job; False when nothing was claimable (or not allowed now)."""
         self.store.requeue_expired()
         if self.store.is_paused():
-            self._publish("paused")
+            self._publish(WorkerState.PAUSED)
             return False
         windows = self.settings.worker.windows
         if not ignore_windows and not in_windows(windows, datetime.now().astimezone()):
-            self._publish("outside-window")
+            self._publish(WorkerState.OUTSIDE_WINDOW)
             return False
         job = self.store.claim(self.worker_id, self.settings.worker.lease_seconds)
         if job is None:
-            self._publish("idle")
+            self._publish(WorkerState.IDLE)
             return False
         self._run_claimed(job)
         return True
@@ -271,13 +272,13 @@ class Worker:
         self._current_cancel = cancel
         if self.stop_event.is_set():
             cancel.cancel()
-        self._publish("running", job_id=job.id, progress=0.0, stage="loading")
+        self._publish(WorkerState.RUNNING, job_id=job.id, progress=0.0, stage="loading")
         started = time.monotonic()
         beat = Heartbeat(
             self.store, job.id, self.worker_id, self.settings.worker.lease_seconds,
             self.settings.worker.heartbeat_seconds, cancel,
             on_beat=lambda fraction, stage: self._publish(
-                "running", job_id=job.id, progress=fraction, stage=stage
+                WorkerState.RUNNING, job_id=job.id, progress=fraction, stage=stage
             ),
             should_stop=lambda: "paused" if self.store.is_paused() else None,
         )
@@ -326,12 +327,12 @@ class Worker:
             bound.info("job_released", reason=reason)
         except (DeviceUnavailable, OutOfDeviceMemory) as exc:
             self._drop_restorer()
-            # A deferral hands the attempt back, so `job.attempts` stays put from one deferral
-            # to the next; the backoff grows with the deferrals this job already had instead.
-            deferrals = sum(e.to_state == JobState.DEFERRED for e in self.store.events(job.id))
-            delay = self.settings.worker.defer_seconds * (2 ** min(deferrals, 5))
-            self.store.defer(job.id, self.worker_id, f"{type(exc).__name__}: {exc}", delay)
-            bound.warning("job_deferred", error=str(exc), delay_seconds=delay)
+            # the store backs off from worker.defer_seconds by the job's earlier deferrals
+            due = self.store.defer(
+                job.id, self.worker_id, f"{type(exc).__name__}: {exc}",
+                self.settings.worker.defer_seconds,
+            )
+            bound.warning("job_deferred", error=str(exc), due=due.isoformat() if due else None)
         except UnreadableFile as exc:
             self.store.fail(job.id, self.worker_id, f"unreadable input: {exc}", retryable=False)
             bound.warning("job_failed", error=str(exc), retryable=False)
@@ -344,7 +345,7 @@ class Worker:
             bound.error("job_attempt_failed", error=error, exc_info=True)
         finally:
             self._current_cancel = None
-            self._publish("idle")
+            self._publish(WorkerState.IDLE)
 
     # ------------------------------------------------------------------------- helpers
     def _write_output(
@@ -429,7 +430,7 @@ class Worker:
             self._drop_restorer()
 
     def _publish(
-        self, state: str, *, job_id: int | None = None, progress: float | None = None,
+        self, state: WorkerState, *, job_id: int | None = None, progress: float | None = None,
         stage: str | None = None,
     ) -> None:
         """Keep this worker's row current for `lmd status`: on changes of state, and with the

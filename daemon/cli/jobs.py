@@ -19,7 +19,14 @@ import typer
 from rich.table import Table
 
 from daemon.cli.context import OperationalError, console, get_settings
-from daemon.store.states import FINISHED_STATES, JobState
+from daemon.store.states import (
+    COMMAND_STATES,
+    Command,
+    JobState,
+    WorkerState,
+    command_allows,
+    describe_states,
+)
 
 if TYPE_CHECKING:
     from daemon.settings import Settings
@@ -91,7 +98,8 @@ def _with_staleness(worker: dict[str, Any]) -> dict[str, Any]:
     if isinstance(beat, str):
         beat = datetime.fromisoformat(beat)
     age = (datetime.now(UTC) - beat).total_seconds() if isinstance(beat, datetime) else None
-    stale = worker.get("state") != "stopped" and (age is None or age > STALE_WORKER_SECONDS)
+    stopped = worker.get("state") == WorkerState.STOPPED
+    stale = not stopped and (age is None or age > STALE_WORKER_SECONDS)
     return {**worker, "stale": stale}
 
 
@@ -255,7 +263,7 @@ def register(app: typer.Typer) -> None:
         job_id: Annotated[int | None, typer.Argument(help="The job to retry.")] = None,
         failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
     ) -> None:
-        """Re-queue a failed (or cancelled/skipped) job with fresh attempts, or all failed."""
+        """Re-queue a failed, cancelled or skipped job with fresh attempts, or every failed one."""
         if (job_id is None) == (not failed):
             raise typer.BadParameter("give either a job ID or --failed")
         with opened_store(ctx) as store:
@@ -272,21 +280,24 @@ def register(app: typer.Typer) -> None:
                     " changed; retry that one"
                 )
             if not store.retry(job_id):
+                allowed = describe_states(COMMAND_STATES[Command.RETRY])
                 raise OperationalError(
-                    f"job {job_id} is {job.state.value}; only failed, cancelled or skipped jobs"
-                    " can be retried"
+                    f"job {job_id} is {job.state.value}; only {allowed} jobs can be retried"
                 )
         console.print(f"job {job_id} re-queued")
 
     @jobs_app.command("cancel")
     def cancel(ctx: typer.Context, job_id: int) -> None:
-        """Cancel a waiting, running or failed job."""
+        """Cancel a waiting, running, failed or skipped job."""
         with opened_store(ctx) as store:
             job = store.get_job(job_id)
             if job is None:
                 raise OperationalError(f"job {job_id} does not exist")
             if not store.cancel(job_id):
-                raise OperationalError(f"job {job_id} is {job.state.value}; it cannot be cancelled")
+                allowed = describe_states(COMMAND_STATES[Command.CANCEL])
+                raise OperationalError(
+                    f"job {job_id} is {job.state.value}; only {allowed} jobs can be cancelled"
+                )
         console.print(f"job {job_id} cancelled")
 
     @app.command("reprocess")
@@ -309,10 +320,11 @@ def register(app: typer.Typer) -> None:
         end = parse_when(until, "--until") if until else None
         if end is not None and end <= start:
             raise typer.BadParameter("--until must be later than --since")
-        states = state or sorted(FINISHED_STATES)
-        bad = [s.value for s in states if s not in FINISHED_STATES]
+        states = state or sorted(COMMAND_STATES[Command.REPROCESS])
+        bad = [s.value for s in states if not command_allows(Command.REPROCESS, s)]
         if bad:
-            raise typer.BadParameter(f"only finished jobs can be reprocessed, not {bad}")
+            allowed = describe_states(COMMAND_STATES[Command.REPROCESS])
+            raise typer.BadParameter(f"only {allowed} jobs can be reprocessed, not {bad}")
         with opened_store(ctx) as store:
             n = store.reprocess(start, end, states=states, force=force, dry_run=dry_run)
         verb = "would re-queue" if dry_run else "re-queued"

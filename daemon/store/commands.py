@@ -14,17 +14,25 @@ from sqlalchemy import Connection, select
 from daemon.store.base import StoreBase
 from daemon.store.jobs import utcnow
 from daemon.store.models import jobs
-from daemon.store.states import ACTIVE_STATES, FINISHED_STATES, JobState
+from daemon.store.states import (
+    ACTIVE_STATES,
+    COMMAND_STATES,
+    Command,
+    JobState,
+    command_allows,
+    describe_states,
+)
 
 
 class CommandOps(StoreBase):
     def retry(self, job_id: int) -> bool:
-        """Re-queue a failed, cancelled or skipped job with fresh attempts. Not one superseded
-        by newer inputs: its inputs are gone, and the newer job is the one to retry."""
+        """Re-queue a job in a state `Command.RETRY` allows (failed, cancelled, skipped) with
+        fresh attempts. Not one superseded by newer inputs: its inputs are gone, and the newer
+        job is the one to retry. False when the job may not be retried."""
 
         def run(conn: Connection) -> bool:
             state = self._state_of(conn, job_id)
-            if state not in (JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED):
+            if not command_allows(Command.RETRY, state):
                 return False
             newer = conn.execute(
                 select(jobs.c.superseded_by).where(jobs.c.id == job_id)
@@ -51,12 +59,13 @@ class CommandOps(StoreBase):
         return self._retrying(run)
 
     def cancel(self, job_id: int, reason: str = "cancelled by request") -> bool:
-        """Cancel a waiting, running or failed job (a running job's worker sees its
-        heartbeat refused and stops)."""
+        """Cancel a job in a state `Command.CANCEL` allows (waiting, running, failed or
+        skipped); a running job's worker sees its heartbeat refused and stops. False when the
+        job may not be cancelled."""
 
         def run(conn: Connection) -> bool:
             state = self._state_of(conn, job_id)
-            if state not in (*ACTIVE_STATES, JobState.FAILED, JobState.SKIPPED):
+            if not command_allows(Command.CANCEL, state):
                 return False
             now = utcnow()
             return self._transition(
@@ -70,12 +79,7 @@ class CommandOps(StoreBase):
         self,
         since: datetime,
         until: datetime | None = None,
-        states: Iterable[JobState | str] = (
-            JobState.SUCCEEDED,
-            JobState.FAILED,
-            JobState.SKIPPED,
-            JobState.CANCELLED,
-        ),
+        states: Iterable[JobState | str] = COMMAND_STATES[Command.REPROCESS],
         force: bool = False,
         dry_run: bool = False,
     ) -> int:
@@ -83,9 +87,10 @@ class CommandOps(StoreBase):
         by newer inputs, and assets that already have waiting or running work, are left alone.
         `force` tells the worker to redo the work even where a matching output exists.
         Returns how many jobs were (or, with `dry_run`, would be) re-queued."""
-        wanted = [JobState(s).value for s in states]
-        if any(JobState(s) not in FINISHED_STATES for s in wanted):
-            raise ValueError("reprocess only re-queues finished jobs")
+        wanted = sorted(JobState(s).value for s in states)
+        if not all(command_allows(Command.REPROCESS, s) for s in wanted):
+            allowed = describe_states(COMMAND_STATES[Command.REPROCESS])
+            raise ValueError(f"reprocess only re-queues {allowed} jobs")
         cond = [
             jobs.c.state.in_(wanted),
             jobs.c.finished_at >= since,

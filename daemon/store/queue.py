@@ -14,20 +14,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from daemon.store.base import StoreBase
 from daemon.store.errors import JobNotFound, LeaseLost
 from daemon.store.jobs import Job, job_from_row, utcnow
-from daemon.store.models import jobs
+from daemon.store.models import job_events, jobs
 from daemon.store.statements import SELECT_CANDIDATE, SELECT_EXPIRED, heartbeat_statement
 from daemon.store.states import ACTIVE_STATES, CLAIMABLE_STATES, JobState
 
 log = structlog.get_logger(__name__)
 
+#: A failed attempt is retried after 60 s, then 120 s, 240 s... (see `backoff_seconds`).
 BACKOFF_BASE_SECONDS = 60.0
-BACKOFF_MAX_SECONDS = 3600.0
+#: Backoff doubles at most this many times: a delay never exceeds 32 times its base.
+BACKOFF_MAX_DOUBLINGS = 5
 EXPIRY_CHECK_SECONDS = 1.0
+
+
+def backoff_seconds(base: float, earlier: int) -> float:
+    """How long to wait before the next try, after `earlier` tries that went the same way:
+    `base`, 2x, 4x ... up to 32x `base`. The one backoff rule for failed attempts (base 60 s,
+    counted in attempts) and for deferrals (base `worker.defer_seconds`, counted in earlier
+    deferrals, since a deferral hands its attempt back)."""
+    return base * 2 ** min(max(earlier, 0), BACKOFF_MAX_DOUBLINGS)
 
 
 def _superseded_instead(
@@ -110,24 +120,26 @@ class LeaseOps(StoreBase):
     def _finish_running(
         self, job_id: int, worker_id: str, new: JobState, reason: str | None, **values: Any
     ) -> None:
-        """Move a job this worker holds out of running; `LeaseLost` if it no longer holds it.
-        A job that would go back to the queue is cancelled instead if newer inputs superseded
-        it while it ran (see `_superseded_instead`)."""
+        """Move a job this worker holds out of running in a transaction of its own;
+        `LeaseLost` if it no longer holds it (see `_finish_in`)."""
+        self._retrying(lambda conn: self._finish_in(conn, job_id, worker_id, new, reason, **values))
 
-        def run(conn: Connection) -> None:
-            to, why, vals = new, reason, values
-            if new in CLAIMABLE_STATES:
-                newer = conn.execute(
-                    select(jobs.c.superseded_by).where(jobs.c.id == job_id)
-                ).scalar()
-                to, why, vals = _superseded_instead(newer, new, reason, values)
-            if not self._transition(
-                conn, job_id, JobState.RUNNING, to, why, worker_id, owner=worker_id, **vals
-            ):
-                state = self._state_of(conn, job_id)
-                raise LeaseLost(f"job {job_id} is {state.value}, no longer held by {worker_id}")
-
-        self._retrying(run)
+    def _finish_in(
+        self, conn: Connection, job_id: int, worker_id: str, new: JobState, reason: str | None,
+        **values: Any,
+    ) -> None:
+        """Move a job this worker holds out of running, in the caller's transaction; `LeaseLost`
+        if it no longer holds it. A job that would go back to the queue is cancelled instead if
+        newer inputs superseded it while it ran (see `_superseded_instead`)."""
+        to, why, vals = new, reason, values
+        if new in CLAIMABLE_STATES:
+            newer = conn.execute(select(jobs.c.superseded_by).where(jobs.c.id == job_id)).scalar()
+            to, why, vals = _superseded_instead(newer, new, reason, values)
+        if not self._transition(
+            conn, job_id, JobState.RUNNING, to, why, worker_id, owner=worker_id, **vals
+        ):
+            state = self._state_of(conn, job_id)
+            raise LeaseLost(f"job {job_id} is {state.value}, no longer held by {worker_id}")
 
     def _lease_lost(self, job_id: int, worker_id: str, what: str, exc: LeaseLost) -> None:
         log.warning("lease lost", job_id=job_id, worker=worker_id, error=str(exc), action=what)
@@ -158,10 +170,10 @@ class LeaseOps(StoreBase):
         error: str,
         *,
         retryable: bool = True,
-        backoff_seconds: float | None = None,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
     ) -> JobState | None:
-        """Record a failed attempt: back to pending after a backoff while attempts remain
-        (exponential from 60 s unless `backoff_seconds`), else failed. Returns the new state,
+        """Record a failed attempt: back to pending after `backoff_seconds(backoff_base,
+        earlier failed attempts)` while attempts remain, else failed. Returns the new state,
         or None (nothing changed) when the worker no longer holds the job — so a worker's
         error handler never fails itself because the lease was lost meanwhile."""
 
@@ -181,9 +193,7 @@ class LeaseOps(StoreBase):
             now = utcnow()
             common = {"last_error": error, "lease_owner": None, "lease_expires_at": None}
             if retryable and row.attempts < row.max_attempts:
-                delay = backoff_seconds
-                if delay is None:
-                    delay = min(BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1), BACKOFF_MAX_SECONDS)
+                delay = backoff_seconds(backoff_base, row.attempts - 1)
                 to, why, values = _superseded_instead(
                     row.superseded_by, JobState.PENDING,
                     f"attempt {row.attempts}/{row.max_attempts} failed: {error}",
@@ -202,21 +212,34 @@ class LeaseOps(StoreBase):
 
         return self._retrying(run)
 
-    def defer(self, job_id: int, worker_id: str, reason: str, delay_seconds: float) -> bool:
-        """Postpone without burning the attempt (no GPU, out of memory, outside a window).
-        False (and nothing changed) when the worker no longer holds the job."""
-        now = utcnow()
-        try:
-            self._finish_running(
-                job_id, worker_id, JobState.DEFERRED, reason,
-                not_before=now + timedelta(seconds=delay_seconds),
-                attempts_delta=-1, lease_owner=None, lease_expires_at=None,
-                last_error=reason,
+    def defer(
+        self, job_id: int, worker_id: str, reason: str, base_seconds: float
+    ) -> datetime | None:
+        """Postpone without burning the attempt (no GPU, out of memory): claimable again after
+        `backoff_seconds(base_seconds, earlier deferrals of this job)`, so a device that stays
+        busy is asked less and less often. Returns when the job is due again, or None (and
+        nothing changed) when the worker no longer holds the job."""
+
+        def run(conn: Connection) -> datetime:
+            earlier = conn.execute(
+                select(func.count()).select_from(job_events).where(
+                    job_events.c.job_id == job_id,
+                    job_events.c.to_state == JobState.DEFERRED.value,
+                )
+            ).scalar_one()
+            now = utcnow()
+            due = now + timedelta(seconds=backoff_seconds(base_seconds, earlier))
+            self._finish_in(
+                conn, job_id, worker_id, JobState.DEFERRED, reason, now=now, not_before=due,
+                attempts_delta=-1, lease_owner=None, lease_expires_at=None, last_error=reason,
             )
+            return due
+
+        try:
+            return self._retrying(run)
         except LeaseLost as exc:
             self._lease_lost(job_id, worker_id, "defer", exc)
-            return False
-        return True
+            return None
 
     def release(self, job_id: int, worker_id: str, reason: str) -> bool:
         """Hand the job back untouched (SIGTERM, pause): pending again, attempt not counted.

@@ -1,7 +1,9 @@
-"""Every state a job can be in, and the only transitions allowed between them.
+"""Every state a job (and a worker) can be in, the only transitions allowed between job
+states, and which of people's commands may act on which job state.
 
-One enum and one table, so that "can a failed job be retried?" has exactly one answer.
-`JobStore` routes every state change through `check_transition`, and records it as an event.
+One enum and one table each, so that "can a failed job be retried?" has exactly one answer.
+`JobStore` routes every state change through `check_transition`, and records it as an event;
+the store and the CLI both ask `COMMAND_STATES` which jobs a command may touch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,52 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SKIPPED: frozenset({S.PENDING, S.CANCELLED}),
 }
 del S
+
+
+class Command(StrEnum):
+    """People's commands on single jobs (`lmd jobs retry|cancel`, `lmd reprocess`)."""
+
+    RETRY = "retry"
+    CANCEL = "cancel"
+    REPROCESS = "reprocess"
+
+
+#: Which job states each command may act on, and the state it moves them to. Every pair
+#: (state -> target) is also listed in TRANSITIONS (a test checks it).
+COMMAND_STATES: dict[Command, frozenset[JobState]] = {
+    # a finished job that did not succeed; reprocess is the way to redo a succeeded one
+    Command.RETRY: frozenset({JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED}),
+    # anything not yet done; a failed or skipped job is cancelled so that it stops showing
+    Command.CANCEL: frozenset({*ACTIVE_STATES, JobState.FAILED, JobState.SKIPPED}),
+    Command.REPROCESS: FINISHED_STATES,
+}
+COMMAND_TARGETS: dict[Command, JobState] = {
+    Command.RETRY: JobState.PENDING,
+    Command.CANCEL: JobState.CANCELLED,
+    Command.REPROCESS: JobState.PENDING,
+}
+
+
+def command_allows(command: Command, state: JobState | str) -> bool:
+    """Whether `command` may act on a job in `state`."""
+    return JobState(state) in COMMAND_STATES[command]
+
+
+def describe_states(states: frozenset[JobState]) -> str:
+    """`failed, cancelled or skipped`: a command's states, in the enum's order, for messages."""
+    names = [s.value for s in JobState if s in states]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+class WorkerState(StrEnum):
+    """What a worker process is doing, as its `workers` row (and `lmd status`) shows it."""
+
+    STARTING = "starting"
+    IDLE = "idle"  # nothing claimable
+    RUNNING = "running"  # a job is claimed and running
+    PAUSED = "paused"  # `lmd pause`: claims nothing until `lmd resume`
+    OUTSIDE_WINDOW = "outside-window"  # outside worker.windows
+    STOPPED = "stopped"  # the process ended cleanly
 
 
 class InvalidTransition(ValueError):

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert, select, update
 from daemon.store.base import StoreBase
 from daemon.store.jobs import plain_row, utcnow
 from daemon.store.models import workers
+from daemon.store.states import WorkerState
 
 
 class WorkerOps(StoreBase):
@@ -16,7 +17,7 @@ class WorkerOps(StoreBase):
         self,
         worker_id: str,
         *,
-        state: str,
+        state: WorkerState,
         hostname: str | None = None,
         pid: int | None = None,
         job_id: int | None = None,
@@ -29,8 +30,9 @@ class WorkerOps(StoreBase):
         """Record what a worker is doing now (shown by `lmd status`)."""
         now = utcnow()
         values = {
-            "state": state, "job_id": job_id, "progress": progress, "stage": stage,
-            "window": window, "restorer": restorer, "device": device, "heartbeat_at": now,
+            "state": WorkerState(state).value, "job_id": job_id, "progress": progress,
+            "stage": stage, "window": window, "restorer": restorer, "device": device,
+            "heartbeat_at": now,
         }
         if hostname is not None:
             values["hostname"] = hostname

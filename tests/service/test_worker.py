@@ -235,38 +235,3 @@ def test_worker_goes_through_cores_checks(tmp_path: Path, tiny_library: Path) ->
         assert not any(Path(settings.output.tree).rglob("*.HEIC"))
     finally:
         store.close()
-
-
-class AlwaysOutOfMemory:
-    """A real restorer object that never finds enough device memory."""
-
-    name = "no-vram"
-
-    def restore(self, request: RestoreRequest) -> RestoreResult:
-        raise OutOfDeviceMemory("CUDA out of memory (test)")
-
-
-def test_repeated_deferrals_back_off_exponentially(tmp_path: Path, tiny_library: Path) -> None:
-    """A deferral does not count as an attempt, so the backoff must grow from the deferrals
-    themselves: a GPU that stays busy is asked again after 1x, 2x, 4x `defer_seconds`."""
-    import time
-
-    settings = make_settings(tmp_path, worker={"defer_seconds": 0.1})
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, tiny_library, store=store)
-        delays: dict[int, list[float]] = {}
-        for _ in range(3):
-            for _ in range(2):
-                worker = Worker(settings, store, worker_id="w", restorer=AlwaysOutOfMemory())
-                assert worker.run_once(ignore_windows=True)
-            for job in store.list_jobs(state="deferred"):
-                delays.setdefault(job.id, []).append(
-                    (job.not_before - job.updated_at).total_seconds()
-                )
-            time.sleep(max(d[-1] for d in delays.values()) + 0.05)
-        assert len(delays) == 2
-        for seconds in delays.values():
-            assert [round(s, 1) for s in seconds] == [0.1, 0.2, 0.4]
-    finally:
-        store.close()

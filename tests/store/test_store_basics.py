@@ -8,7 +8,14 @@ import pytest
 
 from daemon import fsinfo
 from daemon.store import TRANSITIONS, InvalidTransition, JobState, check_transition, job_identity
-from daemon.store.states import ACTIVE_STATES, FINISHED_STATES
+from daemon.store.states import (
+    ACTIVE_STATES,
+    COMMAND_STATES,
+    COMMAND_TARGETS,
+    FINISHED_STATES,
+    Command,
+    describe_states,
+)
 
 SIGS = {
     "reference": {"size": 10, "mtime_ns": 5, "content_hash": "r"},
@@ -23,6 +30,15 @@ def test_every_state_has_transitions_and_required_states_exist() -> None:
     assert set(JobState) == ACTIVE_STATES | FINISHED_STATES
     for targets in TRANSITIONS.values():
         assert targets <= set(JobState)
+
+
+def test_every_command_makes_a_listed_transition() -> None:
+    """The command table sits beside the transition table and never contradicts it."""
+    assert set(COMMAND_STATES) == set(COMMAND_TARGETS) == set(Command)
+    for command, states in COMMAND_STATES.items():
+        for state in states:
+            assert COMMAND_TARGETS[command] in TRANSITIONS[state], (command, state)
+    assert describe_states(COMMAND_STATES[Command.RETRY]) == "failed, cancelled or skipped"
 
 
 def test_check_transition() -> None:

@@ -15,6 +15,7 @@ from daemon.cli import jobs as jobs_cli
 from daemon.cli.context import CliState, OperationalError
 from daemon.store import JobState, open_store
 from daemon.store.models import jobs
+from daemon.store.states import WorkerState
 from tests.store.store_helpers import make_spec
 
 
@@ -58,7 +59,7 @@ def _seed(url: str) -> dict[str, int]:
                 store.succeed(job.id, "w", "/out/ok.HEIC", {"size": 1}, {})
             else:
                 store.fail(job.id, "w", "decoder exploded")
-        store.upsert_worker("box:1", state="idle", hostname="box", pid=1, window="always")
+        store.upsert_worker("box:1", state=WorkerState.IDLE, hostname="box", pid=1, window="always")
         scan = store.start_scan("/photos", "manual")
         store.finish_scan(scan, files_seen=9, assets_found=3, enqueued=3, unreadable=1)
         store.remember_asset("lib/broken", "", {"key": "lib/broken"}, "MOV unreadable", False)
@@ -106,7 +107,8 @@ def test_jobs_list_show_retry_cancel(env: str) -> None:
         assert store.get_job(ids["bad"]).state == JobState.PENDING  # type: ignore[union-attr]
     assert invoke("jobs", "cancel", str(ids["bad"]))[0] == 0
     code, _, exc = invoke("jobs", "cancel", str(ids["bad"]))
-    assert isinstance(exc, OperationalError) and "cannot be cancelled" in str(exc)
+    assert isinstance(exc, OperationalError)
+    assert "is cancelled; only pending, running, deferred, failed or skipped" in str(exc)
     code, _, exc = invoke("jobs", "show", "999")
     assert isinstance(exc, OperationalError) and "does not exist" in str(exc)
 

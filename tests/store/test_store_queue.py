@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from daemon.store import JobState, JobStore, LeaseLost
 from daemon.store.models import jobs
+from daemon.store.states import COMMAND_TARGETS, Command, WorkerState, command_allows
 from tests.store.store_helpers import make_spec
 
 
@@ -104,7 +105,7 @@ def test_expired_lease_requeues_then_fails_when_attempts_used(store: JobStore) -
         store.succeed(job_id, "w2", "/out", {}, {})
     # the other finishing calls report a lost lease without raising (and change nothing)
     assert store.fail(job_id, "w2", "late error") is None
-    assert store.defer(job_id, "w2", "no GPU", 60) is False
+    assert store.defer(job_id, "w2", "no GPU", 60) is None
     assert store.release(job_id, "w2", "SIGTERM") is False
     assert store.get_job(job_id).last_error == "lease expired (worker w2)"  # type: ignore[union-attr]
 
@@ -119,7 +120,7 @@ def test_fail_retries_with_backoff_then_fails(store: JobStore) -> None:
     assert store.claim("w", 60) is None  # not before the backoff
     _age(store, job_id, not_before=None)
     store.claim("w", 60)
-    assert store.fail(job_id, "w", "boom 2", backoff_seconds=0) == JobState.FAILED
+    assert store.fail(job_id, "w", "boom 2", backoff_base=0) == JobState.FAILED
     failures = store.recent_failures()
     assert failures[0]["job_id"] == job_id and failures[0]["error"] == "boom 2"
     assert failures[0]["path"] == "/photos/lib/IMG_0001.HEIC"
@@ -134,7 +135,7 @@ def test_non_retryable_failure_fails_at_once(store: JobStore) -> None:
 def test_defer_and_release_do_not_burn_attempts(store: JobStore) -> None:
     job_id = store.enqueue(make_spec(max_attempts=1)).job_id
     store.claim("w", 60)
-    assert store.defer(job_id, "w", "no GPU", delay_seconds=3600)
+    assert store.defer(job_id, "w", "no GPU", base_seconds=3600)
     job = store.get_job(job_id)
     assert job is not None and job.state == JobState.DEFERRED and job.attempts == 0
     assert store.claim("w", 60) is None
@@ -145,6 +146,36 @@ def test_defer_and_release_do_not_burn_attempts(store: JobStore) -> None:
     released = store.get_job(job_id)
     assert released is not None and released.state == JobState.PENDING
     assert released.attempts == 0 and released.lease_owner is None
+
+
+def _delay(job: object) -> float:
+    return (job.not_before - job.updated_at).total_seconds()  # type: ignore[attr-defined]
+
+
+def test_repeated_deferrals_back_off_exponentially(store: JobStore) -> None:
+    """A deferral hands its attempt back, so the backoff grows with the job's earlier
+    deferrals: a device that stays busy is asked after 1x, 2x, 4x ... at most 32x the base."""
+    job_id = store.enqueue(make_spec(max_attempts=1)).job_id
+    delays = []
+    for _ in range(7):
+        _age(store, job_id, not_before=None)
+        assert store.claim("w", 60) is not None
+        assert store.defer(job_id, "w", "no GPU", base_seconds=10) is not None
+        job = store.get_job(job_id)
+        assert job is not None and job.state == JobState.DEFERRED and job.attempts == 0
+        delays.append(_delay(job))
+    assert delays == [10, 20, 40, 80, 160, 320, 320]
+
+
+def test_failed_attempts_back_off_exponentially(store: JobStore) -> None:
+    job_id = store.enqueue(make_spec(max_attempts=4)).job_id
+    delays = []
+    for _ in range(3):
+        _age(store, job_id, not_before=None)
+        assert store.claim("w", 60) is not None
+        assert store.fail(job_id, "w", "boom", backoff_base=5) == JobState.PENDING
+        delays.append(_delay(store.get_job(job_id)))
+    assert delays == [5, 10, 20]
 
 
 def test_succeed_records_output(store: JobStore) -> None:
@@ -217,8 +248,9 @@ def test_counts_include_every_state(store: JobStore) -> None:
 
 
 def test_workers_scans_assets_control_backups(store: JobStore) -> None:
-    store.upsert_worker("host:1", state="idle", hostname="host", pid=1, window="01:00-07:00")
-    store.upsert_worker("host:1", state="running", job_id=None, progress=0.5, stage="tiles")
+    idle, running = WorkerState.IDLE, WorkerState.RUNNING
+    store.upsert_worker("host:1", state=idle, hostname="host", pid=1, window="01:00-07:00")
+    store.upsert_worker("host:1", state=running, job_id=None, progress=0.5, stage="tiles")
     [worker] = store.get_workers()
     assert worker["state"] == "running" and worker["hostname"] == "host"
     assert worker["stage"] == "tiles"
@@ -248,3 +280,17 @@ def test_workers_scans_assets_control_backups(store: JobStore) -> None:
     assert store.mark_reverted(backup) and not store.mark_reverted(backup)
     assert store.backups_for(job_id=job_id) == []
     assert len(store.backups_for(job_id=job_id, include_reverted=True)) == 1
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_retry_and_cancel_act_on_the_states_the_command_table_allows(
+    store: JobStore, state: JobState
+) -> None:
+    """The store answers from COMMAND_STATES (which the CLI's messages quote): a job in every
+    state is offered to retry and to cancel, and each acts exactly where the table says."""
+    for command, act in ((Command.RETRY, store.retry), (Command.CANCEL, store.cancel)):
+        job_id = store.enqueue(make_spec(key=f"{command}/{state}")).job_id
+        _age(store, job_id, state=state.value)
+        assert act(job_id) is command_allows(command, state), (command, state)
+        after = store.get_job(job_id).state  # type: ignore[union-attr]
+        assert after == (COMMAND_TARGETS[command] if command_allows(command, state) else state)

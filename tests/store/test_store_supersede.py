@@ -23,7 +23,7 @@ def _expire(store: JobStore, job_id: int, worker: str) -> None:
 HAND_BACKS: dict[str, Callable[[JobStore, int, str], object]] = {
     "release": lambda s, j, w: s.release(j, w, "SIGTERM"),
     "defer": lambda s, j, w: s.defer(j, w, "no GPU", 0),
-    "retryable failure": lambda s, j, w: s.fail(j, w, "boom", backoff_seconds=0),
+    "retryable failure": lambda s, j, w: s.fail(j, w, "boom", backoff_base=0),
     "lease expiry": _expire,
 }
 

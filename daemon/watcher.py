@@ -165,11 +165,16 @@ class _Handler(FileSystemEventHandler):
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue
-            path = Path(os.fsdecode(raw))
-            if classify(path.name) is None:
-                continue  # not a photo, video or sidecar discovery would look at
-            if not _ignored(path, self._root, self._ignored_name):
-                self._debouncer.touch(path)
+            try:
+                self._mark(Path(os.fsdecode(raw)))
+            except Exception:  # an exception here would end watchdog's thread: no more events
+                log.error("watcher_event_failed", path=repr(raw), exc_info=True)
+
+    def _mark(self, path: Path) -> None:
+        if classify(path.name) is None:
+            return  # not a photo, video or sidecar discovery would look at
+        if not _ignored(path, self._root, self._ignored_name):
+            self._debouncer.touch(path)
 
 
 class LibraryWatcher:

@@ -29,10 +29,13 @@ VIDEO_EXTS = frozenset({".mov", ".mp4"})
 AAE_EXTS = frozenset({".aae"})
 _ALL_EXTS = STILL_EXTS | VIDEO_EXTS | AAE_EXTS
 
-_IMG_EO = re.compile(r"^(IMG_)([EO])(\d{3,}.*)$", re.IGNORECASE)
-_EDIT_SUFFIX = re.compile(r"^(.*?)([_-](?:edited|adjusted))$", re.IGNORECASE)
-_HEVC_SUFFIX = re.compile(r"^(.*?)(_HEVC)$", re.IGNORECASE)
-_MP_SUFFIX = re.compile(r"^(.*?)(\.MP)$", re.IGNORECASE)
+# DOTALL and \Z: a name may hold a newline (Linux allows any byte but '/' and NUL), and `$`
+# would also match before a trailing one.
+_FLAGS = re.IGNORECASE | re.DOTALL
+_IMG_EO = re.compile(r"(IMG_)([EO])(\d{3,}.*)\Z", _FLAGS)
+_EDIT_SUFFIX = re.compile(r"(.*?)([_-](?:edited|adjusted))\Z", _FLAGS)
+_HEVC_SUFFIX = re.compile(r"(.*?)(_HEVC)\Z", _FLAGS)
+_MP_SUFFIX = re.compile(r"(.*?)(\.MP)\Z", _FLAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +54,18 @@ _NAME_CACHE_SIZE = 1 << 18
 
 @functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
 def classify(name: str) -> NamedFile | None:
-    """Role and group base of a file name, or None for files discovery ignores."""
+    """Role and group base of a file name, or None for files discovery ignores.
+
+    `name` is kept exactly as the filesystem spelt it (decomposed Unicode, bytes that are not
+    UTF-8 as surrogate escapes): it is joined to the directory to open the file, and Linux
+    compares names byte for byte. Only the keys made from `base` are normalised (`group_key`,
+    and discovery's asset keys), so one photo spelt two ways is still one group."""
     dot = name.rfind(".")
     if dot <= 0:
         return None
     ext = name[dot:].lower()
     if ext not in _ALL_EXTS:
         return None
-    if not name.isascii():
-        name = unicodedata.normalize("NFC", name)
-        dot = name.rfind(".")
     stem = name[:dot]
     if ext in STILL_EXTS:
         kind = "still"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ def test_debouncer_gives_up_waiting_after_the_grace(tmp_path: Path) -> None:
         ("IMG_E0007.JPG", "IMG_0007.MOV"),  # Apple's edited still
         ("IMG_0008.heic", "IMG_0008_hevc.mov"),  # lower-cased by an export tool
         ("clip_edited.jpeg", "clip.mp4"),
+        (os.fsdecode(b"\xe9t\xe9.HEIC"), os.fsdecode(b"\xe9t\xe9.MOV")),  # not UTF-8
     ],
 )
 def test_debouncer_pairs_stills_and_videos_as_discovery_names_them(
@@ -115,6 +117,57 @@ def test_inotify_reports_new_pairs_and_ignores_clutter(tmp_path: Path) -> None:
             got.wait(0.2)
         names = sorted(p.name for p in set(ready))
         assert names == ["IMG_0100.HEIC", "IMG_0100.MOV"]
+    finally:
+        watcher.stop()
+
+
+HOSTILE_DIRS = [b"album-\xff\xfe", b"new\nline", b"-rf", "Cafe\u0301".encode(), b"d" * 255]
+
+
+@pytest.mark.parametrize("mode", ["inotify", "polling"])
+def test_any_name_the_filesystem_allows_is_watched(tmp_path: Path, mode: str) -> None:
+    """Directories and files whose names are not UTF-8, hold a newline, start with a dash, are
+    decomposed Unicode or 255 bytes long are seen, paired and handed on with the very bytes
+    they have on disk."""
+    watcher, ready, got = _watch(tmp_path, mode)
+    expected: set[bytes] = set()
+    try:
+        for raw in HOSTILE_DIRS:
+            directory = tmp_path / os.fsdecode(raw)
+            directory.mkdir()
+            for name in (b"IMG_\xe90001.HEIC", b"IMG_\xe90001.MOV", b"-" + b"v" * 250 + b".MOV"):
+                path = directory / os.fsdecode(name)
+                path.write_bytes(b"x" * 10)
+                expected.add(os.fsencode(path))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and {os.fsencode(p) for p in ready} != expected:
+            got.wait(0.2)
+        assert {os.fsencode(p) for p in ready} == expected
+    finally:
+        watcher.stop()
+
+
+def test_a_failing_event_does_not_end_the_watcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception while marking one path would end watchdog's thread and with it every later
+    event; the watcher logs it and carries on."""
+    import daemon.watcher as watcher_module
+
+    real_classify = watcher_module.classify
+
+    def classify(name: str) -> object:  # stands in for naming.classify
+        if name.startswith("boom"):
+            raise ValueError("a bug in the handler")
+        return real_classify(name)
+
+    monkeypatch.setattr(watcher_module, "classify", classify)
+    watcher, ready, got = _watch(tmp_path, "inotify")
+    try:
+        (tmp_path / "boom.MOV").write_bytes(b"b")
+        (tmp_path / "IMG_0011.MOV").write_bytes(b"v")
+        assert got.wait(10)
+        assert [p.name for p in ready] == ["IMG_0011.MOV"]
     finally:
         watcher.stop()
 
@@ -223,7 +276,8 @@ def test_library_under_a_dot_directory_is_still_watched(tmp_path: Path) -> None:
         (library / "#recycle-bin" / "old.mp4").write_bytes(b"o" * 20)
         (library / "clip.mp4").write_bytes(b"v" * 50)
         assert got.wait(10)
-        time.sleep(0.8)
+        # old.mp4 was marked first and would be stable no later than clip.mp4: had it not been
+        # ignored, it would have been handed on in the same poll or an earlier one
         assert [p.name for p in ready] == ["clip.mp4"]
     finally:
         watcher.stop()

@@ -102,3 +102,21 @@ def test_patch_exif_drop_maker_note_zeroes_it():
 def test_patch_exif_refuses_malformed(bad):
     with pytest.raises(ExifFormatError):
         patch_exif(bad, width=1, height=1, orientation=1)
+
+
+def test_merge_and_provenance_go_through_the_bounded_reader():
+    bomb = (
+        b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/">&b;</x:xmpmeta>'
+    )
+    with pytest.raises(XmpError, match="DTD"):
+        merge_xmp(bomb, provenance={"t1": 1}, width=1, height=1, reset_orientation=True)
+    assert read_provenance(bomb) is None
+    # lmd's namespace under a prefix another tool chose is still lmd's provenance.
+    other_prefix = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+        b' xmlns:restored="https://lmd.invalid/ns/1.0/" restored:restorer="guided"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
+    assert read_provenance(other_prefix) == {"restorer": "guided"}

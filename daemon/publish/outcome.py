@@ -1,0 +1,53 @@
+"""What the publishers are told about a finished job: one plain value, the same for all.
+
+Why a value of its own: the worker's job row and the store are being reshaped; hooks, Immich
+and PhotoPrism need only these few facts, and a person's hook script depends on the JSON
+document and variable names staying stable (`to_document`, `to_environment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Event = Literal["success", "failure"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """A finished job as the outside world sees it.
+
+    `asset` is the library-relative key; `original` the still the job restored (the target);
+    `output` where the restored still was published (None on failure); `mode` the output
+    mode ("sidecar-tree", "sidecar-beside" or "replace").
+    """
+
+    job_id: int | str
+    asset: str
+    original: Path
+    output: Path | None
+    mode: str
+    event: Event = "success"
+    error: str | None = None
+    restorer: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document a hook reads on stdin (keys stable; absent facts are null)."""
+        return {
+            "event": self.event,
+            "job_id": self.job_id,
+            "asset": self.asset,
+            "original": str(self.original),
+            "output": None if self.output is None else str(self.output),
+            "mode": self.mode,
+            "error": self.error,
+            "restorer": self.restorer,
+        }
+
+    def to_environment(self) -> dict[str, str]:
+        """The same facts as `LMD_*` variables (absent facts are empty strings)."""
+        return {
+            f"LMD_{key.upper()}": "" if value is None else str(value)
+            for key, value in self.to_document().items()
+        }

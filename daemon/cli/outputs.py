@@ -94,8 +94,10 @@ def register(app: typer.Typer) -> None:
                 entry["result"] = "would revert"
             else:
                 try:
-                    revert(record, force=force)
-                    entry["result"] = "reverted"
+                    outcome = revert(record, force=force)
+                    # "unchanged": the original was already in place (a replace that never
+                    # got to its rename); nothing was written, only the backup was dropped.
+                    entry["result"] = "reverted" if outcome.changed else "unchanged"
                 except RevertConflict as exc:
                     entry["result"], entry["error"] = "refused", str(exc)
                     failures += 1
@@ -104,7 +106,7 @@ def register(app: typer.Typer) -> None:
                     failures += 1
             results.append(entry)
 
-        reverted = [Path(e["target"]) for e in results if e["result"] == "reverted"]
+        reverted = [Path(e["target"]) for e in results if e["result"] in {"reverted", "unchanged"}]
         if reverted:
             _mark_reverted_in_store(settings, reverted)
         if as_json:

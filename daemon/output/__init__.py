@@ -1,21 +1,41 @@
 """Writing restored stills safely (sidecar tree, beside, or replace with backup and revert).
 
-`daemon.output` is the one home of file writing in lmd: atomic writes (`atomic`), EXIF patching
-that keeps maker notes verbatim (`exif`), XMP carry-over with provenance (`xmp`), encoding in the
-target's format (`image`), destination planning (`plan`) and replace/revert (`replace`).
+`daemon.output` is the one home of file writing in lmd: atomic writes (`atomic`), directories
+opened below a root without following symlinks (`beneath`), EXIF patching that keeps maker notes
+verbatim (`exif`), XMP carry-over with provenance (`xmp`), encoding in the target's format
+(`image`), destination planning (`plan`), replace with backup (`replace`, the target's metadata
+in `filemeta`) and putting originals back (`revert`: `lmd revert` and the worker's undo).
+
+The worker's part: pass `fence` (raising `FenceLost` once the job's lease is gone) to
+`write_image`/`commit_replace`; call `undo_replace(record)` when the result cannot be recorded
+after `commit_replace` because the lease was lost; fail jobs on `PermanentOutputError`
+(`ReadOnlyLibrary`, `NameTooLong`, `UnsafePath`, `ReferenceTargetError`) without retry;
+`check_writable` before restoring spares a restoration that could never be written.
 """
 
 from daemon.output.atomic import (
     TEMP_PREFIX,
+    Fence,
     atomic_copy,
     atomic_write,
     atomic_write_bytes,
+    check_writable,
     sha256_file,
     signature_of,
     sweep_temp_files,
 )
-from daemon.output.errors import OutputError, ReferenceTargetError, RevertConflict
+from daemon.output.errors import (
+    FenceLost,
+    NameTooLong,
+    OutputError,
+    PermanentOutputError,
+    ReadOnlyLibrary,
+    ReferenceTargetError,
+    RevertConflict,
+    UnsafePath,
+)
 from daemon.output.exif import apple_content_identifier, patch_exif
+from daemon.output.filemeta import FileMeta
 from daemon.output.image import CarriedMetadata, read_metadata, verify_image, write_image
 from daemon.output.plan import OutputPlan, beside_name, check_beside_suffix, plan_output
 from daemon.output.replace import (
@@ -24,25 +44,34 @@ from daemon.output.replace import (
     is_own_output,
     iter_records,
     load_record,
-    revert,
 )
+from daemon.output.revert import RevertOutcome, revert, undo_replace
 from daemon.output.xmp import LMD_NS, merge_xmp, read_provenance
 
 __all__ = [
     "LMD_NS",
     "TEMP_PREFIX",
     "CarriedMetadata",
+    "Fence",
+    "FenceLost",
+    "FileMeta",
+    "NameTooLong",
     "OutputError",
     "OutputPlan",
+    "PermanentOutputError",
+    "ReadOnlyLibrary",
     "ReferenceTargetError",
     "ReplaceRecord",
     "RevertConflict",
+    "RevertOutcome",
+    "UnsafePath",
     "apple_content_identifier",
     "atomic_copy",
     "atomic_write",
     "atomic_write_bytes",
     "beside_name",
     "check_beside_suffix",
+    "check_writable",
     "commit_replace",
     "is_own_output",
     "iter_records",
@@ -56,6 +85,7 @@ __all__ = [
     "sha256_file",
     "signature_of",
     "sweep_temp_files",
+    "undo_replace",
     "verify_image",
     "write_image",
 ]

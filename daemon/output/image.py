@@ -22,7 +22,7 @@ from PIL import Image
 
 from daemon.files.signature import FileSignature
 from daemon.files.xmp import XmpError
-from daemon.output.atomic import atomic_write_bytes, make_parents
+from daemon.output.atomic import Fence, atomic_write_bytes
 from daemon.output.errors import OutputError
 from daemon.output.exif import ExifFormatError, patch_exif
 from daemon.output.xmp import merge_xmp
@@ -196,6 +196,8 @@ def write_image(
     mode: int = 0o644,
     owner: tuple[int, int] | None = None,
     create_dirs: bool = True,
+    root: Path | None = None,
+    fence: Fence | None = None,
 ) -> FileSignature:
     """Write `rgb` to `path` atomically, in the format of its extension, metadata from `like`.
 
@@ -203,6 +205,8 @@ def write_image(
     `keep_live_identity=False` drops the maker note (the Apple ContentIdentifier) so a copy
     beside the original does not become a second Live Photo of the same MOV.
     `create_dirs`: create missing parent directories (the sidecar tree mirrors the library).
+    `root`, `fence`: see `atomic_write` (no symlink followed below the root; the lease check
+    immediately before the rename).
     Returns the final file's signature; raises `OutputError` with nothing left behind on failure.
     """
     path = Path(path)
@@ -224,14 +228,15 @@ def write_image(
         raise
     except Exception as exc:
         raise OutputError(f"encoding {fmt} for {path.name} failed: {exc}") from exc
-    if create_dirs:
-        make_parents(path.parent)
     signature = atomic_write_bytes(
         path,
         data,
         mode=mode,
         owner=owner,
         verify=lambda temp: verify_image(temp, width, height),
+        create_dirs=create_dirs,
+        root=root,
+        fence=fence,
     )
     log.info("output_written", path=str(path), size=signature.size, format=fmt)
     return signature

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 from daemon.output.atomic import sha256_file
 from daemon.output.errors import OutputError, ReferenceTargetError
+from daemon.output.replace import backup_name
 
 PlanKind = Literal["sidecar-tree", "sidecar-beside", "replace"]
 RECOMMENDED_SUFFIX = "_lmd"
@@ -134,7 +135,7 @@ def plan_output(
         if output.backup_dir is None:
             raise OutputError("replace mode needs output.backup_dir")
         digest = target_hash or sha256_file(target)
-        backup = Path(output.backup_dir) / relative.parent / f"{relative.name}.{digest[:8]}"
+        backup = Path(output.backup_dir) / relative.parent / backup_name(relative.name, digest)
         plan = OutputPlan("replace", target, target, relative, backup=backup)
     elif output.mode == "sidecar" and output.location == "beside":
         dest = target.with_name(beside_name(target.name, output.suffix))

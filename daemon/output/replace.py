@@ -2,42 +2,70 @@
 
 Order of operations, each step crash-safe on its own:
 1. copy the target into the state directory (temp, fsync, rename) and check the copy's hash;
-2. write a record beside the backup (`<backup>.lmd.json`) naming both files;
+2. write a record beside the backup (`<backup>.lmd.json`) naming both files and what the target
+   was besides its bytes (symlink, mode, owner, mtime, extended attributes: `FileMeta`);
 3. write the restored still over the target atomically and add its signature to the record.
 A crash after 1 or 2 leaves the original in place and a backup to reuse; a crash after 3 leaves
 lmd's output, which `revert` recognises by hash (or by its XMP provenance when the record never
 got the hash). `revert` refuses to overwrite a file someone edited since, unless forced.
+
+The worker's lease fences step 3 (`fence`, checked under the directory's lock immediately
+before the rename); when the rename happened but the worker then fails to record the result
+because its lease was lost, `undo_replace` (in `daemon.output.revert`) puts the original back.
+The target is read and
+written relative to its directory, opened below the library root without following symlinks,
+and replaced by rename: a symlink or a hard-linked file is never written through.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 
 from daemon.files.signature import FileSignature
-from daemon.output.atomic import atomic_copy, atomic_write_bytes, sha256_file, signature_of
-from daemon.output.errors import OutputError, RevertConflict
+from daemon.output.atomic import (
+    Fence,
+    atomic_write,
+    atomic_write_bytes,
+    check_writable,
+    copy_fd,
+    identity_of,
+    sha256_file,
+    signature_of_fd,
+    unchanged_fence,
+)
+from daemon.output.beneath import Directory, open_directory, root_of
+from daemon.output.errors import OutputError, UnsafePath, os_failure
+from daemon.output.filemeta import FileMeta, meta_of_file, meta_of_link
 from daemon.output.image import read_metadata, write_image
-from daemon.output.plan import OutputPlan
 from daemon.output.xmp import read_provenance
+
+if TYPE_CHECKING:
+    from daemon.output.plan import OutputPlan
 
 log = structlog.get_logger(__name__)
 
 RECORD_SUFFIX = ".lmd.json"
+NAME_MAX = 255  # the usual limit; backup and record names stay within it
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO never hangs us
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class ReplaceRecord:
-    """What `lmd revert` needs: the target, its backup, and both contents' signatures."""
+    """What `lmd revert` needs: the target, its backup, both contents' signatures, and what the
+    target was besides its bytes (`meta`; None in records written before lmd kept it)."""
 
     target: Path
     backup: Path
@@ -45,10 +73,16 @@ class ReplaceRecord:
     original: FileSignature
     output: FileSignature | None
     created: str
+    meta: FileMeta | None = None
 
     @property
     def record_path(self) -> Path:
         return record_path_for(self.backup)
+
+    @property
+    def root(self) -> Path:
+        """The library root the target lies in (no symlink below it is followed)."""
+        return root_of(self.target, self.relative)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +92,7 @@ class ReplaceRecord:
             "original": self.original.to_dict(),
             "output": self.output.to_dict() if self.output else None,
             "created": self.created,
+            "meta": self.meta.to_dict() if self.meta else None,
         }
 
     @classmethod
@@ -69,7 +104,24 @@ class ReplaceRecord:
             original=FileSignature.from_dict(data["original"]),
             output=FileSignature.from_dict(data["output"]) if data.get("output") else None,
             created=str(data["created"]),
+            meta=FileMeta.from_dict(data["meta"]) if data.get("meta") else None,
         )
+
+
+def backup_name(target_name: str, digest: str) -> str:
+    """The backup's file name: the target's name plus the first 8 hex digits of its content
+    hash (versions of one still never overwrite each other's backup). A name that would not fit
+    NAME_MAX with the record's suffix keeps a prefix of the target's name (cut at a character
+    boundary) and a hash of the whole name, so every target name the library allows works."""
+    name = f"{target_name}.{digest[:8]}"
+    if len(os.fsencode(name + RECORD_SUFFIX)) <= NAME_MAX:
+        return name
+    raw = os.fsencode(target_name)
+    tail = f"~{hashlib.sha256(raw).hexdigest()[:12]}.{digest[:8]}"
+    keep = NAME_MAX - len(RECORD_SUFFIX) - len(tail)
+    while keep > 0 and raw[keep] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+        keep -= 1
+    return os.fsdecode(raw[:keep]) + tail
 
 
 def record_path_for(backup: Path) -> Path:
@@ -135,6 +187,47 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+# ----------------------------------------------------------------------- reading the target
+@contextlib.contextmanager
+def _opened_target(
+    directory: Directory, name: str, root: Path
+) -> Iterator[tuple[int, FileMeta, tuple[int, ...]]]:
+    """The target opened for reading without following it, with what it is besides its bytes
+    and the identity of its directory entry (see `_identity`).
+
+    A regular file is opened with O_NOFOLLOW (swapped for a symlink since: `UnsafePath`); a
+    symlink is read through only when it resolves inside the library root (discovery accepts
+    no other), and its own text, owner and mtime are what revert puts back.
+    """
+    target = directory.path / name
+    try:
+        st = os.stat(name, dir_fd=directory.fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            link = os.readlink(name, dir_fd=directory.fd)
+            real = Path(os.path.realpath(directory.entry(name)))
+            if not real.is_relative_to(os.path.realpath(root)):
+                raise UnsafePath(f"{target} is a symlink leaving the library ({link})")
+            fd = os.open(real, _READ_FLAGS)
+            meta = meta_of_link(st, link)
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(name, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=directory.fd)
+            meta = meta_of_file(fd)
+        else:
+            raise UnsafePath(f"{target} is not a regular file")
+    except OSError as exc:
+        raise os_failure(exc, "cannot read the target", target) from exc
+    try:
+        content = os.fstat(fd)
+        if not stat.S_ISREG(content.st_mode):
+            raise UnsafePath(f"{target} is not a regular file")
+        if stat.S_ISREG(st.st_mode) and (content.st_dev, content.st_ino) != (st.st_dev, st.st_ino):
+            raise OutputError(f"{target} was replaced while lmd opened it; retry later")
+        yield fd, meta, identity_of(st)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------- replacing
 def commit_replace(
     plan: OutputPlan,
     rgb: np.ndarray,
@@ -142,26 +235,35 @@ def commit_replace(
     provenance: Mapping[str, Any] | None,
     *,
     quality: int | None = None,
+    fence: Fence | None = None,
 ) -> ReplaceRecord:
     """Back up `plan.target`, then atomically replace it with `rgb`; returns the record.
 
     When the target already is lmd's output from an earlier run (a record's output hash matches),
-    the existing backup of the true original is kept and only the output is rewritten.
+    the existing backup of the true original is kept and only the output is rewritten. `fence`
+    (the worker's lease check, raising `FenceLost`) runs before the backup and immediately
+    before the rename; a read-only library fails before anything is copied (`ReadOnlyLibrary`).
+    After the rename the caller records the result; if that fails because the lease was lost,
+    `daemon.output.revert.undo_replace(record)` puts the original back.
     """
     if plan.kind != "replace" or plan.backup is None:
         raise OutputError(f"commit_replace needs a replace plan, got {plan.kind}")
     target = plan.target
-    try:
-        current = signature_of(target)
-        st = target.stat()
-    except OSError as exc:
-        raise OutputError(f"cannot read the target {target}: {exc}") from exc
-
-    record = _record_for_own_output(plan, current)
-    if record is None:
-        record = _back_up(plan, current)
-    else:
-        log.info("replace_rewrite_own_output", path=str(target), backup=str(record.backup))
+    root = root_of(target, plan.relative)
+    check_writable(target, root)
+    if fence is not None:
+        fence()
+    with (
+        open_directory(target.parent, root) as directory,
+        _opened_target(directory, target.name, root) as (fd, meta, seen),
+    ):
+        content = os.fstat(fd)
+        current = signature_of_fd(fd)
+        record = _record_for_own_output(plan, current)
+        if record is None:
+            record = _back_up(plan, fd, current, meta)
+        else:
+            log.info("replace_rewrite_own_output", path=str(target), backup=str(record.backup))
 
     output = write_image(
         target,
@@ -169,9 +271,12 @@ def commit_replace(
         like=like,
         quality=quality,
         xmp_provenance=provenance,
-        mode=st.st_mode & 0o7777,
-        owner=(st.st_uid, st.st_gid),
+        mode=stat.S_IMODE(content.st_mode),
+        owner=(content.st_uid, content.st_gid),
         keep_live_identity=True,
+        create_dirs=False,
+        root=root,
+        fence=unchanged_fence(target, seen, fence),
     )
     record = replace(record, output=output)
     save_record(record)
@@ -199,18 +304,24 @@ def _record_for_own_output(plan: OutputPlan, current: FileSignature) -> ReplaceR
     return None
 
 
-def _back_up(plan: OutputPlan, current: FileSignature) -> ReplaceRecord:
+def _back_up(plan: OutputPlan, fd: int, current: FileSignature, meta: FileMeta) -> ReplaceRecord:
+    """Copy the open target into the backup (unless an identical backup is there) and record it."""
     assert plan.backup is not None
     backup = plan.backup
     backup.parent.mkdir(parents=True, exist_ok=True)
     if not (backup.is_file() and sha256_file(backup) == current.content_hash):
-        copied = atomic_copy(plan.target, backup)
+        content = os.fstat(fd)
+        copied = atomic_write(
+            backup,
+            lambda out: copy_fd(fd, out),
+            mode=stat.S_IMODE(content.st_mode),
+            mtime_ns=content.st_mtime_ns,
+            owner=(content.st_uid, content.st_gid),
+        )
         if copied.content_hash != current.content_hash:
             with contextlib.suppress(FileNotFoundError):
                 backup.unlink()
             raise OutputError(f"backup of {plan.target} changed while copying; retry later")
-    if sha256_file(backup) != current.content_hash:
-        raise OutputError(f"backup {backup} does not match {plan.target}")
     record = ReplaceRecord(
         target=plan.target,
         backup=backup,
@@ -218,48 +329,19 @@ def _back_up(plan: OutputPlan, current: FileSignature) -> ReplaceRecord:
         original=current,
         output=None,
         created=_now(),
+        meta=meta,
     )
     save_record(record)
     return record
 
 
-def revert(record: ReplaceRecord, *, force: bool = False) -> FileSignature:
-    """Put the backed-up original back in place of lmd's output, atomically.
-
-    Refuses (`RevertConflict`) when the current file is neither lmd's output nor the original,
-    i.e. someone edited it after lmd wrote it, unless `force`. On success the backup and its
-    record are removed; returns the restored file's signature.
-    """
-    target = record.target
-    if target.is_file():
-        current_hash = sha256_file(target)
-        if current_hash == record.original.content_hash:
-            log.info("revert_already_original", path=str(target))
-            _forget(record)
-            return signature_of(target)
-        ours = (
-            current_hash == record.output.content_hash
-            if record.output is not None
-            else is_own_output(target)
-        )
-        if not ours and not force:
-            raise RevertConflict(
-                f"{target} changed since lmd wrote it (neither lmd's output nor the original); "
-                "use --force to put the original back anyway"
-            )
-    elif not force:
-        raise RevertConflict(f"{target} is missing; use --force to restore the original")
-    if not record.backup.is_file() or sha256_file(record.backup) != record.original.content_hash:
-        raise OutputError(f"backup {record.backup} is missing or damaged; nothing was changed")
-    restored = atomic_copy(record.backup, target)
-    if restored.content_hash != record.original.content_hash:
-        raise OutputError(f"restored {target} does not match the original's hash")
-    _forget(record)
-    log.info("reverted", path=str(target))
-    return restored
-
-
-def _forget(record: ReplaceRecord) -> None:
-    for path in (record.record_path, record.backup):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+__all__ = [
+    "RECORD_SUFFIX",
+    "ReplaceRecord",
+    "commit_replace",
+    "is_own_output",
+    "iter_records",
+    "load_record",
+    "record_path_for",
+    "save_record",
+]

@@ -1,13 +1,25 @@
-"""Test data built in code: EXIF with a minimal Apple maker note, XMP, an ICC profile."""
+"""Test data built in code (EXIF with a minimal Apple maker note, XMP, an ICC profile) and
+the shared helpers of the output tests (settings stand-in, mounts, the revert CLI)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import pytest
+import typer
 from PIL import ImageCms
+
+from daemon.output import TEMP_PREFIX
 
 CID = "ED69AFC7-A2EB-4FE9-88A0-54293FC2478F"
 EXIFTOOL = shutil.which("exiftool")
@@ -83,3 +95,95 @@ def display_p3_like_icc() -> bytes:
 def gradient(height: int = 48, width: int = 64) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     return np.stack([x / width, y / height, (x + y) / (width + height)], axis=-1)
+
+
+@dataclass
+class Out:
+    """The output settings fields `plan_output` reads (sidecar tree by default)."""
+
+    mode: str = "sidecar"
+    location: str = "tree"
+    tree: Path | None = None
+    suffix: str = "_lmd"
+    backup_dir: Path | None = None
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary files of lmd's atomic writes left in `directory`."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+
+@contextlib.contextmanager
+def mounted(args: list[str], where: Path) -> Iterator[None]:
+    """Mount something for the test (root only); skip when this machine does not allow it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount")
+    done = subprocess.run(["mount", *args, str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount not permitted here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """`directory` read-only in place for the test: a bind mount of itself, remounted ro (root
+    ignores permission bits, so chmod 0555 would not stop it; a read-only mount does)."""
+    with mounted(["--bind", str(directory)], directory):
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
+        yield
+
+
+def revert_cli(argv: list[str]) -> int:
+    """The `revert` command on its own root app, with `lmd`'s exit-code rules (0/1/2)."""
+    from daemon.cli import outputs
+    from daemon.cli.context import CliState, OperationalError
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _root(
+        ctx: typer.Context,
+        config: Annotated[Path | None, typer.Option("--config")] = None,
+    ) -> None:
+        ctx.obj = CliState(config_path=config)
+
+    outputs.register(app)
+    try:
+        app(args=argv, standalone_mode=False)
+    except OperationalError:
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # typer's vendored click usage errors carry their exit code
+        if isinstance(getattr(exc, "exit_code", None), int):
+            return exc.exit_code  # type: ignore[attr-defined]
+        raise
+    return 0
+
+
+def write_config(tmp_path: Path, lib: Path, state: Path) -> Path:
+    """An lmd.toml for replace mode on `lib` with its state in `state`."""
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'library = "{lib}"\nstate_dir = "{state}"\n[output]\nmode = "replace"\n')
+    return config
+
+
+def xattrs_supported(path: Path) -> bool:
+    """Whether `path`'s filesystem keeps user.* extended attributes (tmpfs without xattr
+    support, some overlay setups do not)."""
+    try:
+        os.setxattr(path, "user.lmd.probe", b"1")
+        os.removexattr(path, "user.lmd.probe")
+    except OSError:
+        return False
+    return True
+
+
+def printed_json(out: str) -> object:
+    """The JSON document `--json` printed, without the log lines before it."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("[", "{")))
+    return json.loads("\n".join(lines[start:]))

@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Annotated
 
 import pytest
-import typer
 
-from daemon.cli import outputs
-from daemon.cli.context import CliState, OperationalError
 from daemon.output import commit_replace, plan_output, sha256_file
 
-from .helpers import gradient
+from .helpers import gradient, revert_cli
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config")]
-
-
-def main(argv: list[str]) -> int:
-    """The `revert` command on its own root app, with `lmd`'s exit-code rules (0/1/2)."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _root(ctx: typer.Context, config: ConfigOpt = None) -> None:
-        ctx.obj = CliState(config_path=config)
-
-    outputs.register(app)
-    try:
-        app(args=argv, standalone_mode=False)
-    except OperationalError:
-        return 1
-    except typer.Exit as exc:
-        return exc.exit_code
-    except Exception as exc:  # typer's vendored click usage errors carry their exit code
-        if isinstance(getattr(exc, "exit_code", None), int):
-            return exc.exit_code  # type: ignore[attr-defined]
-        raise
-    return 0
+main = revert_cli
 
 
 @pytest.fixture

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from daemon.output import TEMP_PREFIX, OutputError, atomic_write_bytes, sha256_file, write_image
+from daemon.output import OutputError, atomic_write_bytes, sha256_file, write_image
 
-from .helpers import gradient
+from .helpers import gradient, leftovers, mounted
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,24 +26,6 @@ def run_child(code: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-@contextlib.contextmanager
-def mounted(args: list[str], where: Path) -> Iterator[None]:
-    """Mount something for the test (root only); skip when this machine does not allow it."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount")
-    done = subprocess.run(["mount", *args, str(where)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mount not permitted here: {done.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX))
 
 
 def test_file_size_limit_leaves_no_partial_file(tmp_path):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,16 +26,7 @@ from daemon.output import (
 )
 from daemon.output.replace import save_record
 
-from .helpers import CID, gradient
-
-
-@dataclass
-class Out:
-    mode: str = "sidecar"
-    location: str = "tree"
-    tree: Path | None = None
-    suffix: str = "_lmd"
-    backup_dir: Path | None = None
+from .helpers import CID, Out, gradient
 
 
 @pytest.fixture
@@ -122,8 +111,9 @@ def test_replace_backup_revert_roundtrip(library, tmp_path):
     assert record2.original.content_hash == original_hash
     assert len(list(iter_records(out.backup_dir))) == 1
 
-    restored = revert(record2)
-    assert restored.content_hash == original_hash
+    outcome = revert(record2)
+    assert outcome.changed
+    assert outcome.signature.content_hash == original_hash
     assert sha256_file(target) == original_hash
     assert target.stat().st_mtime_ns == original_mtime
     assert list(iter_records(out.backup_dir)) == []

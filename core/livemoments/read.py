@@ -4,6 +4,9 @@ Validation and loading both start here, so a damaged file gives the same message
 command met it. Safetensors headers are read with `safetensors.safe_open`, which also refuses a
 file whose size does not match what its header describes (an interrupted copy keeps a valid
 header, so the header alone would look complete).
+
+Importing this module does not import torch: the scanner digests a checkpoint (`digest`) on
+every scan and must not pay for it. Only the functions that return tensors import it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from core.livemoments.layout import (
     POOLED_KEY,
@@ -23,6 +24,9 @@ from core.livemoments.layout import (
     PROMPT_PT_FILES,
     CheckpointError,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -50,7 +54,7 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
+        with safe_open(str(path), framework="numpy") as fh:  # headers only: no torch needed
             shapes, dtypes = {}, {}
             for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
                 tensor = fh.get_slice(key)
@@ -70,6 +74,8 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
 
 def load_motion_state(path: Path) -> dict[str, torch.Tensor]:
     """The motion encoder's state dict, memory-mapped (a DataParallel `module.` prefix dropped)."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # unpickling raises many types; all mean "not this file"
@@ -83,6 +89,8 @@ def load_motion_state(path: Path) -> dict[str, torch.Tensor]:
 
 def load_tensor_pt(path: Path) -> torch.Tensor:
     """One tensor saved with `torch.save` (the fork's prompt files), or a CheckpointError."""
+    import torch
+
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling raises many types; all mean "not this file"

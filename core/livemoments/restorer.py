@@ -4,6 +4,11 @@ Models are loaded on the first restore and kept for later ones (loading two SD3 
 takes a while); `unload()` frees them. The restorer never unloads on its own: the daemon's worker
 keeps one instance and drops it after `[restorer] idle_unload_seconds` without work, which hands
 a shared GPU back between night windows (one home for that policy).
+
+Per-job parameters (`-p KEY=VALUE`, `[restorer] params`) follow `core.livemoments.params`, which
+settings and `lmd doctor` also ask; a request with a bad one is refused before anything loads.
+A tile larger than the checkpoint takes is refused with a RestoreError naming the largest tile
+it can take (512 px for the tiny test model, 3072 for the published one), never clamped.
 """
 
 from __future__ import annotations
@@ -19,14 +24,11 @@ import structlog
 
 from core.api import Diagnostics, OutOfDeviceMemory, RestoreError, RestoreRequest, RestoreResult
 from core.images import validate_image
-from core.livemoments.config import TILE_MULTIPLE
+from core.livemoments.params import DEFAULTS, checked_options, param_problems, tile_problems
 from core.registry import register
 
 log = structlog.get_logger(__name__)
 
-GEOMETRY_PARAMS = ("tile", "overlap", "tile_batch", "seed", "color_fix", "flow", "deterministic")
-"""Request parameters that may override the restorer's defaults per call."""
-FLOW_CHOICES = ("auto", "raft", "dis")
 
 
 @register("livemoments")
@@ -58,15 +60,17 @@ class LiveMomentsRestorer:
         self.dtype_name = dtype
         self.low_memory = bool(low_memory)
         self.compile = bool(compile)
-        self.defaults: dict[str, Any] = {
-            "tile": int(tile),
-            "overlap": int(overlap),
-            "tile_batch": int(tile_batch),
-            "seed": seed,
-            "flow": flow,
-            "color_fix": bool(color_fix),
-            "deterministic": bool(deterministic),
-        }
+        self.defaults: dict[str, Any] = checked_options(
+            {
+                "tile": tile,
+                "overlap": overlap,
+                "tile_batch": tile_batch,
+                "seed": seed,
+                "flow": flow,
+                "color_fix": color_fix,
+                "deterministic": deterministic,
+            }
+        )
         self._lock = threading.RLock()
         self._models: Any = None
         self._loaded_from: Path | None = None
@@ -122,7 +126,7 @@ class LiveMomentsRestorer:
                 device=str(device),
                 dtype=str(dtype),
                 seconds=round(time.perf_counter() - start, 2),
-                digest=models.digest[:16],
+                digest=models.digest,
                 random_weights=models.random_weights,
             )
             if models.random_weights:
@@ -175,11 +179,21 @@ class LiveMomentsRestorer:
     # ------------------------------------------------------------------ restore
 
     def _options(self, request: RestoreRequest, models: Any) -> dict[str, Any]:
+        """This request's options: the restorer's defaults, the request's parameters over them
+        (already checked by `param_problems`), then the tile checked against the loaded model.
+
+        A tile larger than the model takes is refused with the largest it can take, never
+        clamped: the parameters are part of the job's identity, so the job must be made with
+        the tile it records.
+        """
         merged = dict(self.defaults)
-        merged.update({k: v for k, v in request.params.items() if k in GEOMETRY_PARAMS})
+        merged.update({k: v for k, v in request.params.items() if k in DEFAULTS})
         if merged["seed"] is None:
             merged["seed"] = request.seed
         merged = checked_options(merged)
+        problems = tile_problems(merged["tile"], models.transformer.config, models.vae.config)
+        if problems:
+            raise RestoreError("; ".join(problems))
         if merged["tile_batch"] <= 0:
             merged["tile_batch"] = auto_tile_batch(models.device, merged["tile"], self.low_memory)
         if self.low_memory:
@@ -196,6 +210,9 @@ class LiveMomentsRestorer:
             if request.reference_lq is not None
             else None
         )
+        problems = param_problems(request.params)
+        if problems:  # before loading anything: a typo must not cost a model load
+            raise RestoreError("; ".join(problems))
         request.cancel.raise_if_cancelled()
         start = time.perf_counter()
         with self._lock:
@@ -249,43 +266,6 @@ class LiveMomentsRestorer:
                 },
             )
         return RestoreResult(image=np.ascontiguousarray(image), diagnostics=diagnostics)
-
-
-def checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """`options` with whole numbers as ints; mistyped or impossible values are a RestoreError.
-
-    The values come from TOML and `--param KEY=VALUE`; unchecked, a word or a tile that is not
-    whole latent patches surfaced as a TypeError/ValueError deep in the pipeline.
-    """
-
-    def whole(name: str) -> int:
-        value = options[name]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not float(value).is_integer():
-            raise RestoreError(f"livemoments: parameter {name} must be an integer, got {value!r}")
-        return int(value)
-
-    out = dict(options)
-    for name in ("tile", "overlap", "tile_batch", "seed"):
-        out[name] = whole(name)
-    tile, overlap = out["tile"], out["overlap"]
-    if tile < TILE_MULTIPLE or tile % TILE_MULTIPLE:
-        raise RestoreError(
-            f"livemoments: tile must be a positive multiple of {TILE_MULTIPLE}, got {tile}"
-        )
-    if not 0 <= overlap < tile:
-        raise RestoreError(f"livemoments: need 0 ≤ overlap < tile, got {overlap} and {tile}")
-    for name in ("color_fix", "deterministic"):
-        if not isinstance(options[name], bool):
-            raise RestoreError(
-                f"livemoments: parameter {name} must be true or false, got {options[name]!r}"
-            )
-    if options["flow"] not in FLOW_CHOICES:
-        raise RestoreError(
-            f"livemoments: parameter flow must be one of {', '.join(FLOW_CHOICES)}, "
-            f"got {options['flow']!r}"
-        )
-    return out
 
 
 def auto_tile_batch(

@@ -52,8 +52,12 @@ def seeded_noise(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Gaussian noise drawn on the CPU from `seed`: the same numbers on every device."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    """Gaussian noise drawn on the CPU from `seed`: the same numbers on every device.
+
+    Any integer is accepted: it is taken modulo 2^64, the generator's seed range (per-tile
+    seeds are derived from the job's seed by multiplication and would otherwise overflow).
+    """
+    generator = torch.Generator(device="cpu").manual_seed(int(seed) % 2**64)
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device, dtype)
 
 

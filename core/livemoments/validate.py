@@ -34,6 +34,7 @@ from core.livemoments.layout import (
     WEIGHTS_FILE,
     CheckpointError,
 )
+from core.livemoments.params import max_tile as tile_limit
 from core.livemoments.read import (
     load_motion_state,
     load_prompt,
@@ -62,6 +63,13 @@ class CheckpointReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def max_tile(self) -> int | None:
+        """The largest tile (px) this checkpoint's transformer takes (None: no limit)."""
+        if not self.transformer_config or not self.vae_config:
+            return None
+        return tile_limit(self.transformer_config, self.vae_config)
 
 
 def expected_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -97,16 +105,33 @@ def compare_shapes(
 
 
 def motion_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> MotionEncoderConfig:
-    """The published file has no config: read the widths off the convolution shapes."""
-    try:
-        convs = [shapes[f"blocks.0.{i}.weight"] for i in (0, 2, 4, 6)]
-    except KeyError as exc:
-        raise CheckpointError(f"{MOTION_FILE}: missing tensor {exc.args[0]}") from None
+    """The published file has no config: read the widths off the convolution shapes.
+
+    Each stride-2 convolution's width is its bias's length, or its weight's first dimension
+    when the bias is damaged; a width neither gives is an error naming both tensors. The input
+    is always the 2-channel flow. Every other shape is then checked against the encoder these
+    widths describe (`compare_shapes`), so a damaged tensor is named with the shape expected.
+    """
+    hidden = []
+    for i in (0, 2, 4, 6):
+        weight, bias = f"blocks.0.{i}.weight", f"blocks.0.{i}.bias"
+        missing = [name for name in (weight, bias) if name not in shapes]
+        if missing:
+            raise CheckpointError(f"{MOTION_FILE}: missing tensor {missing[0]}")
+        w, b = tuple(shapes[weight]), tuple(shapes[bias])
+        if len(b) == 1 and b[0] > 0:
+            hidden.append(int(b[0]))
+        elif len(w) == 4 and w[0] > 0:
+            hidden.append(int(w[0]))
+        else:
+            raise CheckpointError(
+                f"{MOTION_FILE}: tensor {weight} has shape {list(w)} and {bias} {list(b)}; "
+                "expected a convolution [width, inputs, 3, 3] and a bias [width]"
+            )
     n_pointwise = 0
     while f"blocks.{n_pointwise + 1}.0.weight" in shapes:
         n_pointwise += 1
-    hidden = tuple(int(s[0]) for s in convs)
-    return MotionEncoderConfig(in_channels=int(convs[0][1]), hidden=hidden, n_pointwise=n_pointwise)  # type: ignore[arg-type]
+    return MotionEncoderConfig(in_channels=2, hidden=tuple(hidden), n_pointwise=n_pointwise)  # type: ignore[arg-type]
 
 
 def meta_transformer(config: Mapping[str, Any], restoration: bool) -> nn.Module:
@@ -196,7 +221,8 @@ def _guarded(report: CheckpointReport, check: Callable[..., Any], *args: Any) ->
         return check(report, *args)
     except CheckpointError as exc:
         report.errors.append(str(exc))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, ArithmeticError) as exc:
+        # A config value of the wrong type or size that building the networks tripped over.
         report.errors.append(f"{report.path}: {type(exc).__name__}: {exc}")
     return None
 

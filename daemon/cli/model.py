@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
             for error in report.errors:
                 console_err.print(f"  error: {error}", markup=False, highlight=False)
             raise OperationalError(f"{path}: not a usable LiveMoments checkpoint")
+        if report.max_tile is not None:
+            console.print(f"  largest tile    {report.max_tile} px")
         console.print(f"  digest          {weights_digest(path)}")
         kind = "RANDOM WEIGHTS (tests only)" if report.random_weights else "ok"
         console.print(f"  status          {kind}")

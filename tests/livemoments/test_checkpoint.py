@@ -220,3 +220,59 @@ def test_sd35_features_are_refused(checkpoint_copy: Path, key: str, value: objec
     assert any(f"transformer/config.json: {key} = " in e and "not supported" in e for e in errors)
     with pytest.raises(CheckpointError, match="not supported"):
         load_checkpoint(checkpoint_copy)
+
+
+def test_a_damaged_motion_tensor_is_named_with_the_shape_expected(
+    checkpoint_copy: Path, capsys
+) -> None:
+    """The widths are read off the tensors' shapes: a 1-element tensor in place of the first
+    convolution must be reported by name and expected shape, not end in an IndexError."""
+    from daemon.cli import main
+
+    path = checkpoint_copy / MOTION_FILE
+    state = torch.load(path, weights_only=True)
+    state["blocks.0.0.weight"] = torch.zeros(1)
+    torch.save(state, path)
+    errors = validate_checkpoint(checkpoint_copy).errors
+    assert any(
+        "tensor blocks.0.0.weight has shape [1], expected [4, 2, 3, 3]" in e for e in errors
+    ), errors
+    assert main(["model", "check", str(checkpoint_copy)]) == 1
+    assert "blocks.0.0.weight has shape [1]" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match=r"blocks\.0\.0\.weight"):
+        load_checkpoint(checkpoint_copy)
+
+
+@pytest.mark.parametrize("key", ["blocks.0.4.weight", "blocks.0.4.bias", "blocks.1.0.bias"])
+def test_every_tensor_the_widths_come_from_is_checked(checkpoint_copy: Path, key: str) -> None:
+    path = checkpoint_copy / MOTION_FILE
+    state = torch.load(path, weights_only=True)
+    state[key] = torch.zeros(())  # a scalar: no dimension to read a width from
+    torch.save(state, path)
+    errors = validate_checkpoint(checkpoint_copy).errors
+    assert any(f"tensor {key} has shape []" in e for e in errors), errors
+
+
+def test_model_check_prints_the_largest_tile(tiny_checkpoint: Path, capsys) -> None:
+    from daemon.cli import main
+
+    assert validate_checkpoint(tiny_checkpoint).max_tile == 512
+    assert main(["model", "check", str(tiny_checkpoint)]) == 0
+    assert "largest tile    512 px" in capsys.readouterr().out
+
+
+def test_the_digest_imports_neither_torch_nor_diffusers(tiny_checkpoint: Path) -> None:
+    """The scanner digests the checkpoint for every job identity (core.registry's
+    weights_digest): that must not cost a torch import in the scan."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from core.livemoments.digest import weights_digest as w;"
+        f"print(w({str(tiny_checkpoint)!r}));"
+        "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == [weights_digest(tiny_checkpoint), "[]"]

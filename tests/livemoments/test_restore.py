@@ -109,13 +109,15 @@ def test_configuration_errors_are_clear(tiny_checkpoint: Path, tmp_path: Path) -
         core.restore(_request())
     with pytest.raises(RestoreError, match="unknown parameters"):
         core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tiles=3)
+    with pytest.raises(RestoreError, match="overlap < tile, got 64 and 64"):
+        core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64)  # overlap 64
     with pytest.raises(RestoreError, match="invalid LiveMoments checkpoint"):
         core.restore(_request(), checkpoint=tmp_path, tile=64, overlap=16)
     import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailable):
-            core.restore(_request(), checkpoint=tiny_checkpoint, device="cuda", tile=64)
+            core.restore(_request(), checkpoint=tiny_checkpoint, device="cuda", tile=64, overlap=16)
 
 
 class _Recording:
@@ -208,6 +210,8 @@ def test_out_of_memory_is_reported_as_such(tiny_checkpoint: Path) -> None:
         ({"tile_batch": 1.5}, "parameter tile_batch must be an integer"),
         ({"color_fix": "no"}, "color_fix must be true or false"),
         ({"flow": "farneback"}, "flow must be one of"),
+        ({"tiles": 64}, "unknown parameter 'tiles'"),  # a typo is not silently ignored
+        ({"seed": 2**70}, "seed must fit in 64 bits"),
     ],
 )
 def test_bad_request_parameters_are_restore_errors(
@@ -240,3 +244,21 @@ def test_a_request_for_another_checkpoint_loads_that_one(
     assert restorer.restore(_request()).diagnostics.extra["weights_digest"] == weights_digest(
         tiny_checkpoint
     )
+
+
+def test_a_tile_larger_than_the_model_takes_is_refused_with_the_largest(
+    tiny_checkpoint: Path,
+) -> None:
+    """The tiny checkpoint's pos_embed_max_size is 32 patches: 32 × 2 × 8 px = 512 px at most.
+    The default tile (1024) is refused by name instead of failing deep inside diffusers."""
+    with pytest.raises(RestoreError, match="largest tile it can take is 512"):
+        core.restore(_request(), checkpoint=tiny_checkpoint)
+    result = core.restore(_request(), checkpoint=tiny_checkpoint, tile=512)
+    assert result.diagnostics.tiles == 1 and result.diagnostics.extra["tile"] == 512
+
+
+def test_the_largest_seed_restores(tiny_checkpoint: Path) -> None:
+    """Per-tile noise seeds are derived from the seed; near 2^63 they must not overflow."""
+    restorer = core.get_restorer("livemoments", checkpoint=tiny_checkpoint, tile=64, overlap=16)
+    result = restorer.restore(_request(seed=2**63 - 1))
+    assert np.isfinite(result.image).all()

@@ -16,13 +16,11 @@ after `commit_replace` because the lease was lost; fail jobs on `PermanentOutput
 from daemon.output.atomic import (
     TEMP_PREFIX,
     Fence,
-    atomic_copy,
     atomic_write,
     atomic_write_bytes,
     check_writable,
     sha256_file,
     signature_of,
-    sweep_temp_files,
 )
 from daemon.output.errors import (
     FenceLost,
@@ -66,7 +64,6 @@ __all__ = [
     "RevertOutcome",
     "UnsafePath",
     "apple_content_identifier",
-    "atomic_copy",
     "atomic_write",
     "atomic_write_bytes",
     "beside_name",
@@ -84,7 +81,6 @@ __all__ = [
     "revert",
     "sha256_file",
     "signature_of",
-    "sweep_temp_files",
     "undo_replace",
     "verify_image",
     "write_image",

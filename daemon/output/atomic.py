@@ -26,27 +26,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from daemon.files.signature import FileSignature
-from daemon.output.beneath import Directory, fsync_dir, make_parents, open_directory
+from daemon.output.beneath import Directory, fsync_dir, open_directory
 from daemon.output.errors import OutputError, ReadOnlyLibrary, UnsafePath, os_failure
 from daemon.output.filemeta import FileMeta, apply_xattrs
 
 __all__ = [
     "TEMP_PREFIX",
     "Fence",
-    "atomic_copy",
     "atomic_symlink",
     "atomic_write",
     "atomic_write_bytes",
     "check_writable",
     "copy_fd",
     "entry_identity",
-    "fsync_dir",
     "identity_of",
-    "make_parents",
     "sha256_file",
     "signature_of",
     "signature_of_fd",
-    "sweep_temp_files",
     "temp_name_for",
     "unchanged_fence",
     "write_all",
@@ -117,17 +113,6 @@ def _sweep(directory: Directory, for_name: str | None) -> list[str]:
             os.unlink(name, dir_fd=directory.fd)
             removed.append(name)
     return removed
-
-
-def sweep_temp_files(directory: Path, for_name: str | None = None) -> list[Path]:
-    """Remove temporary files a crash left in `directory` (only those for the final file
-    `for_name`, when given); returns what it removed."""
-    try:
-        opened = open_directory(Path(directory))
-    except OutputError:
-        return []
-    with opened:
-        return [opened.path / name for name in _sweep(opened, for_name)]
 
 
 def _finish(
@@ -315,24 +300,6 @@ def atomic_write_bytes(final: Path, data: bytes, **kwargs: object) -> FileSignat
     return atomic_write(final, lambda fd: write_all(fd, data), **kwargs)  # type: ignore[arg-type]
 
 
-def atomic_copy(source: Path, final: Path, *, preserve: bool = True) -> FileSignature:
-    """Copy `source` to `final` atomically, keeping its mode, owner and mtime when `preserve`."""
-    st = source.stat()
-
-    def copy(fd: int) -> None:
-        with open(source, "rb") as src:
-            while chunk := src.read(_CHUNK):
-                write_all(fd, chunk)
-
-    return atomic_write(
-        final,
-        copy,
-        mode=(st.st_mode & 0o7777) if preserve else 0o644,
-        mtime_ns=st.st_mtime_ns if preserve else None,
-        owner=(st.st_uid, st.st_gid) if preserve else None,
-    )
-
-
 def check_writable(destination: Path, root: Path | None = None) -> None:
     """Fail fast, before anything is computed, when `destination` cannot be written: its
     filesystem is mounted read-only or lmd may not write there (`ReadOnlyLibrary`), a name on
@@ -358,5 +325,6 @@ def check_writable(destination: Path, root: Path | None = None) -> None:
                 raise ReadOnlyLibrary(
                     f"library is read-only: {directory.path} is on a read-only mount"
                 )
-        if not os.access(".", os.W_OK | os.X_OK, dir_fd=directory.fd, effective_ids=True):
+        effective = os.access in os.supports_effective_ids
+        if not os.access(".", os.W_OK | os.X_OK, dir_fd=directory.fd, effective_ids=effective):
             raise ReadOnlyLibrary(f"library is not writable by lmd: {directory.path}")

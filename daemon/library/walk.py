@@ -3,10 +3,14 @@
 The walk lists one directory at a time, sorted by name so that results and cache keys are
 stable, skips ignored names, and keeps only regular files whose names `naming.classify`
 recognises. It never descends into a linked directory and never follows a symbolic link out of
-the root: a link is resolved once, while listing, and one that leaves the root (or dangles, or
-loops) becomes an `Unreadable` with that reason, so a scan says why instead of silently
-skipping. Names are whatever the filesystem holds: bytes that are not UTF-8 arrive as
-surrogate escapes (`os.fsdecode`) and are carried, unchanged, in every path.
+the root: a link to a media file is resolved once, while listing, and one that leaves the root
+(or dangles, or loops) becomes an `Unreadable` with that reason, so a scan says why instead of
+silently skipping. Each directory is opened name by name from the root without following links
+and listed through its descriptor, so a directory swapped for a link between its parent's
+listing and its own is reported as changed, never listed. (The readers still open files by
+path; see `ListedFile` for what they can check.) Names are whatever the filesystem holds: bytes
+that are not UTF-8 arrive as surrogate escapes (`os.fsdecode`) and are carried, unchanged, in
+every path.
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ class ListedFile:
     """A media file as the listing saw it: its understood name and its stat fields.
 
     The stat fields are the file's fingerprint: a group whose members keep size, mtime and
-    inode is answered from the cache without reading content."""
+    inode is answered from the cache without reading content. The inode is also what a reader
+    could compare with `fstat` of the file it opened, to know it read the listed file and not
+    one swapped in since (not done yet: readers open by path)."""
 
     directory: Path
     named: NamedFile
@@ -119,62 +125,108 @@ def ignore_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
 def walk(root: Path, keys: LibraryKeys, ignore: Sequence[str]) -> Iterator[DirectoryListing]:
     """Every directory under `root` (resolved, a directory), depth first in name order."""
     ignored = ignore_matcher(ignore)
-    stack = [root]
+    stack: list[tuple[str, ...]] = [()]
     while stack:
-        directory = stack.pop()
-        subdirs: list[Path] = []
-        yield _list(directory, root, keys, ignored, subdirs)
+        parts = stack.pop()
+        subdirs: list[tuple[str, ...]] = []
+        yield _list(root, parts, keys, ignored, subdirs)
         stack.extend(reversed(subdirs))
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open_directory(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of `root/parts...`, each name opened relative to its parent's descriptor
+    without following a link: whatever is swapped for a link meanwhile, on any level, the walk
+    cannot be led out of the root."""
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts:
+            inner = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _list(
-    directory: Path,
     root: Path,
+    parts: tuple[str, ...],
     keys: LibraryKeys,
     ignored: Callable[[str], bool],
-    subdirs: list[Path],
+    subdirs: list[tuple[str, ...]],
 ) -> DirectoryListing:
+    """List `root/parts...`: found inside the root by its parent's listing, it may have been
+    swapped for a link out of the library since. It is opened name by name without following
+    links (`_open_directory`) and listed through that descriptor, so only a directory inside
+    the root is ever listed; one that became a link is reported as changed."""
+    directory = root.joinpath(*parts)
     listing = DirectoryListing(directory)
     try:
-        with os.scandir(directory) as it:
+        fd = _open_directory(root, parts)
+    except OSError as exc:
+        swapped = exc.errno in (errno.ELOOP, errno.ENOTDIR)
+        reason = "changed during the scan" if swapped else f"cannot list: {exc.strerror}"
+        listing.problems.append(Unreadable(keys.rel(directory), directory, reason))
+        return listing
+    try:
+        with os.scandir(fd) as it:
             entries = sorted(it, key=lambda e: e.name)
+        for de in entries:  # DirEntry.stat() works relative to `fd`: it stays open until done
+            if _take(de, directory, root, keys, ignored, listing):
+                subdirs.append((*parts, de.name))
     except OSError as exc:
         listing.problems.append(
             Unreadable(keys.rel(directory), directory, f"cannot list: {exc.strerror}")
         )
-        return listing
-    for de in entries:
-        name = de.name
-        if ignored(name):
-            continue
-        path = Path(de.path)
-        try:
-            if de.is_symlink():
-                named = classify(name)
-                if named is None and not de.is_dir():
-                    continue  # a link to something that is not media: none of our business
-                refusal = _link_refusal(path, root)
-                if refusal is not None:
-                    listing.problems.append(Unreadable(keys.rel(path), path, refusal))
-                    continue
-                if named is None:  # a link to a directory inside the root: not descended
-                    continue
-            elif de.is_dir(follow_symlinks=False):
-                subdirs.append(path)
-                continue
-            else:
-                named = classify(name)
-                if named is None:
-                    continue
-            st = de.stat()
-        except OSError as exc:
-            listing.problems.append(Unreadable(keys.rel(path), path, _os_reason(exc)))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            listing.problems.append(Unreadable(keys.rel(path), path, "not a regular file"))
-            continue
-        listing.files.append(ListedFile(directory, named, st.st_size, st.st_mtime_ns, st.st_ino))
+    finally:
+        os.close(fd)
     return listing
+
+
+def _take(
+    de: os.DirEntry[str],
+    directory: Path,
+    root: Path,
+    keys: LibraryKeys,
+    ignored: Callable[[str], bool],
+    listing: DirectoryListing,
+) -> bool:
+    """Sort one directory entry into `listing` (a media file, a refusal, or nothing); True for
+    a subdirectory to walk."""
+    name = de.name
+    if ignored(name):
+        return False
+    path = directory / name
+    try:
+        if de.is_symlink():
+            named = classify(name)
+            if named is None and not de.is_dir():
+                return False  # a link to something that is not media: none of our business
+            refusal = _link_refusal(path, root)
+            if refusal is not None:
+                listing.problems.append(Unreadable(keys.rel(path), path, refusal))
+                return False
+            if named is None:  # a link to a directory inside the root: not descended
+                return False
+        elif de.is_dir(follow_symlinks=False):
+            return True
+        else:
+            named = classify(name)
+            if named is None:
+                return False
+        st = de.stat()
+    except OSError as exc:
+        listing.problems.append(Unreadable(keys.rel(path), path, _os_reason(exc)))
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        listing.problems.append(Unreadable(keys.rel(path), path, "not a regular file"))
+        return False
+    listing.files.append(ListedFile(directory, named, st.st_size, st.st_mtime_ns, st.st_ino))
+    return False
 
 
 def _link_refusal(path: Path, root: Path) -> str | None:

@@ -265,21 +265,30 @@ def test_every_bad_file_gets_its_reason(corpus: Corpus) -> None:
     assert not wrong, wrong
 
 
-_OPENED: list[str] | None = None  # paths opened or listed while `_recording_opens` is on
+_OPENED: list[Path] | None = None  # what was opened or listed while `_recording_opens` is on
 _HOOKED = False
 
 
 def _audit(event: str, args: tuple) -> None:
     recording = _OPENED is not None and event in {"open", "os.scandir", "os.listdir"}
     if recording and args and isinstance(args[0], str | bytes | os.PathLike):
-        _OPENED.append(os.fsdecode(args[0]))  # type: ignore[union-attr]
+        path = os.fsdecode(args[0])
+        flags = args[2] if event == "open" and len(args) > 2 else 0
+        nofollow = isinstance(flags, int) and flags & os.O_NOFOLLOW
+        if nofollow and "/" not in path:
+            return  # one name opened in a directory's descriptor, no link followed: stays there
+        if nofollow:  # the last name is not followed
+            real = Path(os.path.realpath(os.path.dirname(path))) / os.path.basename(path)
+        else:
+            real = Path(os.path.realpath(path))
+        _OPENED.append(real)  # type: ignore[union-attr]
 
 
 @contextmanager
-def _recording_opens() -> Iterator[list[str]]:
-    """Every file Python opens and every directory it lists, by path (PEP 578 audit events:
-    `open`, `os.open`, `io.open`, `os.scandir`). An audit hook cannot be removed, so one is
-    installed once and records only inside this block."""
+def _recording_opens() -> Iterator[list[Path]]:
+    """Every file Python opens and every directory it lists, resolved as the open resolved it
+    (PEP 578 audit events: `open`, `os.open`, `io.open`, `os.scandir`). An audit hook cannot
+    be removed, so one is installed once and records only inside this block."""
     global _OPENED, _HOOKED
     if not _HOOKED:
         sys.addaudithook(_audit)
@@ -297,11 +306,43 @@ def test_nothing_outside_the_root_is_read(corpus: Corpus) -> None:
     root = corpus.root.resolve()
     with _recording_opens() as opened:
         items = list(discover(corpus.root))
-    resolved = [Path(os.path.realpath(p)) for p in opened]
-    assert [p for p in resolved if not p.is_relative_to(root)] == []
-    assert root / "IMG_100.HEIC" in resolved  # the recorder saw the reads inside the root
+    assert [p for p in opened if not p.is_relative_to(root)] == []
+    assert root / "IMG_100.HEIC" in opened  # the recorder saw the reads inside the root
     refused = {i.path.name: i.reason for i in items if isinstance(i, Unreadable)}
     assert refused["OUT.jpg"] == refused["outdir"] == "symlink leaves the library root"
+
+
+@pytest.mark.parametrize(
+    ("swap_after", "refused", "found"),
+    [
+        (3, "a", ["IMG_1"]),  # `a` itself is a link when the walk opens it
+        (6, "a/b", ["IMG_1", "a/IMG_3"]),  # `a` is swapped after its listing: `a/b` leads out
+    ],
+)
+def test_directory_swapped_for_a_link_out_of_the_root_mid_scan(
+    tmp_path: Path, swap_after: int, refused: str, found: list[str]
+) -> None:
+    """The race of issue 11: `a` is a real directory when it is found, and a link to a folder
+    outside the library by the time the walk lists it (or its subdirectory `b`). The walk must
+    not list or read the outside folder through it, and says what happened."""
+    frames = moving_frames(n=6)
+    root, outside = tmp_path / "lib", tmp_path / "outside"
+    for directory, stem in ((root, "IMG_1"), (root / "a", "IMG_3"), (root / "a" / "b", "IMG_2"),
+                            (outside, "IMG_3"), (outside / "b", "IMG_2")):
+        synth.write_reselected_live_photo(directory, stem, frames, FPS, 1, 1, with_edited=False)
+
+    def swap(done: int) -> None:  # progress: `done` media files so far (3 per Live Photo)
+        if done >= swap_after and not (root / "a").is_symlink():
+            (root / "a").rename(root / ".a-moved-away")
+            (root / "a").symlink_to(outside, target_is_directory=True)
+
+    with _recording_opens() as opened:
+        items = list(discover(root, progress=swap))
+    assert (root / "a").is_symlink()  # the swap did happen mid-scan
+    assert [p for p in opened if p.is_relative_to(outside.resolve())] == []
+    assert [i.key for i in items if isinstance(i, LiveAsset)] == found
+    (problem,) = [i for i in items if isinstance(i, Unreadable)]
+    assert problem.key == refused and problem.reason == "changed during the scan"
 
 
 def test_file_vanishing_mid_scan(tmp_path: Path) -> None:

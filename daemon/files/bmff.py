@@ -103,6 +103,14 @@ def child(data: bytes, parent: Box, btype: bytes, skip: int = 0) -> Box | None:
     return None
 
 
+def first_children(data: bytes, parent: Box, skip: int = 0) -> dict[bytes, Box]:
+    """Type -> first child of `parent`, in one pass (for readers that look up several)."""
+    out: dict[bytes, Box] = {}
+    for box in boxes(data, parent.payload + skip, parent.end):
+        out.setdefault(box.type, box)
+    return out
+
+
 def children(data: bytes, parent: Box, btype: bytes, skip: int = 0) -> list[Box]:
     return [b for b in boxes(data, parent.payload + skip, parent.end) if b.type == btype]
 

@@ -150,28 +150,33 @@ def _content_identifier(data: bytes, moov: bmff.Box) -> str | None:
 
 def _track(data: bytes, trak: bmff.Box) -> _Track:
     t = _Track()
-    tkhd = bmff.child(data, trak, b"tkhd")
+    parts = bmff.first_children(data, trak)
+    tkhd = parts.get(b"tkhd")
     if tkhd is not None:
         v = u8(data, tkhd.payload)
         wpos = tkhd.payload + (88 if v == 1 else 76)
         if wpos + 8 <= tkhd.end:
             t.width, t.height = u32be(data, wpos) >> 16, u32be(data, wpos + 4) >> 16
-    elst = bmff.find_path(data, trak, [b"edts", b"elst"])
+    edts = parts.get(b"edts")
+    elst = bmff.child(data, edts, b"elst") if edts is not None else None
     if elst is not None:
         t.edits = _edits(data, elst)
-    mdia = bmff.child(data, trak, b"mdia")
+    mdia = parts.get(b"mdia")
     if mdia is None:
         return t
-    mdhd = bmff.child(data, mdia, b"mdhd")
+    media = bmff.first_children(data, mdia)
+    mdhd = media.get(b"mdhd")
     if mdhd is not None:
         t.timescale, t.media_duration = _timescale_duration(data, mdhd.payload, movie=False)
-    hdlr = bmff.child(data, mdia, b"hdlr")
+    hdlr = media.get(b"hdlr")
     if hdlr is not None:
         t.handler = data[hdlr.payload + 8 : hdlr.payload + 12]
-    stbl = bmff.find_path(data, mdia, [b"minf", b"stbl"])
+    minf = media.get(b"minf")
+    stbl = bmff.child(data, minf, b"stbl") if minf is not None else None
     if stbl is None:
         return t
-    stts = bmff.child(data, stbl, b"stts")
+    table = bmff.first_children(data, stbl)
+    stts = table.get(b"stts")
     if stts is not None:
         n = u32be(data, stts.payload + 4)
         if 8 + 8 * n > stts.end - stts.payload:
@@ -180,7 +185,7 @@ def _track(data: bytes, trak: bmff.Box) -> _Track:
             (u32be(data, stts.payload + 8 + 8 * i), u32be(data, stts.payload + 12 + 8 * i))
             for i in range(n)
         ]
-    stsd = bmff.child(data, stbl, b"stsd")
+    stsd = table.get(b"stsd")
     if stsd is not None:
         entry = next(bmff.boxes(data, stsd.payload + 8, stsd.end), None)
         if entry is not None:

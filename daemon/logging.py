@@ -8,6 +8,7 @@ The keys are stable so that `journalctl -o json` and log shippers can filter on 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal, TextIO
 
@@ -23,17 +24,25 @@ def choose_renderer(fmt: LogFormat, stream: TextIO) -> Literal["console", "json"
     return "console" if stream.isatty() else "json"
 
 
+def wants_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything (no-color.org),
+    the rule rich applies to every other line lmd prints."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def configure_logging(
     level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
     """Configure structlog and the standard library (alembic, apscheduler) the same way."""
     stream = stream or sys.stderr
-    numeric = logging.getLevelNamesMapping()[level.upper()]
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r}; use debug, info, warning or error")
     renderer: structlog.typing.Processor
     if choose_renderer(fmt, stream) == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=wants_colour(stream))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         from daemon.settings import describe_sources
 
         settings = get_settings(ctx)
-        rows = describe_sources(settings, state(ctx).config_path)
+        cli_state = state(ctx)
+        rows = describe_sources(settings, cli_state.config_path, cli_state.flags())
         if as_json:
             payload = {key: {"value": value, "source": source} for key, value, source in rows}
             console.print_json(json.dumps(payload, default=str))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from daemon.cli.context import OperationalError, console, get_settings
+from daemon.cli.context import STORE_INTEGER_MAX, JobIdArg, OperationalError, console, get_settings
 from daemon.store.states import (
     COMMAND_STATES,
     Command,
@@ -221,7 +221,10 @@ def register(app: typer.Typer) -> None:
     def list_jobs(
         ctx: typer.Context,
         state: Annotated[JobState | None, typer.Option("--state", help="Only this state.")] = None,
-        limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+        limit: Annotated[
+            int,
+            typer.Option(min=1, max=STORE_INTEGER_MAX, help="At most this many (newest first)."),
+        ] = 50,
         as_json: JsonOpt = False,
     ) -> None:
         """List jobs, newest first."""
@@ -233,7 +236,7 @@ def register(app: typer.Typer) -> None:
             console.print(_job_table(jobs))
 
     @jobs_app.command("show")
-    def show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    def show(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
         """One job with every field and its event history."""
         with opened_store(ctx) as store:
             job = store.get_job(job_id)
@@ -260,7 +263,9 @@ def register(app: typer.Typer) -> None:
     @jobs_app.command("retry")
     def retry(
         ctx: typer.Context,
-        job_id: Annotated[int | None, typer.Argument(help="The job to retry.")] = None,
+        job_id: Annotated[
+            int | None, typer.Argument(min=1, max=STORE_INTEGER_MAX, help="The job to retry.")
+        ] = None,
         failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
     ) -> None:
         """Re-queue a failed, cancelled or skipped job with fresh attempts, or every failed one."""
@@ -287,7 +292,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"job {job_id} re-queued")
 
     @jobs_app.command("cancel")
-    def cancel(ctx: typer.Context, job_id: int) -> None:
+    def cancel(ctx: typer.Context, job_id: JobIdArg) -> None:
         """Cancel a waiting, running, failed or skipped job."""
         with opened_store(ctx) as store:
             job = store.get_job(job_id)

@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
             if path is None:
                 settings = get_settings(ctx)
                 path, ignore = settings.library, list(settings.scan.ignore)
+            if path is None:
+                raise OperationalError("no PATH given and no `library` configured")
             _dry_run(path, as_json, ignore)
             return
         settings = get_settings(ctx)

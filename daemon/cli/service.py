@@ -70,8 +70,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Check config, database, library, watch mode, inotify limits, exiftool, GPU and
-        checkpoint."""
+        """Check config, database, library, watcher, inotify, exiftool, GPU and checkpoint."""
         from daemon.doctor import config_finding, run_checks
 
         config_path = state(ctx).config_path

@@ -1,18 +1,19 @@
-"""The queue commands through the real console entry point (`python -m daemon.cli`, which is
-what the `lmd` script calls): exit codes 0 / 1 / 2, messages, and never a traceback."""
+"""The queue commands through the real console entry point (the `lmd` script): exit codes
+0 / 1 / 2, messages, and never a traceback."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
 from daemon.store import open_store
+from tests.foundation.lmd_entry import flat, lmd_command
 from tests.store.store_helpers import make_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ def lmd(tmp_path: Path) -> tuple[str, Run]:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daemon.cli", *args], cwd=tmp_path, env=env,
+            [*lmd_command(), *args], cwd=tmp_path, env=env,
             capture_output=True, text=True, timeout=120,
         )
 
@@ -81,3 +82,25 @@ def test_a_corrupt_database_file_is_exit_code_one(tmp_path: Path, lmd: tuple[str
     done = run("status")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "file is not a database" in " ".join(done.stderr.split())
+
+
+HUGE = "99999999999999999999"  # beyond SQLite's and PostgreSQL's integers
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("jobs", "show", HUGE), ("jobs", "list", "--limit", HUGE)],
+)
+def test_numbers_beyond_the_store_are_usage_errors(lmd: tuple[str, Run], args) -> None:
+    done = lmd[1](*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "2147483647" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("jobs", "retry", HUGE), ("jobs", "cancel", HUGE), ("jobs", "show", "0")],
+)
+def test_numbers_beyond_the_store_in_process(args, capsys) -> None:
+    assert main(list(args)) == 2
+    assert "Invalid value for 'job_id'" in flat(capsys.readouterr().err)

@@ -29,36 +29,27 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import functools
 import hashlib
 import mimetypes
 import posixpath
-import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 
+from daemon.publish.http import call, json_of, make_client
 from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
 from daemon.publish.outcome import JobOutcome
 from daemon.publish.settings import ImmichSettings
 
 log = structlog.get_logger(__name__)
 
-_RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 _HINTS = {
     401: "Immich refused the API key (401): check immich.api_key",
     403: "the API key lacks a permission this needs (403)",
     404: "not found (404): check immich.url (the server's address, without /api)",
 }
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every client: building one costs ~0.1 s of CPU (the CA
-    bundle is parsed), and httpx would build a new one per client."""
-    return ssl.create_default_context()
 
 
 def _sha1(path: Path) -> bytes:
@@ -89,41 +80,21 @@ class ImmichClient:
         base = url.rstrip("/")
         base = base.removesuffix("/api")
         self.url = base
-        self._http = httpx.Client(
-            base_url=f"{base}/api",
-            headers={"x-api-key": api_key, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
+        self._http = make_client(
+            f"{base}/api",
+            {"x-api-key": api_key, "Accept": "application/json"},
+            timeout=timeout,
             transport=transport,
-            verify=tls_context(),
-            follow_redirects=False,
         )
 
     def close(self) -> None:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        what = f"Immich {method} /api{path}"
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"{what}: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{what}: cannot reach {self.url}: {exc}") from exc
-        if response.is_success:
-            return response
-        detail = _error_detail(response)
-        hint = _HINTS.get(response.status_code)
-        message = f"{what} failed with {response.status_code}: {detail}"
-        if hint:
-            message += f" — {hint}"
-        retry = response.status_code in _RETRYABLE or response.status_code in _HINTS
-        raise DeliveryError(message, retry=retry)
+        return call(self._http, "Immich", method, path, hints=_HINTS, **kwargs)
 
     def _json(self, response: httpx.Response, what: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise DeliveryError(f"Immich {what}: the answer is not JSON") from exc
+        return json_of(response, f"Immich {what}")
 
     def upload(self, path: Path, *, device_id: str, created_ns: int) -> tuple[str, str]:
         """Upload `path`; returns (asset id, "created" | "duplicate" | "replaced")."""
@@ -181,20 +152,6 @@ class ImmichClient:
 
     def scan_library(self, library_id: str) -> None:
         self._call("POST", f"/libraries/{library_id}/scan")
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """Immich answers errors as {"message", "error", "statusCode"}; keep it short."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, list):
-            message = "; ".join(map(str, message))
-        return str(message or body.get("error") or body)[:300]
-    return str(body)[:300]
 
 
 def library_holding(libraries: list[dict[str, Any]], path: str) -> dict[str, Any] | None:

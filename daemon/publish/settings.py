@@ -91,6 +91,8 @@ class PhotoPrismSettings(_Remote):
 
     url: BaseUrl | None = None
     token: SecretStr | None = None
+    timeout_seconds: float = Field(default=600.0, gt=0, le=HOUR)
+    """PhotoPrism answers an index request when indexing has finished, so it waits longer."""
     originals: str | None = None
     """Local path of PhotoPrism's originals folder (the paths it indexes are relative to it).
     Default: lmd's library root."""

@@ -29,12 +29,11 @@ import datetime as _dt
 import email.parser
 import email.policy
 import hashlib
-import json
-import threading
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
+
+from tests.publish.standin import LoopbackStandIn, Recorded, read_json
 
 UPLOAD_REQUIRED = {
     "v1": ("assetData", "deviceAssetId", "deviceId", "fileCreatedAt", "fileModifiedAt"),
@@ -43,17 +42,6 @@ UPLOAD_REQUIRED = {
 """AssetMediaCreateDto's required properties: Immich 1.x listed the device ids, 2.x does not."""
 DATE_TIME_FIELDS = ("fileCreatedAt", "fileModifiedAt")
 SEARCH_FIELDS = {"checksum", "originalPath", "originalFileName", "deviceId", "deviceAssetId", "id"}
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any = None
-    form: dict[str, str] = field(default_factory=dict)
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    status: int = 0
 
 
 @dataclass
@@ -99,37 +87,19 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
-class ImmichStandIn:
+class ImmichStandIn(LoopbackStandIn):
     def __init__(self, api_key: str = "secret-key", spec: str = "v2") -> None:
+        super().__init__()
         self.api_key = api_key
         self.spec = spec
-        self.requests: list[Recorded] = []
         self.assets: dict[str, Asset] = {}
         self.stacks: list[dict[str, Any]] = []
         self.libraries: list[dict[str, Any]] = []
         self.scanned: list[str] = []
-        self._failures: list[tuple[str, str, int]] = []
-        self._holds: list[tuple[str, str, threading.Event]] = []
-        self._lock = threading.Lock()
-        self.released = threading.Event()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        server.daemon_threads = True
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     def __enter__(self) -> ImmichStandIn:
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.released.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    # --- scripting -----------------------------------------------------------------------
 
     def add_asset(self, content: bytes, original_path: str) -> Asset:
         checksum = base64.b64encode(hashlib.sha1(content).digest()).decode()
@@ -153,91 +123,18 @@ class ImmichStandIn:
         self.libraries.append(lib)
         return lib
 
-    def fail(self, method: str, path: str, status: int, times: int = 1) -> None:
-        """Answer the next `times` matching requests with `status` (an Immich error body)."""
-        with self._lock:
-            self._failures.extend([(method, path, status)] * times)
-
-    def hold(self, method: str, path: str) -> threading.Event:
-        """Hold the answer to the next matching request (after it took effect) until the
-        returned event is set or the stand-in stops: a slow server, or a lost answer."""
-        event = threading.Event()
-        with self._lock:
-            self._holds.append((method, path, event))
-        return event
-
-    def calls(self, method: str, path: str) -> list[Recorded]:
-        return [r for r in self.requests if r.method == method and r.path == path]
-
-    # --- serving -------------------------------------------------------------------------
-
-    def _scripted_failure(self, method: str, path: str) -> int | None:
-        with self._lock:
-            for i, (m, p, status) in enumerate(self._failures):
-                if m == method and p == path:
-                    del self._failures[i]
-                    return status
-        return None
-
-    def _hold_for(self, method: str, path: str) -> threading.Event | None:
-        with self._lock:
-            for i, (m, p, event) in enumerate(self._holds):
-                if m == method and p == path:
-                    del self._holds[i]
-                    return event
-        return None
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def _serve(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                rec = Recorded(method, self.path, {k.lower(): v for k, v in self.headers.items()})
-                standin.requests.append(rec)
-                status, answer = standin._answer(rec, body, self.headers.get("Content-Type", ""))
-                rec.status = status
-                hold = standin._hold_for(method, self.path)
-                if hold is not None:
-                    while not (hold.is_set() or standin.released.is_set()):
-                        hold.wait(0.05)
-                payload = b"" if answer is None else json.dumps(answer).encode()
-                try:
-                    self.send_response(status)
-                    if answer is not None:
-                        self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass  # the client gave up waiting (its timeout): nothing to answer
-
-        return Handler
-
     def _answer(self, rec: Recorded, body: bytes, content_type: str) -> tuple[int, Any]:
         if rec.headers.get("x-api-key") != self.api_key:
             message = "Invalid API key" if "x-api-key" in rec.headers else "Authentication required"
             return 401, _error(401, message)
-        scripted = self._scripted_failure(rec.method, rec.path)
+        scripted = self._scripted(rec)
         if scripted is not None:
             return scripted, _error(scripted, "scripted failure")
         route = (rec.method, rec.path)
         if route == ("POST", "/api/assets"):
             return self._upload(rec, body, content_type)
         if rec.method == "POST" and rec.path in ("/api/search/metadata", "/api/stacks"):
-            try:
-                rec.json = json.loads(body or b"null")
-            except ValueError:
+            if not read_json(rec, body):
                 return 400, _error(400, "Unexpected token in JSON")
             if not isinstance(rec.json, dict):
                 return 400, _error(400, "body must be an object")

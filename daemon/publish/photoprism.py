@@ -1,0 +1,172 @@
+"""PhotoPrism: index the folder that changed, and names PhotoPrism stacks with the original.
+
+PhotoPrism has no watcher: files written by another tool appear only after an index run
+(docs.photoprism.app; ecosystem-expectations.md §11). `POST /api/v1/index` with the JSON
+`form.IndexOptions` {"path": the folder relative to the originals folder, "rescan": false,
+"cleanup": false} indexes that folder only, skipping unchanged files; it answers when
+indexing has finished (hence `[photoprism] timeout_seconds` defaults to 600). Requests carry
+the token (an app password or access token) as `Authorization: Bearer` and as
+`X-Auth-Token`, both of which PhotoPrism accepts (developer guide, "Client Authentication").
+Indexing needs the photos-update permission, so the token must belong to an admin.
+
+Stacking: PhotoPrism groups files into one photo by name (`internal/photoprism/
+mediafile_related.go`: `RelatedFiles` and `RelatedSidecarFiles`): files sharing the base name
+(`IMG_1234.*`), Apple's edit name next to its original (`IMG_E1234.HEIC` beside
+`IMG_1234.HEIC`), and `IMG_1234_????.*` (an underscore and exactly four characters). Of the
+HEIC files in a group the one matched last becomes the primary, and the Apple and `_????`
+names are matched after the base-name ones, so a restored HEIC so named is the cover (a JPEG
+beside a HEIC original is not: PhotoPrism prefers the HEIC). `photoprism_stack_name` gives
+such a name; the output plan must let it through (its beside-suffix check refuses `_????`
+names precisely because they stack).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from daemon.library.naming import edited_name
+from daemon.publish.http import call, make_client
+from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
+from daemon.publish.outcome import JobOutcome
+from daemon.publish.settings import PhotoPrismSettings
+
+log = structlog.get_logger(__name__)
+
+STACK_SUFFIX = "_lmdr"
+"""An underscore and four characters: PhotoPrism's `prefix_????` related-file rule."""
+_HINTS = {
+    401: "PhotoPrism refused the token (401): check photoprism.token",
+    403: "the token may not start indexing (403): use an admin's app password",
+    404: "not found (404): check photoprism.url (the server's address, without /api/v1)",
+}
+
+
+def photoprism_stack_name(name: str, taken: Callable[[str], bool] = lambda _: False) -> str:
+    """A file name next to `name` that PhotoPrism stacks with it as the primary.
+
+    `IMG_1234.HEIC` -> `IMG_E1234.HEIC` (Apple's edit name, which PhotoPrism stacks; see the
+    module doc), unless `taken` says that name is in use (Photos' own edit export), then
+    `IMG_1234_lmdr.HEIC`; other names get the `_lmdr` suffix. The extension is kept: the
+    output keeps the original's format, and PhotoPrism picks a HEIC over a JPEG as cover.
+    Raises ValueError for a name without a stem or an extension.
+    """
+    stem, _, ext = name.rpartition(".")
+    if not stem or not ext or "/" in name or "\x00" in name:
+        # No extension: PhotoPrism's related-name patterns all need one (and it would not
+        # index such a file anyway).
+        raise ValueError(f"cannot derive a PhotoPrism stack name from {name!r}")
+    suffix = f".{ext}"
+    candidates = []
+    if re.match(r"(?i)IMG_(?!E)", stem):
+        candidates.append(edited_name(stem) + suffix)
+    candidates.append(stem + STACK_SUFFIX + suffix)
+    for candidate in candidates:
+        if not taken(candidate):
+            return candidate
+    raise ValueError(f"every PhotoPrism stack name for {name!r} is taken: {candidates}")
+
+
+class PhotoPrismClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        base = url.rstrip("/").removesuffix("/api/v1")
+        self.url = base
+        self._http = make_client(
+            f"{base}/api/v1",
+            {
+                "Authorization": f"Bearer {token}",
+                "X-Auth-Token": token,
+                "Accept": "application/json",
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def index(self, folder: str) -> None:
+        """Index `folder` (relative to the originals folder; "" is all of it)."""
+        body = {"path": folder, "rescan": False, "cleanup": False}
+        call(self._http, "PhotoPrism", "POST", "/index", hints=_HINTS, json=body)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class PhotoPrismPublisher:
+    """Asks PhotoPrism to index each folder lmd wrote into; never blocks the caller."""
+
+    def __init__(
+        self,
+        settings: PhotoPrismSettings,
+        *,
+        library_root: Path | None,
+        store: OutboxStore | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if settings.url is None or settings.token is None:
+            raise ValueError("PhotoPrismPublisher needs photoprism.url and photoprism.token")
+        originals = settings.originals or (str(library_root) if library_root else None)
+        if originals is None:
+            raise ValueError("set photoprism.originals (PhotoPrism's originals folder)")
+        self.originals = posixpath.normpath(originals)
+        self.client = PhotoPrismClient(
+            settings.url,
+            settings.token.get_secret_value(),
+            timeout=settings.timeout_seconds,
+            transport=transport,
+        )
+        self.outbox = Outbox(
+            "photoprism",
+            {"photoprism.index": self._index},
+            max_attempts=settings.max_attempts,
+            backoff=settings.backoff_seconds,
+            max_backoff=settings.max_backoff_seconds,
+            store=store,
+        )
+
+    def folder_of(self, output: Path) -> str | None:
+        """The output's folder relative to the originals folder (None when outside it)."""
+        folder = posixpath.normpath(str(Path(output).parent))
+        if folder == self.originals:
+            return ""
+        if not folder.startswith(self.originals.rstrip("/") + "/"):
+            return None
+        return folder[len(self.originals.rstrip("/")) + 1 :]
+
+    def publish(self, outcome: JobOutcome) -> None:
+        """Queue an index of the output's folder (coalesced per folder); returns at once."""
+        if outcome.event != "success" or outcome.output is None:
+            return
+        folder = self.folder_of(outcome.output)
+        if folder is None:
+            log.warning(
+                "PhotoPrism cannot see this output: it is outside the originals folder",
+                job_id=outcome.job_id,
+                output=str(outcome.output),
+                originals=self.originals,
+            )
+            return
+        self.outbox.submit("photoprism.index", {"folder": folder}, key=f"index:{folder}")
+
+    def _index(self, payload: dict[str, Any]) -> None:
+        folder = payload.get("folder")
+        if not isinstance(folder, str):
+            raise DeliveryError(f"bad PhotoPrism delivery {payload!r}", retry=False)
+        self.client.index(folder)
+        log.info("PhotoPrism indexed", folder=folder or "/")
+
+    def close(self, timeout: float = 0.0) -> None:
+        self.outbox.close(timeout)
+        self.client.close()

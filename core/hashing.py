@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -87,6 +87,14 @@ def digest_file(path: Path | str) -> str:
         return tagged(_whole(fh, blake3.blake3()))
 
 
+def digest_fd(fd: int) -> str:
+    """Named digest of the whole content of an open file, read from its start with `pread`
+    (the descriptor's offset is kept), for writers that hold the file open."""
+    h = blake3.blake3()
+    _feed_fd(fd, h)
+    return tagged(h)
+
+
 def content_digest(path: Path | str) -> str:
     """Named digest of a library input: whole up to `WHOLE_FILE_LIMIT`, sampled above."""
     with open(path, "rb") as fh:
@@ -120,6 +128,50 @@ def update_from_file(
         for i in range(windows):
             fh.seek(start + (span - window) * i // (windows - 1))
             h.update(fh.read(window))
+
+
+class DigestCheck:
+    """Checks bytes fed in order against a recorded whole-file digest of any known algorithm
+    (`blake3`, legacy `b2` and bare SHA-256): for copying a file and proving, in the same pass,
+    that the copy is what was recorded. Sampled digests cannot be checked this way."""
+
+    def __init__(self, recorded: str) -> None:
+        algorithm, self._hex = split_digest(recorded)
+        if algorithm not in _STREAMING:
+            raise UnknownDigest(f"{algorithm} digests cannot be checked while streaming")
+        self._h = _STREAMING[algorithm]()
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._h.update(data)
+
+    def matches(self) -> bool:
+        return self._h.hexdigest() == self._hex
+
+
+def matches_fd(fd: int, digest: str) -> bool:
+    """True when the open file's whole content has the recorded whole-file `digest` (any known
+    algorithm); False for a sampled or unknown digest, or a read error."""
+    try:
+        check = DigestCheck(digest)
+        _feed_fd(fd, check)
+    except (OSError, UnknownDigest):
+        return False
+    return check.matches()
+
+
+def same_content(recorded: str, current: str, path: Path | str) -> bool:
+    """Whether a recorded digest and a fresh one of `path` describe the same content: equal
+    digests do; digests of different algorithms are settled by recomputing `recorded`'s."""
+    if recorded == current:
+        return True
+    if recorded.partition(":")[0] == current.partition(":")[0] and ":" in recorded:
+        return False
+    return matches(path, recorded)
+
+
+def short(digest: str, n: int = 8) -> str:
+    """The first `n` hex digits of a digest's value (for file names; no algorithm prefix)."""
+    return split_digest(digest)[1][:n]
 
 
 def split_digest(digest: str) -> tuple[str, str]:
@@ -185,6 +237,13 @@ def _whole(fh: BinaryIO, h: Hasher) -> Hasher:
     return h
 
 
+def _feed_fd(fd: int, h: Hasher | DigestCheck) -> None:
+    offset = 0
+    while chunk := os.pread(fd, _CHUNK, offset):
+        h.update(chunk)
+        offset += len(chunk)
+
+
 def _sampled(fh: BinaryIO, size: int, h: Hasher) -> Hasher:
     """The input sampling recipe (shared by `blake3-sampled` and the legacy `b2s`)."""
     h.update(size.to_bytes(8, "big"))
@@ -208,6 +267,11 @@ def _legacy_sha256(path: Path) -> str:
         return tagged(_whole(fh, hashlib.sha256()), "sha256")
 
 
+_STREAMING: dict[str, Callable[[], Hasher]] = {
+    ALGORITHM: blake3.blake3,
+    "b2": lambda: hashlib.blake2b(digest_size=16),
+    "sha256": hashlib.sha256,
+}
 _CHECKERS = {
     ALGORITHM: digest_file,
     SAMPLED_ALGORITHM: content_digest,

@@ -13,13 +13,13 @@ after `commit_replace` because the lease was lost; fail jobs on `PermanentOutput
 `check_writable` before restoring spares a restoration that could never be written.
 """
 
+from core.hashing import digest_file
 from daemon.output.atomic import (
     TEMP_PREFIX,
     Fence,
     atomic_write,
     atomic_write_bytes,
     check_writable,
-    sha256_file,
     signature_of,
 )
 from daemon.output.errors import (
@@ -70,6 +70,7 @@ __all__ = [
     "check_beside_suffix",
     "check_writable",
     "commit_replace",
+    "digest_file",
     "is_own_output",
     "iter_records",
     "load_record",
@@ -79,7 +80,6 @@ __all__ = [
     "read_metadata",
     "read_provenance",
     "revert",
-    "sha256_file",
     "signature_of",
     "undo_replace",
     "verify_image",

@@ -25,7 +25,8 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from daemon.files.signature import FileSignature
+from core import hashing
+from daemon.files.signature import FileSignature, written_signature
 from daemon.output.beneath import Directory, fsync_dir, open_directory
 from daemon.output.errors import OutputError, ReadOnlyLibrary, UnsafePath, os_failure
 from daemon.output.filemeta import FileMeta, apply_xattrs
@@ -40,7 +41,6 @@ __all__ = [
     "copy_fd",
     "entry_identity",
     "identity_of",
-    "sha256_file",
     "signature_of",
     "signature_of_fd",
     "temp_name_for",
@@ -56,29 +56,16 @@ Fence = Callable[[], None]
 """Called immediately before a rename; raises (`FenceLost`) when the writer lost its lease."""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in chunks (photos can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def signature_of(path: Path) -> FileSignature:
-    st = path.stat()
-    return FileSignature(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=sha256_file(path))
+    """The signature of a written file (a whole-file digest named by `core.hashing`)."""
+    return written_signature(path)
 
 
 def signature_of_fd(fd: int) -> FileSignature:
     """The signature of an open file, read from its start (the descriptor's offset is kept)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while chunk := os.pread(fd, _CHUNK, offset):
-        digest.update(chunk)
-        offset += len(chunk)
+    digest = hashing.digest_fd(fd)
     st = os.fstat(fd)
-    return FileSignature(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest.hexdigest())
+    return FileSignature(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest)
 
 
 def _tag(final_name: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from daemon.output.atomic import sha256_file
+from core.hashing import digest_file
 from daemon.output.errors import OutputError, ReferenceTargetError
 from daemon.output.replace import backup_name
 
@@ -121,8 +121,8 @@ def plan_output(
 
     `references` are the asset's reference originals: a plan that would write onto one raises
     `ReferenceTargetError`. In replace mode the backup name carries the first 8 hex digits of the
-    target's sha256 (`target_hash`, or read from the file), so backups of different versions of
-    the same still never overwrite each other.
+    target's content digest (`target_hash`, or read from the file), so backups of different
+    versions of the same still never overwrite each other.
     """
     target = Path(os.path.abspath(asset_target))
     relative = relative_to_library(target, library_root)
@@ -134,7 +134,7 @@ def plan_output(
     if output.mode == "replace":
         if output.backup_dir is None:
             raise OutputError("replace mode needs output.backup_dir")
-        digest = target_hash or sha256_file(target)
+        digest = target_hash or digest_file(target)
         backup = Path(output.backup_dir) / relative.parent / backup_name(relative.name, digest)
         plan = OutputPlan("replace", target, target, relative, backup=backup)
     elif output.mode == "sidecar" and output.location == "beside":

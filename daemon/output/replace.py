@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
+from core import hashing
 from daemon.files.signature import FileSignature
 from daemon.output.atomic import (
     Fence,
@@ -41,7 +42,6 @@ from daemon.output.atomic import (
     check_writable,
     copy_fd,
     identity_of,
-    sha256_file,
     signature_of_fd,
     unchanged_fence,
 )
@@ -110,14 +110,15 @@ class ReplaceRecord:
 
 def backup_name(target_name: str, digest: str) -> str:
     """The backup's file name: the target's name plus the first 8 hex digits of its content
-    hash (versions of one still never overwrite each other's backup). A name that would not fit
-    NAME_MAX with the record's suffix keeps a prefix of the target's name (cut at a character
-    boundary) and a hash of the whole name, so every target name the library allows works."""
-    name = f"{target_name}.{digest[:8]}"
+    digest (`core.hashing.short`, whatever algorithm named it; versions of one still never
+    overwrite each other's backup). A name that would not fit NAME_MAX with the record's suffix
+    keeps a prefix of the target's name (cut at a character boundary) and a hash of the whole
+    name, so every target name the library allows works."""
+    name = f"{target_name}.{hashing.short(digest)}"
     if len(os.fsencode(name + RECORD_SUFFIX)) <= NAME_MAX:
         return name
     raw = os.fsencode(target_name)
-    tail = f"~{hashlib.sha256(raw).hexdigest()[:12]}.{digest[:8]}"
+    tail = f"~{hashlib.sha256(raw).hexdigest()[:12]}.{hashing.short(digest)}"
     keep = NAME_MAX - len(RECORD_SUFFIX) - len(tail)
     while keep > 0 and raw[keep] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
         keep -= 1
@@ -170,13 +171,14 @@ def iter_records(
 
 
 def is_own_output(path: Path, expected_hash: str | None = None) -> bool:
-    """True when `path` is lmd's output: its sha256 equals `expected_hash` (the job row's output
-    hash) or, without one, its XMP carries lmd provenance."""
+    """True when `path` is lmd's output: its content has `expected_hash` (the job row's output
+    digest, checked with the algorithm it names, so rows written before BLAKE3 still count) or,
+    without one, its XMP carries lmd provenance."""
     path = Path(path)
     if not path.is_file():
         return False
     if expected_hash:
-        return sha256_file(path) == expected_hash
+        return hashing.matches(path, expected_hash)
     try:
         return read_provenance(read_metadata(path).xmp) is not None
     except OutputError:
@@ -293,11 +295,15 @@ def _record_for_own_output(plan: OutputPlan, current: FileSignature) -> ReplaceR
     """
     assert plan.backup is not None
     for r in iter_records(plan.backup.parent, plan.target, recursive=False):
-        if r.output is not None and r.output.content_hash == current.content_hash:
+        if r.output is not None and hashing.same_content(
+            r.output.content_hash, current.content_hash, plan.target
+        ):
             return r
         if (
             r.output is None
-            and r.original.content_hash != current.content_hash
+            and not hashing.same_content(
+                r.original.content_hash, current.content_hash, plan.target
+            )
             and is_own_output(plan.target)
         ):
             return r
@@ -309,7 +315,7 @@ def _back_up(plan: OutputPlan, fd: int, current: FileSignature, meta: FileMeta) 
     assert plan.backup is not None
     backup = plan.backup
     backup.parent.mkdir(parents=True, exist_ok=True)
-    if not (backup.is_file() and sha256_file(backup) == current.content_hash):
+    if not (backup.is_file() and hashing.matches(backup, current.content_hash)):
         content = os.fstat(fd)
         copied = atomic_write(
             backup,

@@ -13,7 +13,6 @@ file that was never touched.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from typing import Literal
 
 import structlog
 
+from core import hashing
 from daemon.files.signature import FileSignature
 from daemon.output.atomic import (
     Fence,
@@ -80,10 +80,13 @@ def _state(record: ReplaceRecord) -> State:
         current = signature_of_fd(fd).content_hash
     finally:
         os.close(fd)
-    if original_link is None and current == record.original.content_hash:
+    if original_link is None and hashing.same_content(
+        record.original.content_hash, current, target
+    ):
         return "original"
     if record.output is not None:
-        return "output" if current == record.output.content_hash else "other"
+        ours = hashing.same_content(record.output.content_hash, current, target)
+        return "output" if ours else "other"
     return "output" if is_own_output(target) else "other"
 
 
@@ -99,17 +102,17 @@ def _put_back(record: ReplaceRecord, fence: Fence) -> FileSignature:
     except OSError as exc:
         raise OutputError(f"backup {record.backup} is missing; nothing was changed") from exc
     try:
-        if signature_of_fd(backup_fd).content_hash != record.original.content_hash:
+        if not hashing.matches_fd(backup_fd, record.original.content_hash):
             raise OutputError(f"backup {record.backup} is damaged; nothing was changed")
         kept = os.fstat(backup_fd)
 
         def copy_checked(fd: int) -> None:
-            digest, offset = hashlib.sha256(), 0
+            check, offset = hashing.DigestCheck(record.original.content_hash), 0
             while chunk := os.pread(backup_fd, _CHUNK, offset):
                 write_all(fd, chunk)
-                digest.update(chunk)
+                check.update(chunk)
                 offset += len(chunk)
-            if digest.hexdigest() != record.original.content_hash:
+            if not check.matches():
                 raise OutputError(f"backup {record.backup} changed while copying it back")
 
         return atomic_write(

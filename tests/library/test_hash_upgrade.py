@@ -49,3 +49,60 @@ def test_first_scan_after_the_upgrade_enqueues_nothing_new(tmp_path: Path, monke
         assert [j.identity for j in store.list_jobs()] == [j.identity for j in jobs]
     finally:
         store.close()
+
+
+def _legacy_replace(lib: Path, name: str, out):
+    """Replace `name` with lmd's output, then rewrite its record as the code before
+    core.hashing wrote it (bare SHA-256 digests). Returns (target, original bytes, record)."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from daemon.output import commit_replace, plan_output
+    from daemon.output.replace import save_record
+    from tests.output.helpers import gradient
+
+    target = lib / "2024" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((gradient(30, 40) * 255).astype(np.uint8)).save(target, quality=80)
+    original = target.read_bytes()
+    record = commit_replace(plan_output(target, lib, out), gradient(30, 40), target, None)
+    assert record.output is not None and record.output.content_hash.startswith("blake3:")
+    legacy = dataclasses.replace(
+        record,
+        original=dataclasses.replace(
+            record.original, content_hash=hashlib.sha256(original).hexdigest()
+        ),
+        output=dataclasses.replace(
+            record.output, content_hash=hashlib.sha256(target.read_bytes()).hexdigest()
+        ),
+    )
+    save_record(legacy)
+    return target, original, legacy
+
+
+def test_replace_records_with_bare_sha256_digests_still_revert(tmp_path: Path) -> None:
+    """Replace records and job rows written before core.hashing hold bare SHA-256 digests of
+    the original and the output: lmd still recognises its output and puts the original back."""
+    from daemon.output import commit_replace, is_own_output, plan_output, revert
+    from tests.output.helpers import Out, gradient
+
+    lib = tmp_path / "library"
+    out = Out(mode="replace", backup_dir=tmp_path / "backups")
+
+    target, original, legacy = _legacy_replace(lib, "IMG_E0001.JPG", out)
+    assert legacy.output is not None
+    assert is_own_output(target, legacy.output.content_hash)
+    assert not is_own_output(target, legacy.original.content_hash)
+    outcome = revert(legacy)
+    assert outcome.changed and target.read_bytes() == original
+
+    # A second run on an old output keeps the backup of the true original.
+    target, original, legacy = _legacy_replace(lib, "IMG_E0002.JPG", out)
+    again = commit_replace(
+        plan_output(target, lib, out), gradient(30, 40)[::-1].copy(), target, None
+    )
+    assert again.backup == legacy.backup and again.original == legacy.original
+    outcome = revert(again)
+    assert outcome.changed and target.read_bytes() == original

@@ -106,3 +106,34 @@ def test_update_from_file_samples_windows_above_the_limit(tmp_path: Path) -> Non
     data[-1] ^= 1  # the last window ends at the end of the file
     path.write_bytes(data)
     assert digest(whole_limit=1000, windows=4, window=64) != sampled
+
+
+def test_open_files_and_streamed_copies_check_against_any_recorded_algorithm(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "backup.jpg"
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    path.write_bytes(data)
+    legacy = hashlib.sha256(data).hexdigest()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.lseek(fd, 7, os.SEEK_SET)
+        assert hashing.digest_fd(fd) == hashing.digest_bytes(data)
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 7  # the descriptor's offset is kept
+        assert hashing.matches_fd(fd, legacy) and hashing.matches_fd(fd, hashing.digest_file(path))
+        assert not hashing.matches_fd(fd, hashlib.sha256(data[:-1]).hexdigest())
+    finally:
+        os.close(fd)
+    for recorded in (legacy, hashing.digest_file(path), old_b2(path)):
+        check = hashing.DigestCheck(recorded)
+        check.update(data[:1000])
+        check.update(data[1000:])
+        assert check.matches()
+        short_check = hashing.DigestCheck(recorded)
+        short_check.update(data[:-1])
+        assert not short_check.matches()
+    assert hashing.short(legacy) == legacy[:8]
+    assert hashing.short(hashing.digest_file(path)) == hashing.digest_file(path)[7:15]
+    assert hashing.same_content(legacy, hashing.digest_file(path), path)
+    path.write_bytes(data[::-1])
+    assert not hashing.same_content(legacy, hashing.digest_file(path), path)

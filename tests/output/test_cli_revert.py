@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from daemon.output import commit_replace, plan_output, sha256_file
+from daemon.output import commit_replace, digest_file, plan_output
 
 from .helpers import gradient, revert_cli
 
@@ -28,7 +28,7 @@ def replaced(tmp_path, apple_source, monkeypatch):
         src = apple_source(name)
         target = lib / "2024" / name
         os.replace(src, target)
-        targets.append((target, sha256_file(target)))
+        targets.append((target, digest_file(target)))
 
     class Out:
         mode, location, tree, suffix = "replace", "tree", None, "_lmd"
@@ -43,8 +43,8 @@ def test_revert_one_by_library_relative_path(replaced, capsys):
     config, _lib, targets = replaced
     (first, first_hash), (second, second_hash) = targets
     assert main(["--config", str(config), "revert", "2024/IMG_E0001.JPG"]) == 0
-    assert sha256_file(first) == first_hash
-    assert sha256_file(second) != second_hash
+    assert digest_file(first) == first_hash
+    assert digest_file(second) != second_hash
     assert "reverted" in capsys.readouterr().out
 
 
@@ -55,7 +55,7 @@ def test_revert_all_dry_run_then_real(replaced, capsys):
     assert {e["result"] for e in listed} == {"would revert"}
     assert len(listed) == 2
     assert main(["--config", str(config), "revert", "--all"]) == 0
-    assert all(sha256_file(t) == h for t, h in targets)
+    assert all(digest_file(t) == h for t, h in targets)
     assert main(["--config", str(config), "revert", "--all"]) == 1  # nothing left
 
 
@@ -66,7 +66,7 @@ def test_revert_refuses_edited_file(replaced, capsys):
     assert main(["--config", str(config), "revert", str(target)]) == 1
     assert target.read_bytes() == b"edited by hand"
     assert main(["--config", str(config), "revert", str(target), "--force"]) == 0
-    assert sha256_file(target) == original_hash
+    assert digest_file(target) == original_hash
 
 
 def test_revert_needs_asset_or_all(replaced):
@@ -84,5 +84,5 @@ def test_revert_all_goes_on_past_a_damaged_record(replaced, capsys):
     assert main(["--config", str(config), "revert", "--all"]) == 1
     err = capsys.readouterr().err
     assert "unreadable replace record" in err
-    restored = [sha256_file(t) == h for t, h in targets]
+    restored = [digest_file(t) == h for t, h in targets]
     assert restored.count(True) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.output import OutputError, atomic_write_bytes, sha256_file, write_image
+from daemon.output import OutputError, atomic_write_bytes, digest_file, write_image
 
 from .helpers import gradient, leftovers, mounted
 
@@ -31,7 +31,7 @@ def run_child(code: str) -> subprocess.CompletedProcess[str]:
 def test_file_size_limit_leaves_no_partial_file(tmp_path):
     dest = tmp_path / "IMG_E0001.JPG"
     dest.write_bytes(b"previous content")
-    before = sha256_file(dest)
+    before = digest_file(dest)
     child = run_child(
         f"""
         import resource, signal
@@ -52,7 +52,7 @@ def test_file_size_limit_leaves_no_partial_file(tmp_path):
     assert "OUTPUT_ERROR" in child.stdout, child.stdout + child.stderr
     assert "File too large" in child.stdout
     assert leftovers(tmp_path) == []
-    assert sha256_file(dest) == before
+    assert digest_file(dest) == before
 
 
 def test_read_only_directory_raises_cleanly(tmp_path):

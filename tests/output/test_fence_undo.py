@@ -18,9 +18,9 @@ from daemon.output import (
     FenceLost,
     OutputError,
     RevertConflict,
+    digest_file,
     iter_records,
     revert,
-    sha256_file,
     undo_replace,
     write_image,
 )
@@ -95,7 +95,7 @@ def test_undo_after_the_rename_gives_back_the_exact_original(replace_case):
     before = target.stat()
 
     record = replace_case.commit()
-    assert sha256_file(target) == record.output.content_hash
+    assert digest_file(target) == record.output.content_hash
     outcome = undo_replace(record)  # the worker's record commit failed: lease lost
 
     assert outcome.changed
@@ -119,11 +119,11 @@ def test_undo_leaves_a_target_another_writer_replaced_since(replace_case):
     newer = replace_case.commit(gradient()[::-1].copy())  # the job's new owner committed since
     with pytest.raises(RevertConflict, match="no longer the output"):
         undo_replace(record)
-    assert sha256_file(replace_case.target) == newer.output.content_hash
+    assert digest_file(replace_case.target) == newer.output.content_hash
 
 
 def test_undo_needs_a_committed_output(replace_case):
     record = replace_case.commit()
     with pytest.raises(OutputError, match="nothing to undo"):
         undo_replace(dataclasses.replace(record, output=None))
-    assert sha256_file(replace_case.target) == record.output.content_hash
+    assert digest_file(replace_case.target) == record.output.content_hash

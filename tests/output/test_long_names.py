@@ -16,10 +16,10 @@ from daemon.output import (
     atomic_write_bytes,
     check_writable,
     commit_replace,
+    digest_file,
     iter_records,
     plan_output,
     revert,
-    sha256_file,
     write_image,
 )
 from daemon.output.atomic import temp_name_for
@@ -42,7 +42,7 @@ def test_a_255_byte_name_is_written_in_the_tree(tmp_path):
     signature = write_image(dest, gradient(), root=tree)
     with Image.open(dest) as im:
         assert im.size == (64, 48)
-    assert sha256_file(dest) == signature.content_hash
+    assert digest_file(dest) == signature.content_hash
     assert leftovers(dest.parent) == []
 
 
@@ -57,8 +57,8 @@ def test_a_255_byte_name_is_replaced_and_reverted(tmp_path, apple_source, name):
 
     record = commit_replace(plan_output(target, lib, out), gradient(), target, {"restorer": "t"})
     assert len(os.fsencode(record.record_path.name)) <= NAME_MAX
-    assert sha256_file(target) == record.output.content_hash
-    assert sha256_file(record.backup) == record.original.content_hash
+    assert digest_file(target) == record.output.content_hash
+    assert digest_file(record.backup) == record.original.content_hash
     [loaded] = list(iter_records(out.backup_dir, target))
     assert loaded.target == target
     assert revert(loaded).changed

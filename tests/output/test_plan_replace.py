@@ -16,12 +16,12 @@ from daemon.output import (
     apple_content_identifier,
     beside_name,
     commit_replace,
+    digest_file,
     is_own_output,
     iter_records,
     plan_output,
     read_metadata,
     revert,
-    sha256_file,
     write_image,
 )
 from daemon.output.replace import save_record
@@ -82,16 +82,17 @@ def test_outside_library_and_tree_onto_itself(library, tmp_path):
 def test_replace_backup_revert_roundtrip(library, tmp_path):
     lib, target, ref = library
     out = Out(mode="replace", backup_dir=tmp_path / "state" / "backups")
-    original_hash = sha256_file(target)
+    original_hash = digest_file(target)
     original_mtime = target.stat().st_mtime_ns
     plan = plan_output(target, lib, out, references=[ref])
-    assert plan.backup == out.backup_dir / "2024" / "06" / f"IMG_E1234.HEIC.{original_hash[:8]}"
+    short = original_hash.removeprefix("blake3:")[:8]  # hex digits only, no algorithm name
+    assert plan.backup == out.backup_dir / "2024" / "06" / f"IMG_E1234.HEIC.{short}"
 
     record = commit_replace(plan, gradient(60, 80), target, {"restorer": "guided"})
-    assert sha256_file(plan.backup) == original_hash
+    assert digest_file(plan.backup) == original_hash
     assert plan.backup.stat().st_mtime_ns == original_mtime
     assert record.output is not None
-    assert sha256_file(target) == record.output.content_hash
+    assert digest_file(target) == record.output.content_hash
     with Image.open(target) as im:
         assert im.format == "HEIF"
         assert im.size == (80, 60)
@@ -114,7 +115,7 @@ def test_replace_backup_revert_roundtrip(library, tmp_path):
     outcome = revert(record2)
     assert outcome.changed
     assert outcome.signature.content_hash == original_hash
-    assert sha256_file(target) == original_hash
+    assert digest_file(target) == original_hash
     assert target.stat().st_mtime_ns == original_mtime
     assert list(iter_records(out.backup_dir)) == []
     assert not record2.backup.exists()
@@ -140,15 +141,15 @@ def test_revert_is_idempotent_and_checks_backup(library, tmp_path):
     record.backup.write_bytes(b"damaged")
     with pytest.raises(OutputError, match="damaged"):
         revert(record)
-    assert sha256_file(target) == record.output.content_hash  # untouched
+    assert digest_file(target) == record.output.content_hash  # untouched
 
 
 def test_sidecar_tree_write_leaves_library_untouched(library, tmp_path):
     lib, target, _ = library
-    before = {p: sha256_file(p) for p in lib.rglob("*") if p.is_file()}
+    before = {p: digest_file(p) for p in lib.rglob("*") if p.is_file()}
     plan = plan_output(target, lib, Out(tree=tmp_path / "restored"))
     write_image(plan.destination, gradient(), like=target, keep_live_identity=True)
-    assert {p: sha256_file(p) for p in lib.rglob("*") if p.is_file()} == before
+    assert {p: digest_file(p) for p in lib.rglob("*") if p.is_file()} == before
     assert apple_content_identifier(read_metadata(plan.destination).exif) == CID
 
 
@@ -170,7 +171,7 @@ def test_failed_replace_keeps_target_and_reuses_backup(library, tmp_path):
 def test_crash_between_rename_and_record_update_is_recognised(library, tmp_path):
     lib, target, _ = library
     out = Out(mode="replace", backup_dir=tmp_path / "backups")
-    original_hash = sha256_file(target)
+    original_hash = digest_file(target)
     record = commit_replace(plan_output(target, lib, out), gradient(), target, {"restorer": "g"})
     # what the record looks like if the process died right after the rename
     save_record(dataclasses.replace(record, output=None))
@@ -178,4 +179,4 @@ def test_crash_between_rename_and_record_update_is_recognised(library, tmp_path)
     assert again.original.content_hash == original_hash
     assert len(list(iter_records(out.backup_dir))) == 1
     revert(again)
-    assert sha256_file(target) == original_hash
+    assert digest_file(target) == original_hash

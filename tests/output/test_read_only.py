@@ -21,9 +21,9 @@ from daemon.output import (
     atomic_write_bytes,
     check_writable,
     commit_replace,
+    digest_file,
     iter_records,
     plan_output,
-    sha256_file,
     write_image,
 )
 from daemon.output import atomic as atomic_module
@@ -97,10 +97,10 @@ def test_revert_on_a_read_only_library_says_it_failed_and_keeps_the_backup(
         [entry] = printed_json(captured.out)
         assert entry["result"] == "failed"
         assert "library is read-only" in entry["error"]
-    assert sha256_file(replace_case.target) == record.output.content_hash
+    assert digest_file(replace_case.target) == record.output.content_hash
     assert [r.backup for r in iter_records(replace_case.out.backup_dir)] == [record.backup]
     assert revert_cli(["--config", str(config), "revert", "--all"]) == 0  # writable again
-    assert sha256_file(replace_case.target) == record.original.content_hash
+    assert digest_file(replace_case.target) == record.original.content_hash
 
 
 def _lost_at_second_call():

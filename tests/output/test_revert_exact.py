@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 
-from daemon.output import iter_records, revert, sha256_file
+from daemon.output import digest_file, iter_records, revert
 
 from .helpers import printed_json, revert_cli, write_config, xattrs_supported
 
@@ -54,7 +54,7 @@ def test_mode_owner_mtime_and_xattrs_come_back(replace_case):
     original = target.read_bytes()
 
     record = replace_case.commit()
-    assert sha256_file(target) == record.output.content_hash
+    assert digest_file(target) == record.output.content_hash
     assert target.stat().st_mtime_ns != MTIME
     assert revert(record).changed
 
@@ -78,7 +78,7 @@ def test_a_hard_linked_target_is_never_changed_through_its_other_link(replace_ca
     inode = other.stat().st_ino
 
     record = replace_case.commit()
-    assert sha256_file(target) == record.output.content_hash
+    assert digest_file(target) == record.output.content_hash
     assert other.read_bytes() == original  # replaced by rename: a new inode for the target
     assert other.stat().st_ino == inode and target.stat().st_ino != inode
     assert revert(record).changed

@@ -14,9 +14,9 @@ from daemon.output import (
     TEMP_PREFIX,
     OutputError,
     apple_content_identifier,
+    digest_file,
     read_metadata,
     read_provenance,
-    sha256_file,
     write_image,
 )
 
@@ -55,7 +55,7 @@ def test_metadata_carried_over_and_read_by_exiftool(apple_source, tmp_path, name
     rgb = gradient(48, 64)
     sig = write_image(dest, rgb, like=like, quality=90, xmp_provenance=PROVENANCE)
 
-    assert sig.content_hash == sha256_file(dest)
+    assert sig.content_hash == digest_file(dest)
     assert sig.size == dest.stat().st_size
     assert sig.mtime_ns == dest.stat().st_mtime_ns
     assert no_temp_left(dest.parent)
@@ -141,9 +141,9 @@ def test_unsupported_extension(tmp_path):
 def test_overwrites_atomically_and_keeps_existing_on_missing_dir(tmp_path):
     dest = tmp_path / "a.jpg"
     write_image(dest, gradient())
-    first = sha256_file(dest)
+    first = digest_file(dest)
     write_image(dest, gradient()[::-1].copy())
-    assert sha256_file(dest) != first
+    assert digest_file(dest) != first
     with pytest.raises(OutputError, match="does not exist"):
         write_image(tmp_path / "missing" / "a.jpg", gradient(), create_dirs=False)
     write_image(tmp_path / "tree" / "2024" / "06" / "a.jpg", gradient())

@@ -8,6 +8,11 @@ registered yet, so `get_restorer("livemoments")` imports `core.livemoments` on f
 `validate_params(name, params)` answers "would restorer `name` take these parameters?" for the
 settings and `lmd doctor`, at start rather than in every job. It asks the restorer's own schema
 (`_PARAM_SCHEMAS`), whose module must be importable without torch or weights.
+
+`weights_digest(name, options)` names the weights restorer `name` would load with `options`, for
+job identities (the scanner) and for the worker's check that a job runs on the weights it was
+enqueued with. It asks the restorer's own digest function (`_WEIGHTS_DIGESTS`); restorers
+without weights (`guided`...) answer "none" without importing anything.
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ _PARAM_SCHEMAS: dict[str, str] = {
 """name → `module:function` taking the parameters and returning the problems found, one
 sentence each (raising RestoreError/ValueError also counts as one problem). Restorers without
 an entry take no parameters that change their output beyond the plain-value rule."""
+
+_WEIGHTS_DIGESTS: dict[str, tuple[str, str]] = {
+    "livemoments": ("core.livemoments.digest:weights_digest", "checkpoint"),
+}
+"""name → (`module:function` taking the weights' path and returning their digest, the
+constructor option that holds that path). Restorers without an entry have no weights."""
+
+NO_WEIGHTS = "none"
+"""The weights digest of a restorer without weights (or without a checkpoint configured)."""
 
 _FACTORIES: dict[str, RestorerFactory] = {}
 _LOCK = threading.Lock()
@@ -133,3 +147,20 @@ def validate_params(name: str, params: Mapping[str, Any]) -> list[str]:
     except (RestoreError, ValueError, TypeError) as exc:
         return [str(exc)]
     return [str(problem) for problem in found or []]
+
+
+def weights_digest(name: str, options: Mapping[str, Any]) -> str:
+    """The digest of the weights restorer `name` loads when built with `options` (the same
+    options `get_restorer` takes), or `NO_WEIGHTS` when it has none. Only the digest's module
+    is imported, and nothing for a restorer without weights; a damaged checkpoint raises that
+    module's error."""
+    entry = _WEIGHTS_DIGESTS.get(name)
+    if entry is None:
+        return NO_WEIGHTS
+    target, option = entry
+    path = options.get(option)
+    if not path:
+        return NO_WEIGHTS
+    module_name, _, function_name = target.partition(":")
+    digest: Callable[[Any], str] = getattr(importlib.import_module(module_name), function_name)
+    return digest(path)

@@ -21,9 +21,11 @@ import structlog
 
 from daemon.library.asset import LiveAsset
 from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
+from daemon.restorer_config import configured_weights_digest
 from daemon.settings import Settings
-from daemon.store import JobSpec, JobStore
+from daemon.store import JobSpec, JobStore, open_store
 from daemon.store.identity import job_identity
+from daemon.store.jobs import OutputSpec
 
 log = structlog.get_logger(__name__)
 
@@ -105,27 +107,40 @@ class ScanSummary:
         }
 
 
-def job_params(settings: Settings) -> dict[str, Any]:
-    """The parameters that change the output, hence part of the job identity."""
+def pinned_output(settings: Settings, asset: LiveAsset) -> OutputSpec:
+    """How and where this asset's output will be written under the current settings, to be
+    pinned on its job. Replace mode needs a still to replace: an asset whose frame comes from
+    the video gets a sidecar in the output tree instead, and the job says so."""
     out = settings.output
-    return {
-        "restorer": dict(settings.restorer.params),
-        "output": {
-            "mode": out.mode,
-            "jpeg_quality": out.jpeg_quality,
-            "heic_quality": out.heic_quality,
-        },
-    }
+    mode, location = out.mode, out.location
+    if mode == "replace" and asset.target is None:
+        mode, location = "sidecar", "tree"
+    library = settings.library if settings.library is not None else asset.reference.parent
+    return OutputSpec(
+        mode=mode,
+        location=location,
+        root=Path(library),
+        tree=None if out.tree is None else Path(out.tree),
+        suffix=out.suffix,
+        backup_dir=None if out.backup_dir is None else Path(out.backup_dir),
+        jpeg_quality=out.jpeg_quality,
+        heic_quality=out.heic_quality,
+    )
 
 
 def job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
-    params = job_params(settings)
+    """The job for `asset` under the current settings: everything the worker will read from
+    the row (restorer, weights, parameters, output) is pinned here and digested into the
+    identity, so a config change makes new jobs and never changes a queued one."""
+    params = dict(settings.restorer.params)
+    output = pinned_output(settings, asset)
     identity = job_identity(
         {role: sig.to_dict() for role, sig in asset.signatures.items()},
         asset.t1,
         settings.restorer.name,
         weights,
         params,
+        output.to_dict(),
     )
     return JobSpec(
         identity=identity,
@@ -134,6 +149,7 @@ def job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
         restorer=settings.restorer.name,
         weights_digest=weights,
         params=params,
+        output=output,
         max_attempts=settings.worker.max_attempts,
     )
 
@@ -167,9 +183,6 @@ def run_scan(
     weights: str | None = None,
 ) -> ScanSummary:
     """Scan `root` (default: the library), enqueue what needs restoring, record the scan."""
-    from daemon.store import open_store
-    from daemon.worker import weights_digest
-
     if settings.library is None:
         raise ScanError("no library configured: set `library` (lmd scan --dry-run PATH works "
                         "without one)")
@@ -180,7 +193,7 @@ def run_scan(
                         "keys are relative to the library (use --dry-run to inspect it)")
     own_store = store is None
     store = store or open_store(settings.database_url)
-    weights = weights if weights is not None else weights_digest(settings)
+    weights = weights if weights is not None else configured_weights_digest(settings)
     summary = ScanSummary(scan_id=store.start_scan(str(root), trigger), root=root)
     log.info("scan_started", path=str(root), trigger=trigger)
 

@@ -1,8 +1,9 @@
 """Where a restored still goes: a mirrored tree, beside the target, or in place of it.
 
-The decision is made once, from the settings, before any pixel is computed, so the worker can
-record it in the job row and refuse unsafe destinations early. The reference original (the
-high-quality key photo) is never a destination in any mode.
+The worker plans from the output pinned on the job row at enqueue (`OutputSettingsLike` is
+what `daemon.store.OutputSpec` provides), before the restoration starts: a destination that
+is unsafe or cannot be planned fails the job with the reason and costs no restoration. The
+reference original (the high-quality key photo) is never a destination in any mode.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ RECOMMENDED_SUFFIX = "_lmd"
 
 
 class OutputSettingsLike(Protocol):
-    """The fields of `daemon.settings.OutputSettings` that planning reads."""
+    """The fields planning reads: those of `daemon.store.OutputSpec` (the output pinned on a
+    job) and of `daemon.settings.OutputSettings`."""
 
     mode: str
     location: str

@@ -11,7 +11,7 @@ from daemon.store.db import migrate
 from daemon.store.errors import JobNotFound, LeaseLost, StoreError
 from daemon.store.facade import JobStore, open_store
 from daemon.store.identity import job_identity
-from daemon.store.jobs import EnqueueResult, Job, JobEvent, JobSpec
+from daemon.store.jobs import EnqueueResult, Job, JobEvent, JobSpec, OutputSpec
 from daemon.store.states import TRANSITIONS, InvalidTransition, JobState, check_transition
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "JobState",
     "JobStore",
     "LeaseLost",
+    "OutputSpec",
     "StoreError",
     "check_transition",
     "job_identity",

@@ -84,6 +84,7 @@ class EnqueueOps(StoreBase):
                 weights_digest=spec.weights_digest,
                 params=spec.params,
                 force=False,
+                **(spec.output.to_columns() if spec.output is not None else {}),
             )
             .returning(jobs.c.id)
         ).scalar_one()

@@ -2,8 +2,9 @@
 
 Same digest, same output: enqueueing it again is a no-op. Paths are deliberately *not* part of
 it (a moved file keeps its job); content signatures, the reselected time, the restorer, its
-weights and the output-changing parameters are. Canonical JSON (sorted keys, no whitespace)
-keeps the digest stable across processes and Python versions.
+weights, its parameters and the pinned output (mode, location, quality: `OutputSpec`) are, so
+the identity covers exactly what the worker reads from the job row. Canonical JSON (sorted
+keys, no whitespace) keeps the digest stable across processes and Python versions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-IDENTITY_VERSION = 1  # bump when the recipe changes, so old and new digests never collide
+#: bumped when the recipe changes, so old and new digests never collide (2: the pinned output
+#: joined the recipe and params hold the restorer's parameters only)
+IDENTITY_VERSION = 2
 
 
 def _plain(value: Any) -> Any:
@@ -45,10 +48,12 @@ def job_identity(
     restorer: str,
     weights_digest: str,
     params: Mapping[str, Any],
+    output: Mapping[str, Any] | None = None,
 ) -> str:
     """sha256 hex of the canonical inputs. `signatures` maps a role (reference, video,
     target...) to that file's signature; only `size` and `content_hash` count, because an mtime
-    change without a content change (a copy, a touch) must not make new work."""
+    change without a content change (a copy, a touch) must not make new work. `output` is the
+    pinned `OutputSpec.to_dict()`."""
     sigs = {
         role: {k: sig[k] for k in ("size", "content_hash") if k in sig}
         for role, sig in signatures.items()
@@ -60,5 +65,6 @@ def job_identity(
         "restorer": restorer,
         "weights": weights_digest,
         "params": params,
+        "output": output,
     }
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from daemon.store.states import JobState
 
@@ -17,9 +18,79 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+HEIC_SUFFIXES = frozenset({".heic", ".heif"})
+#: `OutputSpec` fields whose `jobs` column carries an `output_` prefix (the others are named
+#: alike: backup_dir, jpeg_quality, heic_quality)
+_PREFIXED = frozenset({"mode", "location", "root", "tree", "suffix"})
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """How and where a job's output is written, pinned on the job at enqueue.
+
+    The worker plans and writes from this, never from the settings current when it runs, so a
+    config change between scan and work cannot make an output one way and record it another;
+    it is part of the job identity, so a changed config makes new jobs instead. `mode` is what
+    will really happen for this asset: replace mode without a still to replace (the frame
+    comes from the video) is pinned as a sidecar in the tree. `root` is the library that
+    tree outputs mirror. Has the fields `daemon.output.plan_output` reads.
+    """
+
+    mode: Literal["sidecar", "replace"]
+    location: Literal["tree", "beside"]
+    root: Path
+    tree: Path | None
+    suffix: str
+    backup_dir: Path | None
+    jpeg_quality: int
+    heic_quality: int
+
+    def quality_for(self, destination: Path) -> int:
+        """The encoder quality for `destination`'s format (HEIC or JPEG)."""
+        heic = Path(destination).suffix.lower() in HEIC_SUFFIXES
+        return self.heic_quality if heic else self.jpeg_quality
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (paths as text), for the job identity and the job row."""
+        return {
+            "mode": self.mode,
+            "location": self.location,
+            "root": str(self.root),
+            "tree": None if self.tree is None else str(self.tree),
+            "suffix": self.suffix,
+            "backup_dir": None if self.backup_dir is None else str(self.backup_dir),
+            "jpeg_quality": self.jpeg_quality,
+            "heic_quality": self.heic_quality,
+        }
+
+    def to_columns(self) -> dict[str, Any]:
+        """The `jobs` columns that hold this spec."""
+        data = self.to_dict()
+        return {f"output_{k}" if k in _PREFIXED else k: v for k, v in data.items()}
+
+    @classmethod
+    def from_columns(cls, row: dict[str, Any]) -> OutputSpec | None:
+        """The spec pinned on a row, or None on a job enqueued before outputs were pinned."""
+        if row.get("output_mode") is None:
+            return None
+        tree, backup = row.get("output_tree"), row.get("backup_dir")
+        return cls(
+            mode=row["output_mode"],
+            location=row["output_location"],
+            root=Path(row["output_root"]),
+            tree=None if tree is None else Path(tree),
+            suffix=row["output_suffix"],
+            backup_dir=None if backup is None else Path(backup),
+            jpeg_quality=int(row["jpeg_quality"]),
+            heic_quality=int(row["heic_quality"]),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """What the caller knows when enqueueing; `identity` comes from `job_identity(...)`."""
+    """What the caller knows when enqueueing; `identity` comes from `job_identity(...)` over
+    the same restorer, weights, params and output that are pinned here. `output` is None only
+    for jobs no worker will run (store tests, benchmarks): a worker refuses such a job."""
 
     identity: str
     asset_key: str
@@ -27,6 +98,7 @@ class JobSpec:
     restorer: str
     weights_digest: str
     params: dict[str, Any] = field(default_factory=dict)
+    output: OutputSpec | None = None
     priority: int = 0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     not_before: datetime | None = None
@@ -42,7 +114,8 @@ class EnqueueResult:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A snapshot of one `jobs` row."""
+    """A snapshot of one `jobs` row. `restorer`, `weights_digest`, `params` and `output` are
+    what the job was enqueued with, and what a worker runs it with."""
 
     id: int
     identity: str
@@ -71,6 +144,7 @@ class Job:
     progress: float | None
     stage: str | None
     superseded_by: int | None
+    output: OutputSpec | None
 
     @property
     def path(self) -> str | None:
@@ -80,6 +154,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["state"] = self.state.value
+        out["output"] = self.output.to_dict() if self.output is not None else None
         for key, value in out.items():
             if isinstance(value, datetime):
                 out[key] = value.isoformat()
@@ -110,14 +185,15 @@ class JobEvent:
         }
 
 
-_JOB_FIELDS = [f.name for f in fields(Job)]
+_ROW_FIELDS = [f.name for f in fields(Job) if f.name != "output"]
 
 
 def job_from_row(row: Any) -> Job:
     """A `Job` from a `jobs` row (any result row holding every column)."""
     data = dict(row._mapping)
     data["state"] = JobState(data["state"])
-    return Job(**{name: data[name] for name in _JOB_FIELDS})
+    output = OutputSpec.from_columns(data)
+    return Job(**{name: data[name] for name in _ROW_FIELDS}, output=output)
 
 
 def event_from_row(row: Any) -> JobEvent:

@@ -91,6 +91,16 @@ class JobRow(Base):
     progress: Mapped[float | None] = mapped_column(Float)
     stage: Mapped[str | None] = mapped_column(String(64))
     superseded_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("jobs.id"))
+    # ---- third migration (0003): how and where the output is written, pinned at enqueue.
+    # NULL only on jobs enqueued before 0003; the worker refuses those (a rescan replaces them).
+    output_mode: Mapped[str | None] = mapped_column(String(16))
+    output_location: Mapped[str | None] = mapped_column(String(16))
+    output_root: Mapped[str | None] = mapped_column(Text)
+    output_tree: Mapped[str | None] = mapped_column(Text)
+    output_suffix: Mapped[str | None] = mapped_column(String(64))
+    backup_dir: Mapped[str | None] = mapped_column(Text)
+    jpeg_quality: Mapped[int | None] = mapped_column(Integer)
+    heic_quality: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         # the claim query: claimable state, earliest not_before, then priority/id

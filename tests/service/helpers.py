@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
+from core import Diagnostics, RestoreRequest, RestoreResult
 from daemon.settings import Settings, load_settings
 
 #: Small enough that `guided` restores a photo in well under a second on one core.
@@ -28,3 +31,21 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     }
     base.update(overrides)
     return load_settings(None, **base)
+
+
+class CountingRestorer:
+    """A real restorer object (bicubic upscale of the target to the reference's size) that
+    counts its calls, so a test can tell whether a restoration ran at all."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        import cv2
+
+        self.calls += 1
+        h, w = request.reference.shape[:2]
+        up = cv2.resize(request.target, (w, h), interpolation=cv2.INTER_CUBIC)
+        return RestoreResult(np.clip(up, 0, 1), Diagnostics(tiles=1))

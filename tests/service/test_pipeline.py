@@ -11,7 +11,7 @@ from daemon.files.exif import apple_content_identifier
 from daemon.scanner import run_scan
 from daemon.store import open_store
 from daemon.worker import Worker
-from tests.service.helpers import make_settings, tree_hashes
+from tests.service.helpers import CountingRestorer, make_settings, tree_hashes
 
 
 def _content_id(path: Path) -> str | None:
@@ -239,5 +239,58 @@ def test_scanning_one_folder_keeps_library_keys(tmp_path: Path, tiny_library: Pa
             run_scan(settings, elsewhere, store=store)
         with pytest.raises(ScanError, match="no library configured"):
             run_scan(settings.model_copy(update={"library": None}), tiny_library, store=store)
+    finally:
+        store.close()
+
+
+def test_the_job_row_is_the_truth_not_the_settings_at_work_time(
+    tmp_path: Path, tiny_library: Path
+) -> None:
+    """Scan with one config, work with another: the output is written where, how and with the
+    parameters the job pinned at enqueue. Scanning with the new config makes new jobs (new
+    identities) that supersede the waiting ones instead of changing them."""
+    scanned = make_settings(tmp_path, restorer={"name": "guided", "params": {"seed": 1}})
+    changed = make_settings(
+        tmp_path,
+        restorer={"name": "guided", "params": {"seed": 2}},
+        output={"location": "beside", "heic_quality": 40},
+    )
+    store = open_store(scanned.database_url)
+    try:
+        assert run_scan(scanned, tiny_library, store=store).enqueued == 2
+        first = store.list_jobs()
+        assert Worker(changed, store, worker_id="t").run_until_empty(max_jobs=1) == 1
+        [done] = store.list_jobs(state="succeeded")
+        out = Path(done.output_path)
+        assert out.is_relative_to(scanned.output.tree)  # pinned: the tree, not beside
+        assert done.provenance["params"] == {"seed": 1}
+        assert not list(tiny_library.rglob(f"*{changed.output.suffix}.*"))
+
+        again = run_scan(changed, tiny_library, store=store)
+        assert again.enqueued == 2  # a new config is new work...
+        waiting = next(j for j in first if j.id != done.id)
+        old = store.get_job(waiting.id)
+        assert old.state == "cancelled" and old.superseded_by is not None  # ...not a changed job
+        new = store.get_job(old.superseded_by)
+        assert new.output.location == "beside" and new.output.heic_quality == 40
+        assert new.params == {"seed": 2}
+    finally:
+        store.close()
+
+
+def test_a_bad_output_setting_fails_before_restoring(tmp_path: Path, tiny_library: Path) -> None:
+    """An output that cannot be planned (here the tree maps every photo onto itself) is a
+    non-retryable failure with the reason, found before any restoration is run."""
+    settings = make_settings(tmp_path, output={"tree": tiny_library})
+    store = open_store(settings.database_url)
+    try:
+        assert run_scan(settings, tiny_library, store=store).enqueued == 2
+        restorer = CountingRestorer()
+        assert Worker(settings, store, worker_id="t", restorer=restorer).run_until_empty() == 2
+        jobs = store.list_jobs()
+        assert {job.state for job in jobs} == {"failed"} and restorer.calls == 0
+        assert all(job.attempts == 1 for job in jobs)
+        assert all("bad output setting" in job.last_error and "onto itself" in job.last_error
+                   for job in jobs)
     finally:
         store.close()

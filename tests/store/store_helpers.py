@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
-from daemon.store import JobSpec, job_identity, open_store
+from daemon.store import JobSpec, OutputSpec, job_identity, open_store
+
+#: The output a scan with the default settings pins on a job.
+OUTPUT = OutputSpec(
+    mode="sidecar", location="tree", root=Path("/photos"), tree=Path("/state/restored"),
+    suffix="_lmd", backup_dir=Path("/state/backups"), jpeg_quality=95, heic_quality=90,
+)
 
 
 def make_spec(
@@ -18,6 +25,7 @@ def make_spec(
     priority: int = 0,
     max_attempts: int = 3,
     reference: str | None = None,
+    output: OutputSpec = OUTPUT,
 ) -> JobSpec:
     """A JobSpec as the scanner would build it, with a real identity digest."""
     content = content or f"hash-of-{key}"  # distinct assets have distinct content
@@ -27,13 +35,16 @@ def make_spec(
     }
     ref = reference or f"/photos/{key}.HEIC"
     return JobSpec(
-        identity=job_identity(signatures, t1, "guided", "none", {"strength": 1.0}),
+        identity=job_identity(
+            signatures, t1, "guided", "none", {"strength": 1.0}, output.to_dict()
+        ),
         asset_key=key,
         payload={"key": key, "reference": ref, "video": ref.replace(".HEIC", ".MOV"),
                  "target": None, "t1": t1},
         restorer="guided",
         weights_digest="none",
         params={"strength": 1.0},
+        output=output,
         priority=priority,
         max_attempts=max_attempts,
     )

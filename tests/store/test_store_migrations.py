@@ -61,6 +61,30 @@ def test_upgrade_from_first_migration_keeps_rows(store_url: str) -> None:
         assert store.is_paused()
 
 
+def test_upgrade_to_pinned_outputs_keeps_jobs_without_inventing_an_output(store_url: str):
+    """0003 adds the pinned output; a job from before keeps every field and reads back with
+    no output (the worker refuses it with a reason instead of guessing from the settings)."""
+    migrate(store_url, "0002")
+    assert {d[3].name for d in _drift(store_url) if isinstance(d, tuple) and d[0] == "add_column"
+            } >= {"output_mode", "output_root", "jpeg_quality", "heic_quality"}
+    engine = create_store_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (identity, asset_key, state, priority, attempts, max_attempts,"
+                " created_at, updated_at, payload, restorer, weights_digest, params, force)"
+                " VALUES ('old', 'lib/IMG_2', 'pending', 0, 0, 3, :t, :t, '{}', 'guided',"
+                " 'none', '{\"restorer\": {}}', false)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+    engine.dispose()
+    with open_store(store_url) as store:
+        [job] = store.list_jobs()
+        assert (job.identity, job.state, job.params) == ("old", "pending", {"restorer": {}})
+        assert job.output is None
+
+
 def test_sqlite_backup_before_migrating(tmp_path: Path) -> None:
     db = tmp_path / "lmd.sqlite3"
     url = f"sqlite:///{db}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -10,7 +12,7 @@ from sqlalchemy import update
 from daemon.store import JobState, JobStore, LeaseLost
 from daemon.store.models import jobs
 from daemon.store.states import COMMAND_TARGETS, Command, WorkerState, command_allows
-from tests.store.store_helpers import make_spec
+from tests.store.store_helpers import OUTPUT, make_spec
 
 
 def _age(store: JobStore, job_id: int, **values: object) -> None:
@@ -26,6 +28,18 @@ def test_enqueue_same_identity_is_noop(store: JobStore) -> None:
     assert again.job_id == first.job_id and not again.moved
     assert store.counts()["pending"] == 1
     assert [e.reason for e in store.events(first.job_id)] == ["enqueued"]
+
+
+def test_the_output_is_pinned_on_the_job(store: JobStore) -> None:
+    """Mode, location, tree, suffix, backup directory and qualities come back exactly as
+    enqueued: they are what the worker writes with, whatever the settings say by then."""
+    beside = replace(OUTPUT, mode="replace", location="beside", tree=None, jpeg_quality=80)
+    job_id = store.enqueue(make_spec(output=beside)).job_id
+    job = store.get_job(job_id)
+    assert job is not None and job.output == beside
+    assert job.to_dict()["output"]["mode"] == "replace"
+    assert job.output.quality_for(Path("x/IMG_E1.jpg")) == 80
+    assert job.output.quality_for(Path("x/IMG_E1.HEIC")) == 90
 
 
 def test_changed_inputs_supersede_waiting_job(store: JobStore) -> None:

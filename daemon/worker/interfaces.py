@@ -1,0 +1,115 @@
+"""What the worker needs from its collaborators, as protocols.
+
+`WorkerStore` is the part of `daemon.store.JobStore` the worker calls, `JobFiles` the part of
+the library and `daemon.output` it reads and writes through, `RestorerSource` where its
+restorer comes from. The daemon passes the real ones; the outcome-table tests pass in-memory
+fakes, so every way a job can end is checked in milliseconds without files or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from core import Restorer
+from daemon.files.signature import FileSignature
+from daemon.library.asset import LiveAsset
+from daemon.output import OutputPlan
+from daemon.store import Job, JobState
+from daemon.store.states import WorkerState
+
+
+class WorkerStore(Protocol):
+    def requeue_expired(self) -> int: ...
+
+    def is_paused(self) -> bool: ...
+
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None: ...
+
+    def heartbeat(
+        self, job_id: int, worker_id: str, lease_seconds: float,
+        progress: float | None = None, stage: str | None = None,
+    ) -> bool: ...
+
+    def succeed(
+        self, job_id: int, worker_id: str, output_path: str | None,
+        output_signature: dict[str, Any] | None, provenance: dict[str, Any] | None,
+    ) -> None: ...
+
+    def fail(
+        self, job_id: int, worker_id: str, error: str, *, retryable: bool = True
+    ) -> JobState | None: ...
+
+    def defer(
+        self, job_id: int, worker_id: str, reason: str, base_seconds: float
+    ) -> datetime | None: ...
+
+    def release(self, job_id: int, worker_id: str, reason: str) -> bool: ...
+
+    def skip(self, job_id: int, reason: str) -> bool: ...
+
+    def record_backup(
+        self, job_id: int | None, target_path: str, backup_path: str,
+        original_signature: dict[str, Any] | None, restored_signature: dict[str, Any] | None,
+    ) -> int: ...
+
+    def upsert_worker(
+        self, worker_id: str, *, state: WorkerState, hostname: str | None = None,
+        pid: int | None = None, job_id: int | None = None, progress: float | None = None,
+        stage: str | None = None, window: str | None = None, restorer: str | None = None,
+        device: str | None = None,
+    ) -> None: ...
+
+
+@dataclass
+class LoadedInputs:
+    """The decoded pictures a restoration needs, and the file whose format the output takes."""
+
+    target: np.ndarray
+    reference: np.ndarray
+    reference_lq: np.ndarray | None
+    like: Path
+
+
+class JobFiles(Protocol):
+    def inputs_unchanged(self, asset: LiveAsset) -> bool:
+        """Whether the inputs still look as the scan saw them."""
+        ...
+
+    def plan(self, job: Job) -> OutputPlan:
+        """The job's destination, from its pinned output; `BadOutputPlan` when it cannot be
+        planned."""
+        ...
+
+    def load(self, asset: LiveAsset) -> LoadedInputs:
+        """Decode the inputs; `UnreadableFile` on bad input."""
+        ...
+
+    def write(
+        self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
+        provenance: dict[str, Any],
+    ) -> FileSignature:
+        """Write the restored image as planned; returns the written file's signature."""
+        ...
+
+
+class RestorerSource(Protocol):
+    @property
+    def loaded(self) -> bool: ...
+
+    def for_job(self, job: Job) -> Restorer:
+        """The restorer to run `job` with; `WrongRestorer` when it cannot be the one the job was
+        enqueued for."""
+        ...
+
+    def used(self) -> None:
+        """Note that the restorer just ran (for the idle unload)."""
+        ...
+
+    def drop(self) -> None:
+        """Forget the model so its memory can be returned."""
+        ...

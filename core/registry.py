@@ -38,6 +38,7 @@ _LAZY_MODULES: dict[str, str] = {
 
 _PARAM_SCHEMAS: dict[str, str] = {
     "guided": "core.guided:param_problems",
+    "livemoments": "core.livemoments.params:param_problems",
 }
 """name → `module:function` taking the parameters and returning the problems found, one
 sentence each (raising RestoreError/ValueError also counts as one problem). Restorers without

@@ -178,9 +178,21 @@ def check_checkpoint(settings: Settings) -> Finding:
     except Exception as exc:
         return Finding("checkpoint", "fail", f"{directory}: {exc}",
                        "`lmd model check DIR` lists what is missing")
-    ok = getattr(report, "ok", True)
-    return Finding("checkpoint", "ok" if ok else "fail", f"{directory}: {report}",
-                   "" if ok else "`lmd model check DIR` lists what is missing")
+    if not report.ok:
+        return Finding("checkpoint", "fail", f"{directory}: {'; '.join(report.errors)}",
+                       "`lmd model check DIR` lists what is missing")
+    # The configured tile against this model (its transformer caps the tile): a job with a
+    # tile it cannot take would fail, so say so now, with the largest tile it takes.
+    from core.livemoments.params import DEFAULTS, tile_problems
+
+    tile = settings.restorer.params.get("tile", DEFAULTS["tile"])
+    problems = tile_problems(int(tile), report.transformer_config, report.vae_config)
+    if problems:
+        return Finding("checkpoint", "fail", f"{directory}: {problems[0]}",
+                       f"set [restorer] params = {{tile = {report.max_tile}}} or smaller")
+    largest = f"tiles up to {report.max_tile} px" if report.max_tile else "any tile size"
+    return Finding("checkpoint", "ok", f"{directory}: usable, {largest}"
+                   + (" (random weights)" if report.random_weights else ""))
 
 
 CHECKS: tuple[Callable[[Settings], Finding], ...] = (

@@ -177,6 +177,10 @@ def test_cli_usage_error_exits_2() -> None:
         ('[restorer]\nparams = {flow = "farneback"}\n', "flow must be one of dis, raft"),
         ("[restorer]\nparams = {bogus = 1}\n", "unknown parameters bogus"),
         ("[restorer]\nparams = {tile = {a = 1}}\n", "parameter tile must be a number"),
+        ('[restorer]\nname = "livemoments"\ncheckpoint = "/m"\nparams = {tile = 100}\n',
+         "livemoments: tile must be a positive multiple of 16, got 100"),
+        ('[restorer]\nname = "livemoments"\ncheckpoint = "/m"\nparams = {tile_size = 512}\n',
+         "livemoments: unknown parameter 'tile_size'"),
     ],
 )
 def test_out_of_range_values_are_refused_at_load(tmp_path: Path, toml: str, fragment: str):
@@ -229,11 +233,12 @@ def test_restorer_schemas_are_asked_without_importing_torch() -> None:
     code = (
         "import sys; from core.registry import validate_params as v;"
         "print(v('guided', {'tile': 64, 'tone_sigma': float('nan')}));"
-        "print(v('guided', {'tile': 256})); print('torch' in sys.modules)"
+        "print(v('guided', {'tile': 256})); print(v('livemoments', {'tile': 512}));"
+        "print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
-    nan_problems, fine, torch_loaded = done.stdout.splitlines()
+    nan_problems, fine, livemoments_fine, torch_loaded = done.stdout.splitlines()
     assert "tone_sigma must be a finite number" in nan_problems
-    assert fine == "[]" and torch_loaded == "False"
+    assert fine == livemoments_fine == "[]" and torch_loaded == "False"

@@ -96,3 +96,33 @@ def test_cli_scan_work_status_round_trip(tmp_path: Path, tiny_library: Path) -> 
     assert work.returncode == 0 and "ran 2 job(s)" in work.stdout
     status = json.loads(lmd("--config", str(config), "status", "--json").stdout)
     assert status["jobs"]["succeeded"] == 2 and status["failures"] == []
+
+
+def test_doctor_checks_the_configured_tile_against_the_checkpoint(tmp_path: Path, monkeypatch):
+    """The tiny model's transformer takes tiles up to 512 px (pos_embed_max_size 32 × patch 2 ×
+    VAE 8): the default tile (1024) is reported with the largest that fits, 512 passes. The
+    report is the real CheckpointReport with the tiny configs (writing the weights takes seconds
+    and is covered by tests/livemoments)."""
+    from core.livemoments import validate
+    from core.livemoments.config import TINY_TRANSFORMER, TINY_VAE
+    from daemon.doctor import check_checkpoint
+    from daemon.settings import load_settings
+
+    def report(directory):
+        return validate.CheckpointReport(path=Path(directory), transformer_config=TINY_TRANSFORMER,
+                                         vae_config=TINY_VAE, random_weights=True)
+
+    monkeypatch.setattr(validate, "validate_checkpoint", report)
+    checkpoint = tmp_path / "model"
+    base = {"state_dir": tmp_path / "state",
+            "restorer": {"name": "livemoments", "checkpoint": checkpoint}}
+    finding = check_checkpoint(load_settings(None, **base))
+    assert finding.status == "fail"
+    assert "tile 1024 is larger than this checkpoint takes" in finding.detail
+    assert "the largest tile it can take is 512" in finding.detail
+    assert "tile = 512" in finding.fix
+
+    fits = {**base, "restorer": {**base["restorer"], "params": {"tile": 512}}}
+    finding = check_checkpoint(load_settings(None, **fits))
+    assert finding.status == "ok", finding
+    assert finding.detail == f"{checkpoint}: usable, tiles up to 512 px (random weights)"

@@ -166,6 +166,7 @@ def run_demo(
     from daemon.output import write_image
     from daemon.scanner import run_scan
     from daemon.settings import load_settings
+    from daemon.status import status_payload
     from daemon.store import open_store
     from daemon.worker import Worker
 
@@ -193,8 +194,6 @@ def run_demo(
             path.parent.mkdir(parents=True, exist_ok=True)
             write_image(path, panel)
             comparisons.append(path)
-        from daemon.cli.jobs import status_payload
-
         status = status_payload(store, settings)
     finally:
         store.close()

@@ -19,13 +19,12 @@ from typing import Any
 
 import structlog
 
+from core import hashing
 from daemon.library.asset import LiveAsset
 from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
 from daemon.restorer_config import configured_weights_digest
 from daemon.settings import Settings
-from daemon.store import JobSpec, JobStore, open_store
-from daemon.store.identity import job_identity
-from daemon.store.jobs import OutputSpec
+from daemon.store import JobSpec, JobState, JobStore, OutputSpec, job_identity, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -260,21 +259,20 @@ def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:
 
     Every rescan meets every replaced target again, so the stat signature decides first, as it
     does everywhere in a rescan: another size cannot be our output, and the same size and
-    mtime is; only a touched file of the same size is hashed.
+    mtime is; a touched file of the same size is ours when its content digest (which discovery
+    already took) is the recorded one, checked with the recorded digest's algorithm.
     """
-    from daemon.output import is_own_output
-
     seen = asset.signatures.get("target")
     if asset.target is None or seen is None:
         return False
     for job in store.jobs_for_asset(asset.key):
         written = job.output_signature or {}
-        if job.state != "succeeded" or not written.get("content_hash"):
+        if job.state != JobState.SUCCEEDED or not written.get("content_hash"):
             continue
         if written.get("size") != seen.size:
             continue
         if written.get("mtime_ns") == seen.mtime_ns:
             return True
-        if is_own_output(asset.target, written["content_hash"]):
+        if hashing.same_content(written["content_hash"], seen.content_hash, asset.target):
             return True
     return False

@@ -1,9 +1,10 @@
 """`lmd status`, `lmd jobs ...`, `lmd reprocess`, `lmd pause` / `lmd resume`: the queue seen
 and steered by a person.
 
-Everything here reads or changes the store through `JobStore`; no SQL, no state rules.
-`status_payload(store, settings)` is the one definition of what "status" contains, used by
-`lmd status --json`, the human table (`render_status`), the daemon and the demo.
+Everything here reads or changes the store through `JobStore`; no SQL, no state rules: which
+command may act on which job state is `COMMAND_STATES` in `daemon.store.states`. What "status"
+contains is `daemon.status.status_payload`; `render_status` is its human form, used by
+`lmd status` and `lmd demo`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import typer
 from rich.table import Table
 
 from daemon.cli.context import STORE_INTEGER_MAX, JobIdArg, OperationalError, console, get_settings
+from daemon.status import status_payload
 from daemon.store.states import (
     COMMAND_STATES,
     Command,
     JobState,
-    WorkerState,
     command_allows,
     describe_states,
 )
 
 if TYPE_CHECKING:
-    from daemon.settings import Settings
     from daemon.store import Job, JobStore
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -77,54 +77,6 @@ def opened_store(ctx: typer.Context) -> Iterator[JobStore]:
         raise OperationalError(f"database error: {exc}") from None
     finally:
         store.close()
-
-
-def _mask(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-#: A worker row not refreshed for this long belongs to a process that is gone (killed, crashed,
-#: powered off); live workers refresh at least every minute (`daemon.worker`).
-STALE_WORKER_SECONDS = 600
-
-
-def _with_staleness(worker: dict[str, Any]) -> dict[str, Any]:
-    beat = worker.get("heartbeat_at")
-    if isinstance(beat, str):
-        beat = datetime.fromisoformat(beat)
-    age = (datetime.now(UTC) - beat).total_seconds() if isinstance(beat, datetime) else None
-    stopped = worker.get("state") == WorkerState.STOPPED
-    stale = not stopped and (age is None or age > STALE_WORKER_SECONDS)
-    return {**worker, "stale": stale}
-
-
-def status_payload(store: JobStore, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything `lmd status` shows, as JSON-ready data."""
-    restorer: dict[str, Any] | None = None
-    if settings is not None:
-        checkpoint = settings.restorer.checkpoint
-        restorer = {
-            "name": settings.restorer.name,
-            "device": settings.restorer.device,
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "params": dict(settings.restorer.params),
-        }
-    return {
-        "jobs": store.counts(),
-        "paused": store.is_paused(),
-        "failures": store.recent_failures(10),
-        "last_scan": store.last_scan(),
-        "worker": [_with_staleness(w) for w in store.get_workers()],
-        "restorer": restorer,
-        "watcher_mode": store.get_control("watcher_mode"),
-        "library_problems": store.library_problems(20),
-        "database": _mask(settings.database_url) if settings is not None else None,
-    }
 
 
 def _echo_json(data: Any) -> None:

@@ -136,7 +136,8 @@ def test_inputs_changed_or_corrupt_after_the_scan(tmp_path: Path, tiny_library: 
 def test_status_flags_workers_that_stopped_refreshing() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from daemon.cli.jobs import STALE_WORKER_SECONDS, _with_staleness
+    from daemon.status import STALE_WORKER_SECONDS
+    from daemon.status import with_staleness as _with_staleness
 
     now = datetime.now(UTC)
     old = now - timedelta(seconds=STALE_WORKER_SECONDS + 5)

@@ -16,8 +16,8 @@ What goes in (Adobe's XMP media-management schema, `xmpMM:`):
   instance.
 
 The original's IDs come from its own sidecar or embedded XMP when it has them; otherwise they
-are derived from its content (sha256), so every run names the same original the same way
-without ever writing to it.
+are derived from its content (`core.hashing`'s whole-file digest), so every run names the same
+original the same way without ever writing to it.
 
 Carrying over: the target's sidecar (`NAME.ext.xmp`, else `NAME.xmp`) supplies the person's
 ratings, labels, keywords, faces, captions; an existing sidecar of the output (the person may
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import hashlib
 import os
 import re
 import uuid
@@ -40,6 +39,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.hashing import ALGORITHM, UnknownDigest, digest_file, split_digest
 from daemon.files.xmp import RDF_NS, XmpError, parse_packet, split
 from daemon.output.atomic import atomic_write_bytes
 
@@ -71,7 +71,6 @@ _DIMENSIONS = {
 _ID_NAMESPACE = uuid.UUID("5b0c1d8e-6f1e-4a53-9a0f-6c6d64786d70")  # lmd's own uuid5 namespace
 _XPACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
 _XPACKET_END = '\n<?xpacket end="w"?>\n'
-_CHUNK = 1 << 20
 
 
 def _q(ns: str, local: str) -> str:
@@ -99,17 +98,23 @@ class SidecarResult:
     problems: list[str] = field(default_factory=list)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _whole_digest_hex(path: Path, known: str | None) -> str:
+    """Hex of the file's whole-content digest in lmd's current algorithm (`core.hashing`):
+    `known` when the caller already has that, else computed. Only that one algorithm is
+    taken, so the IDs derived from it are the same on every run, whatever the caller holds."""
+    if known:
+        try:
+            algorithm, hexpart = split_digest(known)
+        except UnknownDigest:
+            algorithm, hexpart = "", ""
+        if algorithm == ALGORITHM:
+            return hexpart
+    return split_digest(digest_file(path))[1]
 
 
-def _content_id(kind: str, sha256_hex: str) -> str:
-    """`xmp.did:`/`xmp.iid:` followed by a UUID made of the content hash (Adobe's form)."""
-    return f"xmp.{kind}:{uuid.UUID(sha256_hex[:32])}"
+def _content_id(kind: str, digest_hex: str) -> str:
+    """`xmp.did:`/`xmp.iid:` followed by a UUID made of the content digest (Adobe's form)."""
+    return f"xmp.{kind}:{uuid.UUID(digest_hex[:32])}"
 
 
 Props = dict[tuple[str, str], ET.Element]
@@ -147,14 +152,12 @@ def _text(props: Props, key: tuple[str, str]) -> str | None:
     return text or None
 
 
-def _original_ids(
-    props: Props, original: Path, original_sha256: str | None
-) -> tuple[str, str]:
+def _original_ids(props: Props, original: Path, known: str | None) -> tuple[str, str]:
     document = _text(props, (XMP_MM, "DocumentID"))
     instance = _text(props, (XMP_MM, "InstanceID"))
     if document and instance:
         return document, instance
-    digest = original_sha256 or _sha256(original)
+    digest = _whole_digest_hex(original, known)
     return document or _content_id("did", digest), instance or _content_id("iid", digest)
 
 
@@ -230,8 +233,8 @@ def write_xmp_sidecar(
     *,
     target: Path | None = None,
     original_xmp: bytes | None = None,
-    output_sha256: str | None = None,
-    original_sha256: str | None = None,
+    output_digest: str | None = None,
+    original_digest: str | None = None,
     dimensions: tuple[int, int] | None = None,
     restorer: str | None = None,
     software: str = "lmd",
@@ -242,7 +245,8 @@ def write_xmp_sidecar(
     `original` is the still the output was restored from (its reference, or the backup in
     replace mode); `target` the file whose sidecar carries the person's tags (default
     `original`). `original_xmp` is the original's embedded packet, when the caller has it;
-    the hashes save re-reading files the caller already hashed. Raises `OutputError` only
+    the digests (`core.hashing` named digests, e.g. the job row's `blake3:...`) save
+    re-reading files the caller already hashed. Raises `OutputError` only
     when the write itself fails; unreadable sidecars are reported in `problems`.
     """
     path = sidecar_path(output)
@@ -277,11 +281,11 @@ def write_xmp_sidecar(
         if read is not None:
             original_props = {**original_props, **read[0]}
             break
-    original_ids = _original_ids(original_props, original, original_sha256)
+    original_ids = _original_ids(original_props, original, original_digest)
     document_id = own_document
     if not document_id or document_id == original_ids[0]:
         document_id = f"xmp.did:{uuid.uuid5(_ID_NAMESPACE, f'{original_ids[0]}/{output.name}')}"
-    instance_id = _content_id("iid", output_sha256 or _sha256(output))
+    instance_id = _content_id("iid", _whole_digest_hex(output, output_digest))
     stamp = (when or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds")
     event = {
         "action": "derived",

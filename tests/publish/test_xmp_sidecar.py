@@ -4,15 +4,16 @@ person's tags and ratings carried over and kept, unreadable sidecars never overw
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.hashing import digest_bytes, split_digest
 from daemon.publish.xmp_sidecar import sidecar_path, target_sidecars, write_xmp_sidecar
 
 EXIFTOOL = shutil.which("exiftool")
@@ -47,9 +48,7 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _uuid_of(data: bytes) -> str:
-    import uuid
-
-    return str(uuid.UUID(hashlib.sha256(data).hexdigest()[:32]))
+    return str(uuid.UUID(split_digest(digest_bytes(data))[1][:32]))
 
 
 @needs_exiftool
@@ -140,6 +139,23 @@ def test_embedded_ids_of_the_original_are_used(files: tuple[Path, Path]) -> None
     result = write_xmp_sidecar(output, original, original_xmp=embedded, when=WHEN)
     derived = exiftool_read(result.path)["XMP-xmpMM:DerivedFrom"]
     assert derived["DocumentID"] == "xmp.did:EMB" and derived["InstanceID"] == "xmp.iid:EMB"
+
+
+def test_digests_the_caller_has_are_used_only_in_lmds_algorithm(
+    files: tuple[Path, Path],
+) -> None:
+    original, output = files
+    computed = write_xmp_sidecar(output, original, when=WHEN)
+    # The job row's digest of the output: the same instance, without reading the file again.
+    known = write_xmp_sidecar(output, original, output_digest=digest_bytes(b"restored bytes"))
+    assert known.instance_id == computed.instance_id
+    # A legacy digest (b2:, bare sha256) would name the same file differently: recomputed.
+    legacy = write_xmp_sidecar(output, original, output_digest="b2:" + "0" * 32)
+    assert legacy.instance_id == computed.instance_id
+    fake = "blake3:" + "f" * 64  # trusted as given: it is lmd's own algorithm
+    assert write_xmp_sidecar(output, original, output_digest=fake).instance_id.endswith(
+        "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    )
 
 
 def test_an_unreadable_output_sidecar_is_left_as_it_is(files: tuple[Path, Path]) -> None:

@@ -1,37 +1,26 @@
-"""lmd's configuration: one pydantic-settings model, read from TOML and `LMD_*` variables.
+"""The settings model: every key lmd reads, its type, default and allowed range.
 
-Precedence, highest first: values passed in code, environment variables (`LMD_WORKER__LEASE_SECONDS`
-style, `__` between section and key), the TOML file (`--config PATH`, else `$LMD_CONFIG`, else
-`/etc/lmd/lmd.toml` when it exists), then the defaults documented in `config/lmd.toml`.
-
-A wrong value must stop lmd at start with the key, the value, what was expected and where it came
-from (file, environment variable or command-line flag) — never with a traceback, and never later
-in a job: numbers must be finite and inside ranges the code can use (a lease of 1e12 s overflows
-a datetime, an attempt count beyond the store's INTEGER column overflows the database), windows
-must parse, and the restorer's parameters are checked by the restorer's own schema
-(`core.registry.validate_params`), so `lmd config show` and `lmd doctor` report them too.
-`load_settings` turns pydantic's and pydantic-settings' errors into one readable `SettingsError`;
-`describe_sources` tells `lmd config show` where every effective value came from.
+Every key is documented in `config/lmd.toml`. The bounds are what the code can use, not taste:
+numbers must be finite (`inf` and `nan` are valid TOML floats), durations short enough for a
+datetime (a lease of 1e12 s overflowed one in `lmd work`), counts inside the job table's INTEGER
+columns (an attempt count of 1e20 overflowed the database in `lmd scan`), and the restorer's
+parameters pass the restorer's own schema (`core.registry.validate_params`; a NaN `tone_sigma`
+failed every job). Reading the sources and explaining errors is `daemon.settings.load`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
-import types
-from collections.abc import Iterator, Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -42,11 +31,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from pydantic_settings import SettingsError as SourceError
 
 ENV_PREFIX = "LMD_"
-ENV_CONFIG = "LMD_CONFIG"
-SYSTEM_CONFIG = Path("/etc/lmd/lmd.toml")
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 HOUR = 3600.0
@@ -56,10 +42,6 @@ MAX_ATTEMPTS = 1000
 failure needs."""
 MAX_FILE_BYTES = 2**40
 """1 TiB: far beyond any photo or Live Photo video, still a number every file API takes."""
-
-
-class SettingsError(Exception):
-    """The configuration is unusable; the message names every bad key and value."""
 
 
 def default_state_dir() -> Path:
@@ -263,7 +245,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _ACTIVE_CONFIG.get("path")
+        path = ACTIVE_CONFIG.get("path")
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
@@ -271,203 +253,6 @@ class Settings(BaseSettings):
 
 # The TOML path for the settings being built. pydantic-settings asks for sources on the class,
 # so the path chosen by `load_settings` is handed over here for the duration of one load.
-_ACTIVE_CONFIG: dict[str, Path | None] = {"path": None}
+ACTIVE_CONFIG: dict[str, Path | None] = {"path": None}
 
 
-def resolve_config_path(explicit: Path | None) -> Path | None:
-    """`--config` wins, then `$LMD_CONFIG`, then `/etc/lmd/lmd.toml` if present."""
-    if explicit is not None:
-        return explicit
-    env = os.environ.get(ENV_CONFIG)
-    if env:
-        return Path(env)
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise SettingsError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise SettingsError(f"config file {path} cannot be read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def load_settings(
-    config_path: Path | None = None, *, flags: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
-    """Build and validate the settings, or raise `SettingsError` with a readable message.
-
-    `overrides` win over everything (tests, the demo, command-line flags); `flags` names the
-    command-line flag behind an overridden dotted key (`{"logging.level": "--log-level"}`) so
-    errors and `lmd config show` can say where a value came from.
-    """
-    path = resolve_config_path(config_path)
-    if path is not None:
-        read_toml(path)  # report unreadable/invalid files in our own words first
-    _ACTIVE_CONFIG["path"] = path
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SettingsError(_explain(exc, path, flags or {})) from None
-    except SourceError as exc:
-        # pydantic-settings gave up reading the environment before validation (a list or table
-        # key whose LMD_ variable is not JSON); its message names neither variable nor value.
-        lines = _env_problems() or [f"  {exc}: {exc.__cause__ or ''}".rstrip(": ")]
-        raise SettingsError("\n".join(["invalid configuration:", *lines])) from None
-    finally:
-        _ACTIVE_CONFIG["path"] = None
-
-
-def _explain(exc: ValidationError, path: Path | None, flags: Mapping[str, str]) -> str:
-    lines = ["invalid configuration:"]
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
-        value = error.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (see config/lmd.toml for the documented keys)"
-        source = _source_of(key, path, flags)
-        lines.append(f"  {key}{shown}: {message} [{source}]")
-    return "\n".join(lines)
-
-
-def _env_name(key: str) -> str:
-    return ENV_PREFIX + key.replace(".", "__").upper()
-
-
-def _env_var_for(key: str) -> str | None:
-    """The LMD_ variable that set `key` or a table/list holding it: an error in one item
-    (`worker.windows.0`) comes from `LMD_WORKER__WINDOWS`, a whole section from `LMD_WORKER`."""
-    parts = key.split(".")
-    environ = {name.upper() for name in os.environ}
-    for end in range(len(parts), 0, -1):
-        name = _env_name(".".join(parts[:end]))
-        if name in environ:
-            return name
-    return None
-
-
-def _annotation_of(key: str) -> Any:
-    """The declared type of a dotted settings key, or None when there is no such key."""
-    model: Any = Settings
-    annotation: Any = None
-    for part in key.split("."):
-        fields = getattr(model, "model_fields", None)
-        if not isinstance(fields, dict) or part not in fields:
-            return None
-        annotation = fields[part].annotation
-        model = next((a for a in (annotation, *get_args(annotation)) if _is_model(a)), None)
-    return annotation
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-_ENV_EXAMPLES = {
-    "worker.windows": """'["01:00-07:00"]'""",
-    "restorer.params": """'{"tile": 512}'""",
-}
-
-
-def _json_example(key: str) -> str | None:
-    """How a list or table key is written in an LMD_ variable (JSON), or None for a scalar."""
-    annotation = _annotation_of(key)
-    union = get_origin(annotation) in (Union, types.UnionType)
-    for kind in (annotation, *(get_args(annotation) if union else ())):
-        if get_origin(kind) is list:
-            return _ENV_EXAMPLES.get(key, """'["first", "second"]'""")
-        if get_origin(kind) is dict or _is_model(kind):
-            return _ENV_EXAMPLES.get(key, """'{"key": "value"}'""")
-    return None
-
-
-def _env_problems() -> list[str]:
-    """One line per LMD_ variable of a list or table key whose value is not JSON."""
-    lines = []
-    for name, raw in sorted(os.environ.items()):
-        if not name.upper().startswith(ENV_PREFIX) or name.upper() == ENV_CONFIG:
-            continue
-        key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-        example = _json_example(key)
-        if example is None:
-            continue
-        try:
-            json.loads(raw)
-        except ValueError:
-            lines.append(
-                f"  {key} = {raw!r}: a list or table in the environment is written as JSON,"
-                f" e.g. {name}={example} [env {name}]"
-            )
-    return lines
-
-
-def _lookup(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
-    """Follow a dotted key through tables and, for errors in one item (`worker.windows.1`),
-    list indexes, so a bad item in the file is not reported as a default."""
-    node: Any = data
-    for part in dotted.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return False, None
-    return True, node
-
-
-def _flag_for(key: str, flags: Mapping[str, str]) -> str | None:
-    return next((flag for k, flag in flags.items() if key == k or key.startswith(k + ".")), None)
-
-
-def _source_of(key: str, path: Path | None, flags: Mapping[str, str] | None = None) -> str:
-    flag = _flag_for(key, flags or {})
-    if flag is not None:
-        return f"flag {flag}"
-    env = _env_var_for(key)
-    if env is not None:
-        return f"env {env}"
-    if path is not None:
-        try:
-            found, _ = _lookup(read_toml(path), key)
-        except SettingsError:
-            found = False
-        if found:
-            return f"file {path}"
-    return "default"
-
-
-def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _flatten(f"{prefix}.{name}" if prefix else name, getattr(value, name))
-    else:
-        yield prefix, value
-
-
-def describe_sources(
-    settings: Settings, config_path: Path | None, flags: Mapping[str, str] | None = None
-) -> list[tuple[str, Any, str]]:
-    """Rows of (key, effective value, where it came from) for `lmd config show`."""
-    path = resolve_config_path(config_path)
-    file_data = read_toml(path) if path is not None else {}
-    rows = []
-    for key, value in _flatten("", settings):
-        flag = _flag_for(key, flags or {})
-        if flag is not None:
-            source = f"flag {flag}"
-        elif _env_name(key) in os.environ:
-            source = f"env {_env_name(key)}"
-        elif path is not None and _lookup(file_data, key)[0]:
-            source = f"file {path}"
-        elif key in {"database_url", "output.tree", "output.backup_dir"}:
-            source = "derived from state_dir"
-        else:
-            source = "default"
-        rows.append((key, value, source))
-    return rows

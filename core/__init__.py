@@ -53,17 +53,22 @@ def restore(
     heavy model is loaded once and every call still gets the same checks.
 
     Inputs are checked and normalised to float32 H×W×3 in [0, 1] first, so every restorer
-    can rely on that. The result is always at the reference's resolution. Total time and the
-    process's peak memory are filled into the diagnostics when the restorer left them empty.
+    can rely on that; a restorer with `keeps_uint8` gets 8-bit inputs as they are and returns
+    an 8-bit result for an 8-bit reference (see `core.api.Restorer`). The result is always at
+    the reference's resolution. Total time and the process's peak memory are filled into the
+    diagnostics when the restorer left them empty.
     Callers that restore many images with a heavy model should keep an instance from
     `get_restorer` instead (this builds a new one each call).
     """
-    request.target = validate_image(request.target, "target")
-    request.reference = validate_image(request.reference, "reference")
-    if request.reference_lq is not None:
-        request.reference_lq = validate_image(request.reference_lq, "reference_lq")
     if restorer is None:
         restorer = get_restorer(request.restorer, **options)
+    keep = bool(getattr(restorer, "keeps_uint8", False))
+    request.target = validate_image(request.target, "target", keep_uint8=keep)
+    request.reference = validate_image(request.reference, "reference", keep_uint8=keep)
+    if request.reference_lq is not None:
+        request.reference_lq = validate_image(
+            request.reference_lq, "reference_lq", keep_uint8=keep
+        )
     started = time.perf_counter()
     with PeakMemory() as peak:
         result = restorer.restore(request)
@@ -76,5 +81,10 @@ def restore(
         raise RestoreError(
             f"restorer {request.restorer!r} returned {result.image.shape[:2]}, "
             f"expected the reference's {ref_shape}"
+        )
+    if keep and result.image.dtype != request.reference.dtype:
+        raise RestoreError(
+            f"restorer {request.restorer!r} returned {result.image.dtype} pixels for a "
+            f"{request.reference.dtype} reference"
         )
     return result

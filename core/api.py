@@ -1,6 +1,7 @@
 """The one contract between the daemon and every restorer.
 
-Everything here is plain data: images are numpy arrays (H×W×3, RGB, float32 in [0, 1]),
+Everything here is plain data: images are numpy arrays (H×W×3, RGB, float32 in [0, 1], or
+8-bit for restorers that declare `keeps_uint8`),
 so `core` stays free of files, databases and the daemon. A restorer receives a
 `RestoreRequest` and returns a `RestoreResult`; progress and cancellation travel with the
 request so that the worker can report per-tile progress and stop between steps.
@@ -96,7 +97,13 @@ class RestoreResult:
 
 
 class Restorer(Protocol):
-    """A named restoration method; see `core.registry`."""
+    """A named restoration method; see `core.registry`.
+
+    A restorer may also set a class attribute `keeps_uint8 = True`: it then receives 8-bit
+    inputs as they are (H×W×3 uint8 instead of float32, a quarter of the memory: what keeps a
+    108 MP reference bounded) and returns its result in the reference's dtype (uint8 for an
+    8-bit reference, float32 otherwise). Without it every input arrives as float32.
+    """
 
     name: str
 

@@ -193,6 +193,59 @@ def warp(
     return out
 
 
+def warp_window(
+    image: np.ndarray,
+    flow: np.ndarray,
+    *,
+    offset: tuple[float, float] = (0.0, 0.0),
+    bounds: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`warp(image, flow, offset=offset)` reading only the part of `image` the flow reaches.
+
+    Why: `image` may be a 108 MP reference kept in 8 bits; only the window the samples fall in
+    (plus the bilinear neighbours) is converted to float32. The sample coordinates are computed
+    as `warp` computes them and then moved by the window's whole-pixel origin, which is exact
+    in float32, so OpenCV interpolates the same neighbours with the same weights: the result
+    equals `warp`'s. `bounds` (y0, y1, x0, x1) caps the window (a wild flow must not pull in
+    the whole image); it also returns where the samples stayed within the window (bool H×W),
+    all True without `bounds` (then the window never cuts a sample short).
+    """
+    from core.resample import as_float
+
+    h, w = flow.shape[:2]
+    gx, gy = identity_grid(h, w)
+    map_x = gx + flow[:, :, 0] + np.float32(offset[1])
+    map_y = gy + flow[:, :, 1] + np.float32(offset[0])
+    ih, iw = image.shape[:2]
+    # floor − 1 and floor + 3: the bilinear neighbours, with room for OpenCV rounding the
+    # coordinate to 1/32 pixel before it takes them.
+    y0 = min(max(int(np.floor(map_y.min())) - 1, 0), ih - 1)
+    y1 = max(min(int(np.floor(map_y.max())) + 3, ih), y0 + 1)
+    x0 = min(max(int(np.floor(map_x.min())) - 1, 0), iw - 1)
+    x1 = max(min(int(np.floor(map_x.max())) + 3, iw), x0 + 1)
+    reached = np.ones((h, w), bool)
+    if bounds is not None:
+        by0, by1, bx0, bx1 = bounds
+        capped = (max(y0, by0), min(y1, by1), max(x0, bx0), min(x1, bx1))
+        if capped != (y0, y1, x0, x1):
+            y0, y1, x0, x1 = capped
+            if y1 <= y0 or x1 <= x0:
+                return np.zeros((h, w, *image.shape[2:]), np.float32), np.zeros((h, w), bool)
+            # A sample is whole when both its neighbours lie in the window (or it is clamped
+            # at the image's own edge, as `warp` would clamp it).
+            reached = (
+                ((map_x >= x0) | (x0 == 0)) & ((map_x <= x1 - 2) | (x1 == iw))
+                & ((map_y >= y0) | (y0 == 0)) & ((map_y <= y1 - 2) | (y1 == ih))
+            )
+    window = as_float(image[y0:y1, x0:x1])
+    map_x -= np.float32(x0)
+    map_y -= np.float32(y0)
+    out = cv2.remap(window, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if out.ndim == 2 and image.ndim == 3:
+        out = out[:, :, None]
+    return out, reached
+
+
 def inside_mask(
     flow: np.ndarray, shape: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0)
 ) -> np.ndarray:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, get_args, get_type_hints
 
@@ -43,13 +43,20 @@ from core.flow import (
     forward_backward_confidence,
     inside_mask,
     make_flow_estimator,
-    resize_flow,
     warp,
+    warp_window,
 )
 from core.images import resize
 from core.memory import PeakMemory
 from core.registry import register
-from core.tiling import Blender, Tile, pcr_crop_origin, tile_grid
+from core.reliability import (
+    blur,
+    structural_disagreement,
+    texture_weight,
+    trust_from_disagreement,
+)
+from core.resample import area_downscale, as_float, resize_window
+from core.tiling import StreamingBlender, Tile, pcr_offset, place_crop, tile_grid
 
 
 @dataclass(slots=True)
@@ -80,6 +87,11 @@ class GuidedParams:
     feather: float = 4.0
     """σ (reference pixels) of the mask's soft edge, so trusted/untrusted seams do not show."""
     color_fix: bool = False
+    """Wavelet colour fix of each tile against the bicubic frame (see `core.colorfix`)."""
+    frame_pixels: int = 4_000_000
+    """Largest frame worked on whole: a larger target with no video frame at T0 is brought down
+    to this many pixels first (Live Photo videos have at most 2.8 MP; a larger frame is a render
+    at the still's size, and whole-image work must stay at a video's scale)."""
     seed: int | None = None
     """Accepted for interchangeability with stochastic restorers; guided is deterministic."""
 
@@ -107,6 +119,7 @@ class GuidedParams:
 _RANGES: dict[str, tuple[float, float]] = {
     "tile": (32, 16384), "raft_iters": (1, 100), "tone_sigma": (0, 256), "agree_floor": (1e-6, 1),
     "agree_tolerance": (1e-3, 10), "fb_sigma": (1e-3, 1024), "erode": (0, 256), "feather": (0, 256),
+    "frame_pixels": (1024, 50_000_000),
 }
 """Where each numeric parameter makes sense: a zero tolerance or floor divides by zero, and a σ
 of 1e300 asks OpenCV for a kernel no memory holds."""
@@ -156,76 +169,27 @@ def _finite(value: float) -> bool:
         return False
 
 
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    if sigma <= 0:
-        return image
-    out = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    if out.ndim == 2 and image.ndim == 3:
-        out = out[:, :, None]
-    return out
-
-
-def _channel_energy(image: np.ndarray) -> np.ndarray:
-    """Σ_c image_c² as H×W float32 (much faster than np.sum(axis=2) on interleaved data)."""
-    flat = image.reshape(-1, image.shape[2])
-    out = np.zeros(flat.shape[0], np.float32)
-    for c in range(image.shape[2]):
-        out += flat[:, c] * flat[:, c]
-    return out.reshape(image.shape[:2])
-
-
-def structural_disagreement(
-    a: np.ndarray, b: np.ndarray, fine: float, coarse: float, floor: float
+def working_target(
+    target: np.ndarray, reference_lq: np.ndarray | None, max_pixels: int
 ) -> np.ndarray:
-    """How differently a and b are structured locally, in [0, 2]: H×W float32.
-
-    Both images are band-passed between `fine` (about one video pixel: below it the frame
-    differs from any reference by blur, noise and codec anyway) and `coarse` (above it, a
-    colour or exposure shift is no reason for distrust). The local energy of the difference
-    of the bands is divided by the local energy of the bands themselves (plus `floor`, the
-    energy of contrast too faint to matter): 0 when the structure matches (even if one is
-    blurrier), ≈ 1 when it is unrelated (a subject that moved, an occlusion, a flow failure),
-    up to 2 when it is inverted. Normalising makes a high-contrast edge that is merely a little
-    softer in the frame count as agreement.
-    """
-    band_a = _blur(a, fine) - _blur(a, coarse)
-    band_b = _blur(b, fine) - _blur(b, coarse)
-    mismatch = _blur(_channel_energy(band_a - band_b), coarse)
-    signal = _blur(_channel_energy(band_a) + _channel_energy(band_b), coarse)
-    return (mismatch / (signal + floor)).astype(np.float32)
-
-
-def texture_weight(image: np.ndarray, fine: float, coarse: float, floor: float) -> np.ndarray:
-    """signal / (signal + floor) of the same band: ≈ 0 on flat areas, → 1 on texture.
-
-    Flow is arbitrary on flat areas (so its forward-backward check fails there) but any
-    displacement of a flat area is harmless; this weight lets the check count only where it can
-    both be trusted and matter.
-    """
-    band = _blur(image, fine) - _blur(image, coarse)
-    signal = _blur(_channel_energy(band), coarse)
-    return (signal / (signal + floor)).astype(np.float32)
-
-
-def trust_from_disagreement(ratio: np.ndarray, tolerance: float) -> np.ndarray:
-    """exp(−(ratio / tolerance)²): 1 where the structure agrees, → 0 where it does not."""
-    return np.exp(-np.square(ratio / tolerance)).astype(np.float32)
-
-
-def working_target(target: np.ndarray, reference_lq: np.ndarray | None) -> np.ndarray:
-    """The frame at the resolution its content really has.
+    """The frame (float32) at the resolution its content really has, at most `max_pixels`.
 
     Photos renders a reselected key frame at the still's size (`IMG_E1234.HEIC`), but the
     pixels come from the video: an upscaled render holds no more detail than the video frame.
     Matching and trust work "at video resolution", so when the video frame at T0 tells us what
-    that is and the target is larger, the target is brought down to it first.
+    that is and the target is larger, the target is brought down to it first. Without it, a
+    target above `max_pixels` (Live Photo videos are at most 1920×1440, 2.8 MP) is brought down
+    to that many pixels: whole-image work stays at a video's scale, never the still's.
     """
-    if reference_lq is None:
-        return target
-    lh, lw = reference_lq.shape[:2]
-    if target.shape[0] * target.shape[1] <= 1.2 * lh * lw:
-        return target
-    return resize(target, lh, lw, interpolation="area")
+    h, w = target.shape[:2]
+    if reference_lq is not None:
+        lh, lw = reference_lq.shape[:2]
+        if h * w > 1.2 * lh * lw:
+            return area_downscale(target, lh, lw)
+    if h * w > max_pixels:
+        shrink = math.sqrt(max_pixels / (h * w))
+        return area_downscale(target, max(1, int(h * shrink)), max(1, int(w * shrink)))
+    return as_float(target)
 
 
 def _roundtrip(image: np.ndarray, scale_h: float, scale_w: float) -> np.ndarray:
@@ -235,11 +199,33 @@ def _roundtrip(image: np.ndarray, scale_h: float, scale_w: float) -> np.ndarray:
     return resize(resize(image, sh, sw, interpolation="area"), h, w, interpolation="bicubic")
 
 
+def _finisher(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
+    """Finished rows → the output's dtype: clipped to [0, 1], or to 8 bits as files store them
+    (the same rounding as `daemon.output`'s writer, so an 8-bit result writes the same file)."""
+    if dtype == np.uint8:
+        return lambda rows: np.clip(np.rint(rows * 255.0), 0, 255).astype(np.uint8)
+    return lambda rows: np.clip(rows, 0.0, 1.0)
+
+
+@dataclass(slots=True)
+class _Global:
+    """What the whole-image step hands each tile: the frame and its alignment, frame scale."""
+
+    frame: np.ndarray
+    flow: np.ndarray
+    confidence: np.ndarray
+
+
 @register("guided")
 class GuidedRestorer:
-    """Reference-guided detail transfer with flow alignment and a no-ghosting trust mask."""
+    """Reference-guided detail transfer with flow alignment and a no-ghosting trust mask.
+
+    Streams: an 8-bit reference is read tile by tile and the result is returned in 8 bits
+    (`keeps_uint8`); whole-image arrays exist only at the frame's scale.
+    """
 
     name = "guided"
+    keeps_uint8 = True
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
@@ -269,6 +255,32 @@ class GuidedRestorer:
         diag.peak_memory_bytes = peak.peak_bytes
         return RestoreResult(image=image, diagnostics=diag)
 
+    def _global(self, request: RestoreRequest, p: GuidedParams) -> _Global:
+        """Global flow, frame → reference, and its confidence, all at the frame's scale."""
+        frame = working_target(request.target, request.reference_lq, p.frame_pixels)
+        h, w = frame.shape[:2]
+        if request.reference_lq is not None:
+            reference_lq = resize(as_float(request.reference_lq), h, w)
+        else:
+            reference = request.reference
+            small = (  # as `resize` would: area to shrink, bicubic (a tiny reference) to enlarge
+                area_downscale(reference, h, w)
+                if h * w < reference.shape[0] * reference.shape[1]
+                else resize(as_float(reference), h, w, interpolation="bicubic")
+            )
+            reference_lq = LivePhotoDegradation.for_matching((h, w)).apply(small)
+        estimator = self._estimator(p, p.global_preset)
+        fwd = estimator(frame, reference_lq)
+        bwd = estimator(reference_lq, frame)
+        conf_fb = forward_backward_confidence(fwd, bwd, sigma=p.fb_sigma)
+        aligned_lq = warp(reference_lq, fwd)
+        ratio = structural_disagreement(frame, aligned_lq, 1.0, 4.0, p.agree_floor**2)
+        texture = texture_weight(frame, 1.0, 4.0, p.agree_floor**2)
+        confidence = trust_from_disagreement(ratio, p.agree_tolerance) * (
+            1.0 - texture * (1.0 - conf_fb)
+        )
+        return _Global(frame=frame, flow=fwd, confidence=confidence)
+
     def _restore(self, request: RestoreRequest, p: GuidedParams) -> tuple[np.ndarray, Diagnostics]:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -279,52 +291,29 @@ class GuidedRestorer:
             timings[name] = timings.get(name, 0.0) + now - clock
             clock = now
 
-        target, reference = working_target(request.target, request.reference_lq), request.reference
+        reference = request.reference
         cancel, progress = request.cancel, request.progress
-        h, w = target.shape[:2]
         rh, rw = reference.shape[:2]
         started = clock
 
-        progress(0.0, "upscale")
-        upscaled = np.clip(resize(target, rh, rw, interpolation="bicubic"), 0.0, 1.0)
-        lap("upscale")
-        cancel.raise_if_cancelled()
-
-        # 1. Global flow and confidence at video resolution.
-        progress(0.02, "global flow")
-        if request.reference_lq is not None:
-            reference_lq = resize(request.reference_lq, h, w)
-        else:
-            reference_lq = LivePhotoDegradation.for_matching((h, w)).apply(reference)
-        global_flow = self._estimator(p, p.global_preset)
-        fwd = global_flow(target, reference_lq)
-        bwd = global_flow(reference_lq, target)
-        conf_fb = forward_backward_confidence(fwd, bwd, sigma=p.fb_sigma)
-        aligned_lq = warp(reference_lq, fwd)
-        ratio = structural_disagreement(target, aligned_lq, 1.0, 4.0, p.agree_floor**2)
-        texture = texture_weight(target, 1.0, 4.0, p.agree_floor**2)
-        conf_lr = trust_from_disagreement(ratio, p.agree_tolerance) * (
-            1.0 - texture * (1.0 - conf_fb)
-        )
-        flow_up = resize_flow(fwd, rh, rw)
-        conf_up = cv2.resize(conf_lr, (rw, rh), interpolation=cv2.INTER_LINEAR)
-        del fwd, bwd, aligned_lq, ratio, texture
+        progress(0.0, "global flow")
+        glob = self._global(request, p)
         lap("global_flow")
         cancel.raise_if_cancelled()
 
-        # 2. Tiles: PCR crop, local flow, warp, trust, two-band transfer.
-        scale_h, scale_w = h / rh, w / rw
+        # Tiles in row order: PCR crop, local flow, warp, trust, two-band transfer; finished
+        # rows leave the blender as soon as no later tile can touch them.
         local_flow = self._estimator(p, p.local_preset)
         tiles = tile_grid(rh, rw, p.tile, p.overlap)
-        blender = Blender(rh, rw, channels=3)
+        out_dtype = np.dtype(np.uint8 if reference.dtype == np.uint8 else np.float32)
+        blender = StreamingBlender(
+            np.empty((rh, rw, 3), out_dtype), tiles[0].h, finish=_finisher(out_dtype)
+        )
         transfer_sum = 0.0
-        valid = conf_up > 0.5
         for i, tile in enumerate(tiles):
             cancel.raise_if_cancelled()
             progress(0.05 + 0.9 * i / len(tiles), f"tile {i + 1}/{len(tiles)}")
-            out, mask = self._tile(
-                tile, upscaled, reference, flow_up, conf_up, valid, local_flow, p, scale_h, scale_w
-            )
+            out, mask = self._tile(tile, glob, reference, local_flow, p)
             blender.add(tile, out)
             transfer_sum += float(mask.mean()) * tile.h * tile.w
         lap("tiles")
@@ -332,9 +321,6 @@ class GuidedRestorer:
 
         progress(0.96, "blend")
         result = blender.result()
-        if p.color_fix:
-            result = wavelet_color_fix(result, upscaled)
-        result = np.clip(result, 0.0, 1.0).astype(np.float32, copy=False)
         lap("blend")
         progress(1.0, "done")
         timings["total"] = time.perf_counter() - started
@@ -342,7 +328,7 @@ class GuidedRestorer:
         diag = Diagnostics(
             timings=timings,
             tiles=len(tiles),
-            flow_confidence=float(conf_lr.mean()),
+            flow_confidence=float(glob.confidence.mean()),
             device="cpu" if p.flow == "dis" else p.device,
             extra={
                 "transfer_fraction": transfer_sum / covered,
@@ -354,51 +340,59 @@ class GuidedRestorer:
     def _tile(
         self,
         tile: Tile,
-        upscaled: np.ndarray,
+        glob: _Global,
         reference: np.ndarray,
-        flow_up: np.ndarray,
-        conf_up: np.ndarray,
-        valid: np.ndarray,
         local_flow: FlowEstimator,
         p: GuidedParams,
-        scale_h: float,
-        scale_w: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         rh, rw = reference.shape[:2]
+        h, w = glob.frame.shape[:2]
+        scale_h = h / rh
         ys, xs = tile.slices
-        frame = upscaled[ys, xs]
-        cy, cx = pcr_crop_origin(flow_up, tile, valid, None, (rh, rw))
-        crop = reference[cy : cy + tile.h, cx : cx + tile.w]
-        crop_lq = _roundtrip(crop, scale_h, scale_w)  # as blurry as the frame, for matching
+        # The whole-image arrays at full resolution, for this tile only.
+        frame = np.clip(resize_window(glob.frame, rh, rw, ys, xs, "bicubic"), 0.0, 1.0)
+        flow_up = resize_window(glob.flow, rh, rw, ys, xs, "bilinear")
+        flow_up[:, :, 0] *= rw / w
+        flow_up[:, :, 1] *= rh / h
+        conf_up = resize_window(glob.confidence, rh, rw, ys, xs, "bilinear")
+        here = Tile(0, 0, tile.h, tile.w)
+        cy, cx = place_crop(tile, pcr_offset(flow_up, here, conf_up > 0.5), (rh, rw))
+        crop = as_float(reference[cy : cy + tile.h, cx : cx + tile.w])
+        crop_lq = _roundtrip(crop, scale_h, w / rw)  # as blurry as the frame, for matching
         # The global flow in crop coordinates seeds the local search (DIS); RAFT ignores it.
-        init = flow_up[ys, xs].copy()
+        init = flow_up.copy()
         init[:, :, 0] += tile.x - cx
         init[:, :, 1] += tile.y - cy
         # (A crop can only differ from the tile in size if the reference were smaller than the
         # tile grid; keep the global flow then.)
         same = crop.shape[:2] == frame.shape[:2]
         flow = local_flow(frame, crop_lq, init) if same else init
-        # Sample the whole reference (not just the crop) so flow leaving the crop still works.
-        aligned = warp(reference, flow, offset=(cy, cx))
-        inside = inside_mask(flow, (rh, rw), offset=(cy, cx)).astype(np.float32)
+        del crop, crop_lq, init
+        # Sample around the crop (not just in it) so flow leaving the crop still works; a tile
+        # beyond that is not this tile's content.
+        bounds = (cy - p.tile, cy + tile.h + p.tile, cx - p.tile, cx + tile.w + p.tile)
+        aligned, reached = warp_window(reference, flow, offset=(cy, cx), bounds=bounds)
+        inside = (inside_mask(flow, (rh, rw), offset=(cy, cx)) & reached).astype(np.float32)
 
         # Trust and tone are judged at the frame's own resolution: the frame holds no
         # information above it, and it is 4-5x cheaper than at the reference's.
-        lh, lw = max(1, round(tile.h * scale_h)), max(1, round(tile.w * scale_w))
+        lh, lw = max(1, round(tile.h * scale_h)), max(1, round(tile.w * w / rw))
         frame_s = resize(frame, lh, lw, interpolation="area")
         aligned_s = resize(aligned, lh, lw, interpolation="area")
         ratio = structural_disagreement(frame_s, aligned_s, 1.0, 4.0, p.agree_floor**2)
         mask = trust_from_disagreement(ratio, p.agree_tolerance)
-        mask = np.minimum(mask, resize(conf_up[ys, xs], lh, lw, interpolation="area"))
+        mask = np.minimum(mask, resize(conf_up, lh, lw, interpolation="area"))
         mask = np.minimum(mask, resize(inside, lh, lw, interpolation="area"))
         erode = round(p.erode * scale_h)
         if erode > 0:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1,) * 2)
             mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
-        mask = np.clip(_blur(mask, p.feather * scale_h), 0.0, 1.0)
-        tone_s = _blur(frame_s - aligned_s, p.tone_sigma * scale_h)
+        mask = np.clip(blur(mask, p.feather * scale_h), 0.0, 1.0)
+        tone_s = blur(frame_s - aligned_s, p.tone_sigma * scale_h)
 
         mask_up = resize(mask, tile.h, tile.w, interpolation="bilinear")
         tone = resize(tone_s, tile.h, tile.w, interpolation="bicubic")
         out = frame + mask_up[:, :, None] * (aligned + tone - frame)
+        if p.color_fix:
+            out = wavelet_color_fix(out, frame)
         return out.astype(np.float32, copy=False), mask

@@ -14,10 +14,14 @@ from core.api import RestoreError
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as PSNR-Y papers use
 
 
-def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+def validate_image(
+    image: np.ndarray, name: str = "image", *, keep_uint8: bool = False
+) -> np.ndarray:
     """Return `image` as contiguous float32 H×W×3 in [0, 1]; raise RestoreError if unusable.
 
     uint8/uint16 inputs are scaled; grey (H×W or H×W×1) is broadcast to RGB; alpha dropped.
+    With `keep_uint8`, 8-bit input stays 8-bit (H×W×3 uint8): a restorer that streams tiles
+    takes it so (a quarter of float32's memory; `Restorer.keeps_uint8`).
     """
     arr = np.asarray(image)
     if arr.ndim == 2:
@@ -29,6 +33,8 @@ def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     if arr.dtype == np.uint8:
+        if keep_uint8:
+            return np.ascontiguousarray(arr)
         arr = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:
         arr = arr.astype(np.float32) / 65535.0

@@ -43,7 +43,9 @@ def _load(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise OperationalError(f"{what} not found: {path}")
     try:
-        return load_still(path)
+        # 8 bits: a restorer that streams tiles keeps them (a 108 MP reference stays 324 MB);
+        # core.restore converts them to float32 for the others.
+        return load_still(path, dtype=np.uint8)
     except UnreadableFile as exc:
         raise OperationalError(f"cannot read {what} {path}: {exc}") from None
 
@@ -51,13 +53,14 @@ def _load(path: Path, what: str) -> np.ndarray:
 def compare_strip(frame: np.ndarray, restored: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """frame | restored | reference, each scaled to COMPARE_HEIGHT (or less), 8 px gaps."""
     from core.images import resize
+    from core.resample import as_float
 
     height = min(COMPARE_HEIGHT, restored.shape[0])
     panels = []
     for image in (frame, restored, reference):
         h, w = image.shape[:2]
         width = max(1, round(w * height / h))
-        panels.append(resize(image, height, width))
+        panels.append(as_float(resize(image, height, width)))  # 8-bit or float in
         panels.append(np.ones((height, 8, 3), np.float32))
     return np.concatenate(panels[:-1], axis=1)
 

@@ -137,7 +137,7 @@ def test_baselines(image_factory):
 
 
 def test_structural_disagreement_tolerates_blur_and_tone_but_not_displacement(image_factory):
-    from core.guided import structural_disagreement, texture_weight
+    from core.reliability import structural_disagreement, texture_weight
 
     img = image_factory(120, 160, seed=6)
     blurred = cv2.GaussianBlur(img, (0, 0), 0.8)

@@ -1,5 +1,7 @@
 """Settings errors through the real `lmd` entry point: exit 1, the key, the value and where it
-came from on stderr, never a traceback; `lmd doctor` reports them as its first finding."""
+came from on stderr, never a traceback; `lmd doctor` reports them as its first finding. (The
+ranges themselves are checked in-process in test_settings.py: an interpreter start each costs a
+second.)"""
 
 from __future__ import annotations
 
@@ -16,9 +18,6 @@ from tests.foundation.lmd_entry import flat, run_lmd
     [
         ("", {"LMD_WORKER__WINDOWS": "01:00-07:00"},
          "worker.windows = '01:00-07:00'"),
-        ("[worker]\nlease_seconds = inf\n", {}, "worker.lease_seconds = inf"),
-        ("[worker]\nmax_attempts = 100000000000000000000\n", {},
-         "worker.max_attempts = 100000000000000000000"),
         ("[restorer]\nparams = {tone_sigma = nan}\n", {},
          "restorer.params: guided: parameter tone_sigma must be a finite number, got nan"),
     ],

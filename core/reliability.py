@@ -1,0 +1,77 @@
+"""Where a reference image may be trusted for a frame: per-pixel reliability in [0, 1].
+
+Why a module of its own: a restorer that transfers detail from a reference (a still's key
+photo, or a keyframe for every frame of a clip) must know, region by region, whether the
+warped reference shows what the frame shows. Where it does not (a subject that moved on its
+own, a region the reference never saw, a flow failure) the output must fall back to the frame's
+own content, or the reference is pasted in as a ghost. These functions are the building blocks:
+plain arrays in, arrays out, all at the frame's own scale (the frame holds no information above
+it, and it is many times cheaper than the reference's).
+
+Conventions: images are float32 H×W×3 in [0, 1]; maps are float32 H×W; σ values are in pixels
+of the arrays given.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with reflected borders; the shape (H×W or H×W×C) is kept."""
+    if sigma <= 0:
+        return image
+    out = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    if out.ndim == 2 and image.ndim == 3:
+        out = out[:, :, None]
+    return out
+
+
+def channel_energy(image: np.ndarray) -> np.ndarray:
+    """Σ_c image_c² as H×W float32 (much faster than np.sum(axis=2) on interleaved data)."""
+    if image.ndim == 2:
+        return image * image
+    flat = image.reshape(-1, image.shape[2])
+    out = np.zeros(flat.shape[0], np.float32)
+    for c in range(image.shape[2]):
+        out += flat[:, c] * flat[:, c]
+    return out.reshape(image.shape[:2])
+
+
+def structural_disagreement(
+    a: np.ndarray, b: np.ndarray, fine: float, coarse: float, floor: float
+) -> np.ndarray:
+    """How differently a and b are structured locally, in [0, 2]: H×W float32.
+
+    Both images are band-passed between `fine` (about one video pixel: below it the frame
+    differs from any reference by blur, noise and codec anyway) and `coarse` (above it, a
+    colour or exposure shift is no reason for distrust). The local energy of the difference
+    of the bands is divided by the local energy of the bands themselves (plus `floor`, the
+    energy of contrast too faint to matter): 0 when the structure matches (even if one is
+    blurrier), ≈ 1 when it is unrelated (a subject that moved, an occlusion, a flow failure),
+    up to 2 when it is inverted. Normalising makes a high-contrast edge that is merely a little
+    softer in the frame count as agreement.
+    """
+    band_a = blur(a, fine) - blur(a, coarse)
+    band_b = blur(b, fine) - blur(b, coarse)
+    mismatch = blur(channel_energy(band_a - band_b), coarse)
+    signal = blur(channel_energy(band_a) + channel_energy(band_b), coarse)
+    return (mismatch / (signal + floor)).astype(np.float32)
+
+
+def texture_weight(image: np.ndarray, fine: float, coarse: float, floor: float) -> np.ndarray:
+    """signal / (signal + floor) of the same band: ≈ 0 on flat areas, → 1 on texture.
+
+    Flow is arbitrary on flat areas (so its forward-backward check fails there) but any
+    displacement of a flat area is harmless; this weight lets the check count only where it can
+    both be trusted and matter.
+    """
+    band = blur(image, fine) - blur(image, coarse)
+    signal = blur(channel_energy(band), coarse)
+    return (signal / (signal + floor)).astype(np.float32)
+
+
+def trust_from_disagreement(ratio: np.ndarray, tolerance: float) -> np.ndarray:
+    """exp(−(ratio / tolerance)²): 1 where the structure agrees, → 0 where it does not."""
+    return np.exp(-np.square(ratio / tolerance)).astype(np.float32)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon.library.binio import BoundedFile
-from daemon.library.errors import UnreadableFile
+from daemon.files.binio import BoundedFile
+from daemon.files.errors import UnreadableFile
 
 DEFAULT_MAX_PIXELS = 200_000_000
 """`max_pixels` of the still loaders: the largest image lmd decodes (200 MP). A 108 MP phone

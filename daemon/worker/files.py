@@ -52,10 +52,13 @@ def input_signatures_match(asset: LiveAsset) -> bool:
 
 
 def load_inputs(asset: LiveAsset) -> LoadedInputs:
-    """Decode what the restorer needs; raises `UnreadableFile` with a reason on bad input."""
-    reference = load_still(asset.reference)
+    """Decode what the restorer needs; raises `UnreadableFile` with a reason on bad input.
+
+    Stills stay 8-bit: a restorer that streams tiles keeps them so (a 108 MP reference is
+    324 MB, not 1.3 GB), and `core.restore` converts them to float32 for the others."""
+    reference = load_still(asset.reference, dtype=np.uint8)
     if asset.target is not None:
-        target = load_still(asset.target)
+        target = load_still(asset.target, dtype=np.uint8)
         like = asset.target
     elif asset.video is not None and asset.t1 is not None:
         target = decode_frame_at(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -34,13 +35,17 @@ class RestorerHolder:
     a ready instance); the weights check still applies, by the job's restorer name.
     """
 
-    def __init__(self, settings: Settings, restorer: Restorer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, restorer: Restorer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._given = restorer
         self._instance: Restorer | None = restorer
         self._name: str | None = None
         self._digests: dict[str, str] = {}
-        self._last_used = time.monotonic()
+        self._clock = clock
+        self._last_used = clock()
 
     @property
     def loaded(self) -> bool:
@@ -48,10 +53,11 @@ class RestorerHolder:
         return self._instance is not None
 
     def idle_seconds(self) -> float:
-        return time.monotonic() - self._last_used
+        """How long since the restorer last ran (or was built)."""
+        return self._clock() - self._last_used
 
     def used(self) -> None:
-        self._last_used = time.monotonic()
+        self._last_used = self._clock()
 
     def _digest(self, name: str) -> str:
         """The configured weights' digest for `name`, computed once per loaded model."""

@@ -46,6 +46,16 @@ class NotifyListener:
         raise AssertionError(f"no {prefix!r} in {self.messages}")
 
 
+def wait_until(condition, what: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Poll `condition()` until it holds; fail after `seconds` (deadlines are generous: the
+    conditions normally hold within a few seconds)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.01)
+
+
 def status_json(config: Path) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "--config", str(config), "status", "--json"],
@@ -74,35 +84,39 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+    from daemon.store import open_store
+
     try:
         listener.wait_for("READY=1", 60)
-        seen_running = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            listener.collect()
-            status = status_json(config)
-            workers = status["worker"]
-            running = [w for w in workers if w.get("state") == "running"]
-            if running and running[0].get("job_id"):
-                seen_running = running[0]
-            if status["jobs"].get("succeeded") == 1:
-                break
-            time.sleep(0.3)
+        # Watch the workers table in-process (milliseconds a look, against a job of seconds);
+        # once the job runs, freeze the daemon so `lmd status` is sure to find it running.
+        store = open_store(f"sqlite:///{tmp_path / 'state' / 'lmd.sqlite3'}", migrate=False)
+        try:
+            wait_until(
+                lambda: any(w["state"] == "running" and w["job_id"] and w["pid"] == proc.pid
+                            for w in store.get_workers()),
+                "the job to run", 120,
+            )
+            proc.send_signal(signal.SIGSTOP)
+            try:
+                frozen = status_json(config)
+            finally:
+                proc.send_signal(signal.SIGCONT)
+            wait_until(lambda: store.counts()["succeeded"] == 1, "the job to succeed", 120)
+        finally:
+            store.close()
+        [running] = [w for w in frozen["worker"] if w["state"] == "running"]
+        assert running["job_id"] and running["window"] == "00:00-24:00"
+        assert running["stage"] and running["progress"] is not None
+        status = status_json(config)
         assert status["jobs"]["succeeded"] == 1, status
-        assert seen_running is not None, "status never showed the running job"
-        assert seen_running["window"] == "00:00-24:00"
-        assert seen_running["stage"] and seen_running["progress"] is not None
         assert status["last_scan"] is not None
         listener.wait_for("WATCHDOG=1", 10)
         listener.wait_for("STATUS=", 10)
 
         # the watcher feeds the scanner: a new Live Photo is picked up without a cron tick
         build_sample_library(library, count=1, video_size=(96, 72), scale=2, first_number=1301)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and status_json(config)["jobs"]["succeeded"] < 2:
-            listener.collect()
-            time.sleep(0.5)
-        assert status_json(config)["jobs"]["succeeded"] == 2
+        wait_until(lambda: status_json(config)["jobs"]["succeeded"] == 2, "the new photo", 120)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, proc.stderr.read().decode() if proc.stderr else ""
@@ -206,13 +220,18 @@ def test_watcher_ignores_lmds_own_outputs(tmp_path: Path) -> None:
     )
     service = Service(settings)
     service.watcher.debouncer.pair_grace = 0.3  # a lone still is handed on soon, not in 2 min
+    handed: list[Path] = []
+    to_service = service.watcher._on_ready
+    service.watcher._on_ready = lambda paths: (handed.extend(paths), to_service(paths))
     service.watcher.start()
     try:
+        # The output is written first: were it not ignored, the debouncer would hand it on no
+        # later than the photo written after it, so once the photo is handed on, it is decided.
         (tmp_path / "library" / "IMG_0001_lmd.HEIC").write_bytes(b"o" * 64)
-        time.sleep(1.5)
-        assert not service.scans.wanted.is_set()
         (tmp_path / "library" / "clip.mp4").write_bytes(b"v" * 64)
-        assert service.scans.wanted.wait(10)
+        wait_until(lambda: any(p.name == "clip.mp4" for p in handed), "the new photo", 60)
+        assert service.scans.wanted.is_set()
+        assert [p.name for p in handed] == ["clip.mp4"]
     finally:
         service.watcher.stop()
         service.store.close()

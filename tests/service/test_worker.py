@@ -1,91 +1,267 @@
-"""Worker outcomes other than success: deferral, pause, failed writes retried, bad input."""
+"""The worker's outcome table (`daemon.worker.job`), row by row, against in-memory fakes of the
+store, the files and the restorer (milliseconds each); then the loop's decisions (pause,
+windows, idle unload); and two end-to-end checks on real files and SQLite."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
+import pytest
 
-from core import Diagnostics, OutOfDeviceMemory, RestoreRequest, RestoreResult
+from core import DeviceUnavailable, OutOfDeviceMemory
+from daemon.files.errors import UnreadableFile
 from daemon.scanner import run_scan
+from daemon.settings import Settings
 from daemon.store import open_store
-from daemon.worker import Worker
+from daemon.store.states import WorkerState
+from daemon.worker import Outcome, Worker
+from daemon.worker.restorers import RestorerHolder
+from tests.service.fakes import (
+    OUTPUT,
+    FakeFiles,
+    FakeStore,
+    Raising,
+    UntilCancelled,
+    Upscale,
+    make_job,
+    wait_for,
+)
 from tests.service.helpers import make_settings
 
 
-class OutOfMemoryOnce:
-    """A real restorer object whose first call runs out of device memory."""
-
-    name = "flaky-gpu"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def restore(self, request: RestoreRequest) -> RestoreResult:
-        self.calls += 1
-        if self.calls == 1:
-            raise OutOfDeviceMemory("CUDA out of memory (test)")
-        h, w = request.reference.shape[:2]
-        import cv2
-
-        up = cv2.resize(request.target, (w, h), interpolation=cv2.INTER_CUBIC)
-        return RestoreResult(np.clip(up, 0, 1), Diagnostics(tiles=1))
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings that differ from the fake jobs' pinned values wherever a job pins one, so a
+    worker reading the settings instead of the row would be caught."""
+    return make_settings(
+        tmp_path,
+        restorer={"name": "guided", "params": {"seed": 99}},
+        output={"location": "beside", "heic_quality": 10},
+        worker={"heartbeat_seconds": 0.01, "lease_seconds": 30, "defer_seconds": 7},
+    )
 
 
-def test_out_of_memory_defers_without_burning_an_attempt(tmp_path: Path, tiny_library: Path):
-    settings = make_settings(tmp_path, worker={"defer_seconds": 0.05, "max_attempts": 1})
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, tiny_library, store=store)
-        restorer = OutOfMemoryOnce()
-        worker = Worker(settings, store, worker_id="w", restorer=restorer)
-        assert worker.run_once(ignore_windows=True)
-        states = sorted(job.state for job in store.list_jobs())
-        assert states == ["deferred", "pending"]
-        deferred = next(job for job in store.list_jobs() if job.state == "deferred")
-        assert "OutOfDeviceMemory" in (deferred.last_error or "")
-        import time
-
-        time.sleep(0.2)
-        assert worker.run_until_empty() == 2
-        # max_attempts is 1, yet the deferred job still succeeded: a deferral is not a failure
-        assert store.counts()["succeeded"] == 2
-    finally:
-        store.close()
+def run(settings: Settings, store: FakeStore, files: FakeFiles, restorer: Upscale) -> Outcome:
+    worker = Worker(settings, store, worker_id="w", restorer=restorer, files=files)
+    job = store.claim("w", 30)
+    assert job is not None
+    return worker._run_claimed(job)
 
 
-def test_pause_stops_claiming_and_resume_continues(tmp_path: Path, tiny_library: Path) -> None:
-    settings = make_settings(tmp_path)
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, tiny_library, store=store)
-        store.set_paused(True)
-        worker = Worker(settings, store, worker_id="w")
-        assert worker.run_once() is False
-        assert store.get_workers()[0]["state"] == "paused"
-        assert store.counts()["pending"] == 2
-        store.set_paused(False)
-        assert worker.run_once() is True
-    finally:
-        store.close()
+# ---------------------------------------------------------------------- the outcome table
 
 
-def test_outside_the_window_nothing_runs(tmp_path: Path, tiny_library: Path) -> None:
-    from datetime import datetime, timedelta
+def test_success_runs_and_records_the_job_as_its_row_says(settings: Settings) -> None:
+    store, files, restorer = FakeStore(make_job(7)), FakeFiles(), Upscale()
+    assert run(settings, store, files, restorer) is Outcome.SUCCEEDED
+    [(method, details)] = store.finished()
+    assert method == "succeed"
+    [plan] = files.planned
+    assert plan.kind == "sidecar-tree" and details["path"] == str(plan.destination)
+    assert plan.destination == OUTPUT.tree / "2026" / "IMG_E0007.HEIC"  # the row's tree
+    assert details["signature"]["content_hash"] == "blake3:00"
+    [request] = restorer.requests
+    assert request.restorer == "guided" and request.params == {"seed": 3} and request.seed == 3
+    provenance = details["provenance"]
+    assert (provenance["restorer"], provenance["params"], provenance["job_id"]) == (
+        "guided", {"seed": 3}, 7)
+    assert provenance["weights_digest"] == "none" and provenance["seconds"] >= 0
+    assert files.written == [(plan.destination, provenance)]
 
+
+def test_changed_inputs_skip_without_planning_or_restoring(settings: Settings) -> None:
+    store, files, restorer = FakeStore(make_job()), FakeFiles(unchanged=False), Upscale()
+    assert run(settings, store, files, restorer) is Outcome.SKIPPED
+    assert store.finished() == [("skip", {"reason": "inputs changed since the scan; rescan "
+                                          "will requeue"})]
+    assert files.planned == [] and restorer.requests == []
+
+
+@pytest.mark.parametrize("error", [OutOfDeviceMemory("CUDA out of memory"),
+                                   DeviceUnavailable("no GPU")])
+def test_device_trouble_defers_and_drops_the_model(settings: Settings, error: Exception) -> None:
+    store, files, restorer = FakeStore(make_job()), FakeFiles(), Raising(error)
+    worker = Worker(settings, store, worker_id="w", restorer=restorer, files=files)
+    assert worker.run_once(ignore_windows=True)
+    [(method, details)] = store.finished()
+    assert method == "defer" and details["reason"] == f"{type(error).__name__}: {error}"
+    assert details["base_seconds"] == 7  # worker.defer_seconds; the store grows it
+    assert not worker.model_loaded
+
+
+def test_a_stop_request_releases_the_job(settings: Settings) -> None:
+    store, files, restorer = FakeStore(make_job()), FakeFiles(), UntilCancelled()
+    worker = Worker(settings, store, worker_id="w", restorer=restorer, files=files)
+    stopper = threading.Thread(target=lambda: (restorer.started.wait(30), worker.request_stop()))
+    stopper.start()
+    assert worker.run_once(ignore_windows=True)
+    stopper.join()
+    assert store.finished() == [("release", {"reason": "cancelled (stop)"})]
+
+
+def test_pause_during_a_job_releases_it_between_steps(settings: Settings) -> None:
+    store, files, restorer = FakeStore(make_job()), FakeFiles(), UntilCancelled()
+    pauser = threading.Thread(target=lambda: (restorer.started.wait(30),
+                                              setattr(store, "paused", True)))
+    pauser.start()
+    assert run(settings, store, files, restorer) is Outcome.RELEASED
+    pauser.join()
+    assert store.finished() == [("release", {"reason": "cancelled (paused)"})]
+    assert files.written == []
+
+
+def test_a_lost_lease_stops_the_job_and_records_nothing(settings: Settings) -> None:
+    store, files, restorer = FakeStore(make_job()), FakeFiles(), UntilCancelled()
+    loser = threading.Thread(target=lambda: (restorer.started.wait(30),
+                                             setattr(store, "lease_held", False)))
+    loser.start()
+    assert run(settings, store, files, restorer) is Outcome.LEASE_LOST
+    loser.join()
+    assert store.finished() == [] and files.written == []
+
+
+def test_a_lease_lost_at_the_last_moment_records_nothing(settings: Settings) -> None:
+    """The heartbeat never noticed, but `succeed` finds the job taken: nothing is released
+    or failed in the other worker's name."""
+    store, files = FakeStore(make_job()), FakeFiles()
+
+    class LosesLeaseWhileWriting(FakeFiles):
+        def write(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            store.lease_held = False
+            return files.write(*args, **kwargs)
+
+    assert run(settings, store, LosesLeaseWhileWriting(), Upscale()) is Outcome.LEASE_LOST
+    assert store.finished() == []
+
+
+class WrongSize(Upscale):
+    """A restorer with a bug: it returns half the reference's size; core's check refuses it."""
+
+    def restore(self, request):  # type: ignore[no-untyped-def]
+        result = super().restore(request)
+        return dataclasses.replace(result, image=request.reference[::2, ::2].copy())
+
+
+@pytest.mark.parametrize(
+    ("job", "files", "restorer", "reason", "before_restoring"),
+    [
+        pytest.param(make_job(output=None), FakeFiles(), Upscale(),
+                     "was enqueued before lmd pinned the output", True, id="no pinned output"),
+        pytest.param(make_job(output=dataclasses.replace(OUTPUT, location="beside",
+                                                         suffix=".lmd")),
+                     FakeFiles(), Upscale(),
+                     "bad output setting: output suffix '.lmd' starts with a dot", True,
+                     id="bad output suffix"),
+        pytest.param(make_job(weights_digest="blake3-checkpoint:0f"), FakeFiles(), Upscale(),
+                     "but the configured weights are none", True, id="weights changed"),
+        pytest.param(make_job(), FakeFiles(load_error=UnreadableFile("truncated")), Upscale(),
+                     "unreadable input: truncated", True, id="unreadable input"),
+        pytest.param(make_job(), FakeFiles(), WrongSize(),
+                     "restore failed: restorer 'guided' returned (8, 8), expected the "
+                     "reference's (16, 16)", False, id="restorer broke core's contract"),
+    ],
+)
+def test_failures_retrying_cannot_help_fail_at_once(
+    settings: Settings, job, files: FakeFiles, restorer: Upscale, reason: str,
+    before_restoring: bool,
+) -> None:
+    store = FakeStore(job)
+    assert run(settings, store, files, restorer) is Outcome.FAILED
+    [(method, details)] = store.finished()
+    assert method == "fail" and details["retryable"] is False
+    assert reason in details["error"], details["error"]
+    assert files.written == []
+    assert (restorer.requests == []) is before_restoring
+
+
+def test_an_unexpected_error_is_a_retryable_attempt(settings: Settings) -> None:
+    """A failed write (a full disk, say): the store decides pending or failed by attempts."""
+    store = FakeStore(make_job())
+    files = FakeFiles(write_error=OSError(28, "No space left on device"))
+    assert run(settings, store, files, Upscale()) is Outcome.RETRY
+    [(method, details)] = store.finished()
+    assert method == "fail" and details["retryable"] is True
+    assert details["error"] == "OSError: [Errno 28] No space left on device"
+
+
+def test_the_restorer_named_by_the_job_is_checked_not_the_configured_one(
+    settings: Settings,
+) -> None:
+    """A job for a restorer with weights ('livemoments' with a checkpoint digest) is refused
+    while the settings configure none: its weights are not here."""
+    job = make_job(restorer="livemoments", weights_digest="blake3-checkpoint:0f")
+    store = FakeStore(job)
+    assert run(settings, store, FakeFiles(), Upscale()) is Outcome.FAILED
+    [(_, details)] = store.finished()
+    assert "enqueued for livemoments weights blake3-checkpoint:0f" in details["error"]
+
+
+def test_weights_digest_of_a_weight_free_restorer_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, core.registry as r; d = r.weights_digest('guided', {}); "
+            "print(d, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.split() == ["none", "False"], out.stderr
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def test_paused_or_outside_the_window_nothing_is_claimed(tmp_path: Path) -> None:
     now = datetime.now()
-    start = (now + timedelta(hours=2)).strftime("%H:00")
-    end = (now + timedelta(hours=3)).strftime("%H:00")
-    settings = make_settings(tmp_path, worker={"windows": [f"{start}-{end}"]})
-    store = open_store(settings.database_url)
+    window = f"{(now + timedelta(hours=2)):%H}:00-{(now + timedelta(hours=3)):%H}:00"
+    settings = make_settings(tmp_path, worker={"windows": [window]})
+    store = FakeStore(make_job(), paused=True)
+    worker = Worker(settings, store, worker_id="w", restorer=Upscale(), files=FakeFiles())
+    assert worker.run_once() is False
+    assert store.workers["w"]["state"] is WorkerState.PAUSED
+    store.paused = False
+    assert worker.run_once() is False
+    assert store.workers["w"]["state"] is WorkerState.OUTSIDE_WINDOW
+    assert store.workers["w"]["window"] == window and len(store.waiting) == 1
+    assert worker.run_once(ignore_windows=True) is True  # `lmd work` ignores windows
+    assert store.waiting == [] and store.workers["w"]["state"] is WorkerState.IDLE
+
+
+def test_an_idle_worker_unloads_the_model_after_the_idle_timeout(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, restorer={"idle_unload_seconds": 600})
+    now = [1000.0]
+    worker = Worker(settings, FakeStore(make_job()), worker_id="w", restorer=Upscale(),
+                    files=FakeFiles())
+    worker.restorers = RestorerHolder(settings, Upscale(), clock=lambda: now[0])
+    assert worker.run_until_empty() == 1 and worker.model_loaded
+    now[0] += 599
+    worker._maybe_unload()
+    assert worker.model_loaded  # not before the timeout
+    now[0] += 2
+    worker._maybe_unload()
+    assert not worker.model_loaded
+
+
+def test_run_forever_unloads_an_idle_model_and_stops_on_request(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, restorer={"idle_unload_seconds": 0},
+                             worker={"poll_seconds": 0.01})
+    worker = Worker(settings, FakeStore(make_job()), worker_id="w", restorer=Upscale(),
+                    files=FakeFiles())
+    loop = threading.Thread(target=worker.run_forever)
+    loop.start()
     try:
-        run_scan(settings, tiny_library, store=store)
-        worker = Worker(settings, store, worker_id="w")
-        assert worker.run_once() is False
-        row = store.get_workers()[0]
-        assert row["state"] == "outside-window" and row["window"] == f"{start}-{end}"
+        wait_for(lambda: not worker.model_loaded and worker.store.finished(), "the unload")
     finally:
-        store.close()
+        worker.request_stop()
+        loop.join(30)
+    assert not loop.is_alive()
+    assert worker.store.workers["w"]["state"] is WorkerState.STOPPED
+
+
+# ------------------------------------------------------------------ on real files and SQLite
 
 
 def test_a_failed_write_leaves_nothing_and_is_retried(tmp_path: Path, tiny_library: Path):
@@ -107,8 +283,6 @@ def test_a_failed_write_leaves_nothing_and_is_retried(tmp_path: Path, tiny_libra
 
 
 def test_inputs_changed_or_corrupt_after_the_scan(tmp_path: Path, tiny_library: Path) -> None:
-    import os
-
     settings = make_settings(tmp_path)
     store = open_store(settings.database_url)
     try:
@@ -134,105 +308,10 @@ def test_inputs_changed_or_corrupt_after_the_scan(tmp_path: Path, tiny_library: 
 
 
 def test_status_flags_workers_that_stopped_refreshing() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from daemon.status import STALE_WORKER_SECONDS
-    from daemon.status import with_staleness as _with_staleness
+    from daemon.status import STALE_WORKER_SECONDS, with_staleness
 
     now = datetime.now(UTC)
     old = now - timedelta(seconds=STALE_WORKER_SECONDS + 5)
-    assert _with_staleness({"state": "idle", "heartbeat_at": now})["stale"] is False
-    assert _with_staleness({"state": "running", "heartbeat_at": old.isoformat()})["stale"] is True
-    assert _with_staleness({"state": "stopped", "heartbeat_at": old})["stale"] is False
-
-
-def test_pause_during_a_job_hands_it_back_between_steps(tmp_path: Path) -> None:
-    import threading
-    import time
-
-    from daemon.demo import build_sample_library
-
-    library = tmp_path / "library"
-    build_sample_library(library, count=1, video_size=(480, 360), scale=4)  # a 4-tile job
-    settings = make_settings(tmp_path, worker={"heartbeat_seconds": 0.1, "lease_seconds": 30})
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, library, store=store)
-        worker = Worker(settings, store, worker_id="w")
-
-        def pause_once_running() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if any(w["state"] == "running" for w in store.get_workers()):
-                    store.set_paused(True)
-                    return
-                time.sleep(0.02)
-
-        pauser = threading.Thread(target=pause_once_running)
-        pauser.start()
-        assert worker.run_once(ignore_windows=True)
-        pauser.join()
-        job = store.list_jobs()[0]
-        assert job.state == "pending" and job.output_path is None
-        assert store.events(job.id)[-1].reason == "cancelled (paused)"
-        assert not (settings.output.tree and any(Path(settings.output.tree).rglob("*.HEIC")))
-        assert worker.run_once() is False  # paused: nothing is claimed
-        store.set_paused(False)
-        assert worker.run_once() is True
-        assert store.get_job(job.id).state == "succeeded"
-    finally:
-        store.close()
-
-
-def test_idle_worker_unloads_the_model(tmp_path: Path, tiny_library: Path) -> None:
-    import threading
-    import time
-
-    settings = make_settings(
-        tmp_path, restorer={"idle_unload_seconds": 1.0}, worker={"poll_seconds": 0.05}
-    )
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, tiny_library, store=store)
-        restorer = OutOfMemoryOnce()
-        restorer.calls = 1  # past its simulated OOM: restores right away
-        worker = Worker(settings, store, worker_id="w", restorer=restorer)
-        assert worker.run_until_empty() == 2
-        assert worker.model_loaded
-        loop = threading.Thread(target=worker.run_forever)
-        started = time.monotonic()
-        loop.start()
-        try:
-            while worker.model_loaded and time.monotonic() - started < 10:
-                time.sleep(0.02)
-            elapsed = time.monotonic() - started
-        finally:
-            worker.request_stop()
-            loop.join(10)
-        assert not worker.model_loaded
-        assert 0.5 < elapsed < 5  # after the idle timeout, not at once and not never
-    finally:
-        store.close()
-
-
-class WrongSize:
-    """A restorer with a bug: it returns half the reference's size."""
-
-    name = "wrong-size"
-
-    def restore(self, request: RestoreRequest) -> RestoreResult:
-        return RestoreResult(request.reference[::2, ::2].copy(), Diagnostics())
-
-
-def test_worker_goes_through_cores_checks(tmp_path: Path, tiny_library: Path) -> None:
-    settings = make_settings(tmp_path)
-    store = open_store(settings.database_url)
-    try:
-        run_scan(settings, tiny_library, store=store)
-        Worker(settings, store, worker_id="w", restorer=WrongSize()).run_until_empty()
-        jobs = store.list_jobs()
-        assert {job.state for job in jobs} == {"failed"}
-        assert all("expected the reference's" in (job.last_error or "") for job in jobs)
-        assert not any(Path(settings.output.tree).rglob("*.HEIC"))
-    finally:
-        store.close()
+    assert with_staleness({"state": "idle", "heartbeat_at": now})["stale"] is False
+    assert with_staleness({"state": "running", "heartbeat_at": old.isoformat()})["stale"] is True
+    assert with_staleness({"state": "stopped", "heartbeat_at": old})["stale"] is False

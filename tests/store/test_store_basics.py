@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,12 @@ from daemon import fsinfo
 from daemon.store import TRANSITIONS, InvalidTransition, JobState, check_transition, job_identity
 from daemon.store.states import (
     ACTIVE_STATES,
+    CLAIMABLE_STATES,
     COMMAND_STATES,
     COMMAND_TARGETS,
     FINISHED_STATES,
     Command,
+    can_transition,
     describe_states,
 )
 
@@ -23,13 +27,44 @@ SIGS = {
 }
 
 
-def test_every_state_has_transitions_and_required_states_exist() -> None:
+def _reachable(start: JobState) -> set[JobState]:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_lifecycle_has_no_dead_ends_and_results_need_a_claim() -> None:
+    """What the store relies on: every state can be reached from a new (pending) job and can
+    lead back to pending (a person can always re-queue); a job succeeds or fails only from
+    running, and runs only when claimed from a claimable state; active and finished states
+    split the enum."""
     required = {"pending", "running", "deferred", "succeeded", "failed", "cancelled", "skipped"}
-    assert required <= {s.value for s in JobState}
-    assert set(TRANSITIONS) == set(JobState)
+    assert {s.value for s in JobState} == required
+    assert ACTIVE_STATES.isdisjoint(FINISHED_STATES)
     assert set(JobState) == ACTIVE_STATES | FINISHED_STATES
-    for targets in TRANSITIONS.values():
-        assert targets <= set(JobState)
+    for state in JobState:
+        assert state in _reachable(JobState.PENDING), state
+        assert JobState.PENDING in _reachable(state) - {state} or state is JobState.PENDING
+    entering = {new: {old for old in JobState if new in TRANSITIONS[old]} for new in JobState}
+    assert entering[JobState.SUCCEEDED] == {JobState.RUNNING}
+    assert entering[JobState.FAILED] == {JobState.RUNNING}
+    assert entering[JobState.RUNNING] == CLAIMABLE_STATES
+
+
+def test_check_transition_answers_from_the_table_for_every_pair() -> None:
+    for old in JobState:
+        for new in JobState:
+            allowed = new in TRANSITIONS[old]
+            assert can_transition(old, new) is allowed
+            if allowed:
+                check_transition(old.value, new.value)
+            else:
+                with pytest.raises(InvalidTransition):
+                    check_transition(old, new)
 
 
 def test_every_command_makes_a_listed_transition() -> None:
@@ -111,7 +146,15 @@ def test_filesystem_type_from_mountinfo(
     assert fsinfo.is_network_fs(path, info) is network
 
 
-def test_real_mount_table(tmp_path: Path) -> None:
-    assert fsinfo.filesystem_type(tmp_path) is not None
-    assert fsinfo.is_network_fs("/proc") is False
+@pytest.mark.skipif(shutil.which("findmnt") is None, reason="needs util-linux findmnt")
+def test_real_mount_table_agrees_with_findmnt(tmp_path: Path) -> None:
+    """On this machine's own mount table, the filesystem of a path is the one util-linux's
+    findmnt reports (both read /proc/self/mountinfo, independently)."""
+    for path in (tmp_path, Path("/proc/self"), Path("/"), Path(__file__)):
+        found = subprocess.run(
+            ["findmnt", "-n", "-o", "FSTYPE", "-T", str(path)],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.strip()
+        assert fsinfo.filesystem_type(path) == found, path
+        assert fsinfo.is_network_fs(path) is fsinfo.is_network_fstype(found)
     assert fsinfo.filesystem_type("/proc/self") == "proc"

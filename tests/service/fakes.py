@@ -1,0 +1,223 @@
+"""In-memory stand-ins for the worker's collaborators (`daemon.worker.interfaces`): a store, the
+files and restorers, so the worker's outcome table runs in milliseconds without a database,
+images on disk or a model. Each records what the worker asked of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import Diagnostics, RestoreRequest, RestoreResult
+from daemon.files.signature import FileSignature
+from daemon.library.asset import LiveAsset, Platform
+from daemon.output import OutputPlan
+from daemon.store import Job, JobState, LeaseLost, OutputSpec
+from daemon.store.states import WorkerState
+from daemon.worker.files import plan_job_output
+from daemon.worker.interfaces import LoadedInputs
+
+#: generous: a condition the tests wait for normally holds within milliseconds
+DEADLINE_SECONDS = 30.0
+
+OUTPUT = OutputSpec(
+    mode="sidecar", location="tree", root=Path("/photos"), tree=Path("/state/restored"),
+    suffix="_lmd", backup_dir=Path("/state/backups"), jpeg_quality=95, heic_quality=90,
+)
+
+
+def make_job(job_id: int = 1, **overrides: Any) -> Job:
+    """A pending job as the scanner enqueues it: guided, no weights, the output pinned."""
+    asset = LiveAsset(
+        key=f"2026/IMG_{job_id:04d}", platform=Platform.APPLE,
+        reference=Path(f"/photos/2026/IMG_{job_id:04d}.HEIC"),
+        video=Path(f"/photos/2026/IMG_{job_id:04d}.MOV"),
+        target=Path(f"/photos/2026/IMG_E{job_id:04d}.HEIC"), t0=0.3, t1=0.8, reselected=True,
+        signatures={"reference": FileSignature(10, 1, "blake3:ab")},
+    )
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": job_id, "identity": f"identity-{job_id}", "asset_key": asset.key,
+        "state": JobState.PENDING, "priority": 0, "attempts": 0, "max_attempts": 3,
+        "lease_owner": None, "lease_expires_at": None, "heartbeat_at": None,
+        "not_before": None, "created_at": now, "updated_at": now, "started_at": None,
+        "finished_at": None, "last_error": None, "payload": asset.to_dict(),
+        "restorer": "guided", "weights_digest": "none", "params": {"seed": 3},
+        "force": False, "output_path": None, "output_signature": None, "provenance": None,
+        "progress": None, "stage": None, "superseded_by": None, "output": OUTPUT,
+    }
+    fields.update(overrides)
+    return Job(**fields)
+
+
+class FakeStore:
+    """A `WorkerStore` over a list of jobs. `calls` lists (method, job id, details) in order;
+    `lease_held = False` makes heartbeats refused and finishing calls report a lost lease."""
+
+    def __init__(self, *jobs: Job, paused: bool = False) -> None:
+        self.waiting = list(jobs)
+        self.paused = paused
+        self.lease_held = True
+        self.calls: list[tuple[str, int, dict[str, Any]]] = []
+        self.beats = 0
+        self.workers: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _record(self, method: str, job_id: int, **details: Any) -> None:
+        with self._lock:
+            self.calls.append((method, job_id, details))
+
+    def finished(self) -> list[tuple[str, dict[str, Any]]]:
+        """The store calls that end a running job (all but heartbeats and backups)."""
+        ends = {"succeed", "fail", "defer", "release", "skip"}
+        return [(m, d) for m, _, d in self.calls if m in ends]
+
+    def requeue_expired(self) -> int:
+        return 0
+
+    def is_paused(self) -> bool:
+        return self.paused
+
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        if not self.waiting:
+            return None
+        job = self.waiting.pop(0)
+        return dataclasses.replace(
+            job, state=JobState.RUNNING, attempts=job.attempts + 1, lease_owner=worker_id
+        )
+
+    def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float,
+                  progress: float | None = None, stage: str | None = None) -> bool:
+        self.beats += 1
+        return self.lease_held
+
+    def succeed(self, job_id: int, worker_id: str, output_path: str | None,
+                output_signature: dict[str, Any] | None,
+                provenance: dict[str, Any] | None) -> None:
+        if not self.lease_held:
+            raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
+        self._record("succeed", job_id, path=output_path, signature=output_signature,
+                     provenance=provenance)
+
+    def fail(self, job_id: int, worker_id: str, error: str, *,
+             retryable: bool = True) -> JobState | None:
+        self._record("fail", job_id, error=error, retryable=retryable)
+        return JobState.PENDING if retryable else JobState.FAILED
+
+    def defer(self, job_id: int, worker_id: str, reason: str,
+              base_seconds: float) -> datetime | None:
+        self._record("defer", job_id, reason=reason, base_seconds=base_seconds)
+        return datetime.now(UTC) + timedelta(seconds=base_seconds)
+
+    def release(self, job_id: int, worker_id: str, reason: str) -> bool:
+        self._record("release", job_id, reason=reason)
+        return True
+
+    def skip(self, job_id: int, reason: str) -> bool:
+        self._record("skip", job_id, reason=reason)
+        return True
+
+    def record_backup(self, job_id: int | None, target_path: str, backup_path: str,
+                      original_signature: dict[str, Any] | None,
+                      restored_signature: dict[str, Any] | None) -> int:
+        self._record("record_backup", job_id or 0, target=target_path)
+        return 1
+
+    def upsert_worker(self, worker_id: str, *, state: WorkerState, **values: Any) -> None:
+        self.workers[worker_id] = {"state": WorkerState(state), **values}
+
+
+class FakeFiles:
+    """`JobFiles` without files: inputs are small arrays, the plan is the real one (made from
+    the job row), writing records what would be written. `load_error`/`write_error` are raised
+    by `load`/`write` when set."""
+
+    def __init__(self, *, unchanged: bool = True, load_error: Exception | None = None,
+                 write_error: Exception | None = None) -> None:
+        self.unchanged = unchanged
+        self.load_error = load_error
+        self.write_error = write_error
+        self.planned: list[OutputPlan] = []
+        self.written: list[tuple[Path, dict[str, Any]]] = []
+
+    def inputs_unchanged(self, asset: LiveAsset) -> bool:
+        return self.unchanged
+
+    def plan(self, job: Job) -> OutputPlan:
+        plan = plan_job_output(job)
+        self.planned.append(plan)
+        return plan
+
+    def load(self, asset: LiveAsset) -> LoadedInputs:
+        if self.load_error is not None:
+            raise self.load_error
+        target = np.full((8, 8, 3), 0.5, np.float32)
+        reference = np.full((16, 16, 3), 0.25, np.float32)
+        return LoadedInputs(target, reference, None, asset.target or asset.reference)
+
+    def write(self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
+              provenance: dict[str, Any]) -> FileSignature:
+        if self.write_error is not None:
+            raise self.write_error
+        self.written.append((plan.destination, provenance))
+        return FileSignature(123, 1, "blake3:00")
+
+
+class Upscale:
+    """A restorer that returns the target at the reference's size, recording each request."""
+
+    name = "upscale"
+
+    def __init__(self) -> None:
+        self.requests: list[RestoreRequest] = []
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        self.requests.append(request)
+        h, w = request.reference.shape[:2]
+        reps = (h // request.target.shape[0], w // request.target.shape[1], 1)
+        return RestoreResult(np.tile(request.target, reps), Diagnostics(tiles=1))
+
+
+class Raising(Upscale):
+    """A restorer whose every call raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        self.requests.append(request)
+        raise self.error
+
+
+class UntilCancelled(Upscale):
+    """A restorer that runs until its request is cancelled (the heartbeat cancels it), as a
+    long restoration checks its cancel token between steps. `started` is set once it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    def restore(self, request: RestoreRequest) -> RestoreResult:
+        self.requests.append(request)
+        self.started.set()
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            assert request.cancel is not None
+            request.cancel.raise_if_cancelled()
+            time.sleep(0.002)  # one "step" of work between cancellation checks
+        raise AssertionError("the restoration was never cancelled")
+
+
+def wait_for(condition: Any, what: str) -> None:
+    """Poll `condition()` until true, failing after `DEADLINE_SECONDS`."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.002)

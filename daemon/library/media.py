@@ -218,7 +218,12 @@ def small_frames(
     """Every frame as (time, luma float32 downscaled to `width` columns), for matching.
 
     Frames are turned upright first (see `_quarter_turns`), so `width` is the upright width.
+    One `VideoReformatter` serves the whole video: `frame.reformat` would build a new scaler
+    per frame, which cost more than decoding the frame itself.
     """
+    from av.video.reformatter import VideoReformatter
+
+    scaler = VideoReformatter()
     out = []
     for ft, frame in iter_frames(video_path, offset=offset, length=length):
         turns = _quarter_turns(frame)
@@ -227,7 +232,7 @@ def small_frames(
             w, h = h, w
         height = max(1, round(h * width / w))
         sw, sh = (height, width) if turns % 2 else (width, height)
-        small = frame.reformat(width=sw, height=sh, format="gray")  # type: ignore[attr-defined]
+        small = scaler.reformat(frame, width=sw, height=sh, format="gray")  # type: ignore[arg-type]
         arr = small.to_ndarray()[:sh, :sw].astype(np.float32) / 255.0
         out.append((ft, _upright(arr, turns)))
     return out

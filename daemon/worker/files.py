@@ -2,9 +2,12 @@
 row, and writing the restored still as planned.
 
 The plan comes from the output pinned on the job (`Job.output`), never from the settings
-current when the worker runs, and it is made before the restoration starts: a job whose output
-cannot be planned (no pinned output, a reference original as destination, a bad suffix...) is
-refused with `BadOutputPlan` before any pixel is computed.
+current when the worker runs, and it is made and checked before the restoration starts: a job
+whose output cannot be planned (no pinned output, a reference original as destination, a bad
+suffix...: `BadOutputPlan`) or never written (a read-only library, a name too long, a file or a
+symlink in the way: `daemon.output.PermanentOutputError`) is refused before any pixel is
+computed. Writes stay below their root (the output tree, or the library) without following a
+symlink.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from daemon.library.naming import edited_name
 from daemon.output import (
     OutputError,
     OutputPlan,
+    check_writable,
     commit_replace,
     plan_output,
     signature_of,
@@ -99,6 +103,15 @@ def plan_job_output(job: Job) -> OutputPlan:
         raise BadOutputPlan(f"bad output setting: {exc}") from exc
 
 
+def write_root(job: Job, plan: OutputPlan) -> Path:
+    """The directory a plan's write stays below: the output tree for tree sidecars, else the
+    library (beside and replace outputs live in it)."""
+    assert job.output is not None  # planned from it
+    if plan.kind == "sidecar-tree" and job.output.tree is not None:
+        return Path(job.output.tree)
+    return job.output.root
+
+
 class LibraryFiles:
     """`JobFiles` on the real library and output tree; replace mode records its backup in the
     store."""
@@ -110,7 +123,11 @@ class LibraryFiles:
         return input_signatures_match(asset)
 
     def plan(self, job: Job) -> OutputPlan:
-        return plan_job_output(job)
+        plan = plan_job_output(job)
+        root = write_root(job, plan)
+        # a root that does not exist yet (a new output tree) has no symlink below it to refuse
+        check_writable(plan.destination, root if root.exists() else None)
+        return plan
 
     def load(self, asset: LiveAsset) -> LoadedInputs:
         return load_inputs(asset)
@@ -134,5 +151,5 @@ class LibraryFiles:
             return restored
         return write_image(
             plan.destination, image, like=like, xmp_provenance=provenance, quality=quality,
-            keep_live_identity=plan.keep_live_identity,
+            keep_live_identity=plan.keep_live_identity, root=write_root(job, plan),
         )

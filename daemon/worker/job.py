@@ -4,22 +4,24 @@ The job row is the truth: the restorer, its weights, its parameters and the outp
 location, quality) come from the job, never from the settings current when it runs. The output
 is planned before the restoration starts, so a job that could never be written costs nothing.
 
-==================================  =========================================================
-what happened                        outcome (store call)
-==================================  =========================================================
-restored and written                 SUCCEEDED (`succeed`: path, signature, provenance)
-inputs changed since the scan        SKIPPED (`skip`; the next scan enqueues the new inputs)
-output cannot be planned             FAILED at once, before restoring (`fail`, not retryable)
-restorer or weights not the job's    FAILED at once (`fail`, not retryable)
-bad input (unreadable, corrupt)      FAILED at once, with the reason (`fail`, not retryable)
-the restorer refused the input       FAILED at once (`fail`, not retryable)
-no GPU / out of device memory        DEFERRED with backoff (`defer`; the attempt is handed back)
-cancelled (SIGTERM, pause)           RELEASED back to pending (`release`)
-lease lost (heartbeat refused, or    LEASE_LOST: nothing recorded, the job is someone else's
-  `succeed` found another owner)
-anything else                        RETRY (`fail`, retryable: pending after a backoff until
-                                     the attempts run out, then failed)
-==================================  =========================================================
+======================================  ==================================================
+what happened                            outcome (store call)
+======================================  ==================================================
+restored and written                     SUCCEEDED (`succeed`: path, signature, provenance)
+inputs changed since the scan            SKIPPED (`skip`; the next scan enqueues new inputs)
+output cannot be planned, or never       FAILED before restoring (`fail`, not retryable)
+written (read-only, name too long...)
+restorer or weights not the job's        FAILED before restoring (`fail`, not retryable)
+bad input (unreadable, corrupt)          FAILED at once, with the reason (not retryable)
+the restorer refused the input           FAILED at once (`fail`, not retryable)
+the write hit a permanent problem        FAILED (`fail`, not retryable)
+no GPU / out of device memory            DEFERRED with backoff (`defer`; attempt handed back)
+cancelled (SIGTERM, pause)               RELEASED back to pending (`release`)
+lease lost (heartbeat refused, or        LEASE_LOST: nothing recorded; the job is someone
+`succeed` found another owner)           else's now
+anything else                            RETRY (`fail`, retryable: pending after a backoff
+                                         until the attempts run out, then failed)
+======================================  ==================================================
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from core import (
 )
 from daemon.files.errors import UnreadableFile
 from daemon.library.asset import LiveAsset
+from daemon.output import PermanentOutputError
 from daemon.store import Job, LeaseLost
 from daemon.worker.files import BadOutputPlan
 from daemon.worker.heartbeat import Heartbeat
@@ -175,7 +178,7 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
         )
         bound.warning("job_deferred", error=str(exc), due=due.isoformat() if due else None)
         return Outcome.DEFERRED
-    except (BadOutputPlan, WrongRestorer) as exc:
+    except (BadOutputPlan, WrongRestorer, PermanentOutputError) as exc:
         return fail(str(exc), retryable=False)
     except UnreadableFile as exc:
         return fail(f"unreadable input: {exc}", retryable=False)

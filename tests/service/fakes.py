@@ -134,12 +134,14 @@ class FakeStore:
 
 class FakeFiles:
     """`JobFiles` without files: inputs are small arrays, the plan is the real one (made from
-    the job row), writing records what would be written. `load_error`/`write_error` are raised
-    by `load`/`write` when set."""
+    the job row), writing records what would be written. `plan_error`/`load_error`/
+    `write_error` are raised by `plan`/`load`/`write` when set."""
 
-    def __init__(self, *, unchanged: bool = True, load_error: Exception | None = None,
+    def __init__(self, *, unchanged: bool = True, plan_error: Exception | None = None,
+                 load_error: Exception | None = None,
                  write_error: Exception | None = None) -> None:
         self.unchanged = unchanged
+        self.plan_error = plan_error
         self.load_error = load_error
         self.write_error = write_error
         self.planned: list[OutputPlan] = []
@@ -149,6 +151,8 @@ class FakeFiles:
         return self.unchanged
 
     def plan(self, job: Job) -> OutputPlan:
+        if self.plan_error is not None:
+            raise self.plan_error
         plan = plan_job_output(job)
         self.planned.append(plan)
         return plan

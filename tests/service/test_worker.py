@@ -14,6 +14,7 @@ import pytest
 
 from core import DeviceUnavailable, OutOfDeviceMemory
 from daemon.files.errors import UnreadableFile
+from daemon.output import NameTooLong, ReadOnlyLibrary
 from daemon.scanner import run_scan
 from daemon.settings import Settings
 from daemon.store import open_store
@@ -156,6 +157,12 @@ class WrongSize(Upscale):
                      FakeFiles(), Upscale(),
                      "bad output setting: output suffix '.lmd' starts with a dot", True,
                      id="bad output suffix"),
+        pytest.param(make_job(), FakeFiles(plan_error=ReadOnlyLibrary("library is read-only: "
+                                                                      "/photos/2026")),
+                     Upscale(), "library is read-only: /photos/2026", True,
+                     id="read-only library"),
+        pytest.param(make_job(), FakeFiles(write_error=NameTooLong("name too long: IMG")),
+                     Upscale(), "name too long: IMG", False, id="permanent write error"),
         pytest.param(make_job(weights_digest="blake3-checkpoint:0f"), FakeFiles(), Upscale(),
                      "but the configured weights are none", True, id="weights changed"),
         pytest.param(make_job(), FakeFiles(load_error=UnreadableFile("truncated")), Upscale(),
@@ -264,19 +271,23 @@ def test_run_forever_unloads_an_idle_model_and_stops_on_request(tmp_path: Path) 
 # ------------------------------------------------------------------ on real files and SQLite
 
 
-def test_a_failed_write_leaves_nothing_and_is_retried(tmp_path: Path, tiny_library: Path):
+def test_an_output_tree_that_is_a_file_fails_before_restoring(tmp_path: Path,
+                                                              tiny_library: Path) -> None:
+    """Planned and checked on the real filesystem: nothing is restored, nothing is left, and
+    the job fails with the reason instead of being retried."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the output tree should be")
     settings = make_settings(tmp_path, output={"tree": blocker})
     store = open_store(settings.database_url)
     try:
         run_scan(settings, tiny_library, store=store)
-        worker = Worker(settings, store, worker_id="w")
+        restorer = Upscale()
+        worker = Worker(settings, store, worker_id="w", restorer=restorer)
         assert worker.run_once(ignore_windows=True)
-        failed = [job for job in store.list_jobs() if job.attempts == 1]
-        assert len(failed) == 1
-        assert failed[0].state == "pending"  # retryable: back in the queue, with the reason
-        assert failed[0].last_error
+        [failed] = [job for job in store.list_jobs() if job.attempts == 1]
+        assert failed.state == "failed" and restorer.requests == []
+        assert "in the way" in failed.last_error and str(blocker) in failed.last_error
+        assert blocker.read_text() == "a file where the output tree should be"
         assert not any(p.name.startswith(".lmd-tmp") for p in tmp_path.rglob("*"))
     finally:
         store.close()

@@ -1,16 +1,17 @@
 """`lmd revert ASSET|--all`: put back the stills that replace mode swapped out.
 
 Works from the records replace mode keeps beside each backup in the state directory
-(`<backup_dir>/<relative path>.<sha8>.lmd.json`), so it needs neither the job queue nor the
-model: a person can undo lmd even when the database is gone. A file someone edited after lmd
-wrote it is left alone unless `--force`.
+(`<backup_dir>/<relative path>.<digest8>.lmd.json`), the one source of truth about backups, so
+it needs neither the job queue nor the model: a person can undo lmd even when the database is
+gone. Reverting removes the backup and its record. A file someone edited after lmd wrote it
+is left alone unless `--force`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -23,23 +24,6 @@ def _resolve_asset(asset: Path, library: Path | None) -> Path:
         return asset.absolute()
     candidate = library / asset
     return candidate if candidate.exists() else asset.absolute()
-
-
-def _mark_reverted_in_store(settings: Any, targets: list[Path]) -> None:
-    """Keep the job store's backup rows in step with the files (best effort: the backup records
-    beside the backups are the source of truth, so a revert works without the database)."""
-    from daemon.store import StoreError, open_store
-
-    try:
-        store = open_store(settings.database_url)
-    except StoreError:
-        return
-    try:
-        for target in targets:
-            for row in store.backups_for(str(target)):
-                store.mark_reverted(row["id"])
-    finally:
-        store.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -106,9 +90,6 @@ def register(app: typer.Typer) -> None:
                     failures += 1
             results.append(entry)
 
-        reverted = [Path(e["target"]) for e in results if e["result"] in {"reverted", "unchanged"}]
-        if reverted:
-            _mark_reverted_in_store(settings, reverted)
         if as_json:
             console.print_json(json.dumps(results))
         else:

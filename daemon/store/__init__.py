@@ -2,7 +2,7 @@
 
 `open_store(url)` gives a migrated `JobStore` (`facade.py`), composed from one module per
 concern: `enqueue`, `queue` (claim, heartbeat, finish), `commands` (retry, cancel,
-reprocess), `queries`, `workers`, `scans`, `asset_cache`, `control`, `backups`. States live in
+reprocess), `queries`, `workers`, `scans`, `asset_cache`, `control`. States live in
 `states.py`, identities in `identity.py`, value types in `jobs.py`, the schema in `models.py`
 (created by Alembic in `migrations/`), engines and migration in `db.py`.
 """

@@ -10,7 +10,6 @@ composes them, so callers keep one facade while no module holds more than one co
 from __future__ import annotations
 
 from daemon.store.asset_cache import AssetCacheOps
-from daemon.store.backups import BackupOps
 from daemon.store.commands import CommandOps
 from daemon.store.control import ControlOps
 from daemon.store.db import open_engine
@@ -30,7 +29,6 @@ class JobStore(
     ScanOps,
     AssetCacheOps,
     ControlOps,
-    BackupOps,
 ):
     """The queue and bookkeeping over one engine. Thread-safe (one connection per call);
     open one per process."""

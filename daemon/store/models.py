@@ -152,7 +152,8 @@ class ScanRow(Base):
     unreadable: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# ---- second migration (0002): scan cache, control flags, replace-mode backups ----
+# ---- second migration (0002): scan cache, control flags (its `backups` table was dropped in
+# 0004: replace mode's records beside the backups are the one source of truth) ----
 
 
 class AssetRow(Base):
@@ -175,19 +176,6 @@ class ControlRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class BackupRow(Base):
-    __tablename__ = "backups"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("jobs.id"), index=True)
-    target_path: Mapped[str] = mapped_column(Text, index=True)
-    backup_path: Mapped[str] = mapped_column(Text)
-    original_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    restored_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
 metadata = Base.metadata
 jobs = JobRow.__table__
 job_events = JobEventRow.__table__
@@ -195,4 +183,3 @@ workers = WorkerRow.__table__
 scans = ScanRow.__table__
 assets = AssetRow.__table__
 control = ControlRow.__table__
-backups = BackupRow.__table__

@@ -32,7 +32,7 @@ from daemon.output import (
     write_image,
 )
 from daemon.store import Job
-from daemon.worker.interfaces import LoadedInputs, WorkerStore
+from daemon.worker.interfaces import LoadedInputs
 
 
 class BadOutputPlan(Exception):
@@ -113,11 +113,7 @@ def write_root(job: Job, plan: OutputPlan) -> Path:
 
 
 class LibraryFiles:
-    """`JobFiles` on the real library and output tree; replace mode records its backup in the
-    store."""
-
-    def __init__(self, store: WorkerStore) -> None:
-        self._store = store
+    """`JobFiles` on the real library and output tree."""
 
     def inputs_unchanged(self, asset: LiveAsset) -> bool:
         return input_signatures_match(asset)
@@ -139,16 +135,10 @@ class LibraryFiles:
         assert job.output is not None  # planned from it
         quality = job.output.quality_for(plan.destination)
         if plan.kind == "replace":
+            # the backup and its record beside it are written by commit_replace (the one
+            # source of truth for `lmd revert`)
             record = commit_replace(plan, image, like, provenance, quality=quality)
-            restored = record.output or signature_of(plan.destination)
-            self._store.record_backup(
-                job_id=job.id,
-                target_path=str(record.target),
-                backup_path=str(record.backup),
-                original_signature=record.original.to_dict(),
-                restored_signature=restored.to_dict(),
-            )
-            return restored
+            return record.output or signature_of(plan.destination)
         return write_image(
             plan.destination, image, like=like, xmp_provenance=provenance, quality=quality,
             keep_live_identity=plan.keep_live_identity, root=write_root(job, plan),

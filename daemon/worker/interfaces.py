@@ -52,11 +52,6 @@ class WorkerStore(Protocol):
 
     def skip(self, job_id: int, reason: str) -> bool: ...
 
-    def record_backup(
-        self, job_id: int | None, target_path: str, backup_path: str,
-        original_signature: dict[str, Any] | None, restored_signature: dict[str, Any] | None,
-    ) -> int: ...
-
     def upsert_worker(
         self, worker_id: str, *, state: WorkerState, hostname: str | None = None,
         pid: int | None = None, job_id: int | None = None, progress: float | None = None,

@@ -55,7 +55,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
         self.restorers = RestorerHolder(settings, restorer)
-        self.files = files or LibraryFiles(store)
+        self.files = files or LibraryFiles()
         self._on_alive = on_alive or (lambda: None)
         self._current_cancel: CancelToken | None = None
         self._state = WorkerState.STARTING

@@ -73,7 +73,7 @@ class FakeStore:
             self.calls.append((method, job_id, details))
 
     def finished(self) -> list[tuple[str, dict[str, Any]]]:
-        """The store calls that end a running job (all but heartbeats and backups)."""
+        """The store calls that end a running job."""
         ends = {"succeed", "fail", "defer", "release", "skip"}
         return [(m, d) for m, _, d in self.calls if m in ends]
 
@@ -121,12 +121,6 @@ class FakeStore:
     def skip(self, job_id: int, reason: str) -> bool:
         self._record("skip", job_id, reason=reason)
         return True
-
-    def record_backup(self, job_id: int | None, target_path: str, backup_path: str,
-                      original_signature: dict[str, Any] | None,
-                      restored_signature: dict[str, Any] | None) -> int:
-        self._record("record_backup", job_id or 0, target=target_path)
-        return 1
 
     def upsert_worker(self, worker_id: str, *, state: WorkerState, **values: Any) -> None:
         self.workers[worker_id] = {"state": WorkerState(state), **values}

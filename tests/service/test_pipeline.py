@@ -135,10 +135,8 @@ def test_replace_mode_restores_once_and_reverts(tmp_path: Path, tiny_library: Pa
         )
         assert rest.returncode == 0, rest.stderr
         assert tree_hashes(tiny_library) == before
-        rows = store.backups_for(include_reverted=True)
-        assert len(rows) == 2
-        reverted = [row for row in rows if row["reverted_at"] is not None]
-        assert [row["target_path"] for row in reverted] == [str(records[1].target)]
+        assert list(iter_records(settings.output.backup_dir)) == []  # reverted: records gone
+        assert not any(p.is_file() for p in settings.output.backup_dir.rglob("*"))
     finally:
         store.close()
 

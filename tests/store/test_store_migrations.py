@@ -36,7 +36,29 @@ def test_drift_check_sees_a_difference(sqlite_url: str) -> None:
     migrate(sqlite_url, "0001")
     diffs = _drift(sqlite_url)
     added = {d[1].name for d in diffs if isinstance(d, tuple) and d[0] == "add_table"}
-    assert added == {"assets", "control", "backups"}
+    assert added == {"assets", "control"}
+
+
+def test_the_backups_table_is_dropped_and_comes_back_on_downgrade(sqlite_url: str) -> None:
+    """0004 drops the shadow `backups` table (the records beside the backups are the truth);
+    the downgrade recreates it as 0002 made it."""
+    migrate(sqlite_url, "0003")
+    assert {d[1].name for d in _drift(sqlite_url) if d[0] == "remove_table"} == {"backups"}
+    migrate(sqlite_url)
+    assert _drift(sqlite_url) == []
+    from alembic import command
+
+    from daemon.store.db import alembic_config
+
+    engine = create_store_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        with engine.connect() as conn:
+            tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+        assert "backups" in tables and current_revision(engine) == "0003"
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_from_first_migration_keeps_rows(store_url: str) -> None:

@@ -261,7 +261,7 @@ def test_counts_include_every_state(store: JobStore) -> None:
     assert store.counts() == {s.value: 0 for s in JobState}
 
 
-def test_workers_scans_assets_control_backups(store: JobStore) -> None:
+def test_workers_scans_assets_and_control(store: JobStore) -> None:
     idle, running = WorkerState.IDLE, WorkerState.RUNNING
     store.upsert_worker("host:1", state=idle, hostname="host", pid=1, window="01:00-07:00")
     store.upsert_worker("host:1", state=running, job_id=None, progress=0.5, stage="tiles")
@@ -288,12 +288,6 @@ def test_workers_scans_assets_control_backups(store: JobStore) -> None:
     store.set_paused(False)
     assert not store.is_paused()
 
-    job_id = store.enqueue(make_spec()).job_id
-    backup = store.record_backup(job_id, "/p/IMG_E1.HEIC", "/b/IMG_E1.HEIC", {"size": 1}, None)
-    assert [b["id"] for b in store.backups_for("/p/IMG_E1.HEIC")] == [backup]
-    assert store.mark_reverted(backup) and not store.mark_reverted(backup)
-    assert store.backups_for(job_id=job_id) == []
-    assert len(store.backups_for(job_id=job_id, include_reverted=True)) == 1
 
 
 @pytest.mark.parametrize("state", list(JobState))

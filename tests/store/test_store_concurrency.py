@@ -4,12 +4,14 @@ expires, and a racing enqueue of one identity leaves one job."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from daemon.store import JobState, JobStore, migrate, open_store
+from daemon.store.models import jobs
 from tests.store.store_helpers import (
     claim_all,
     claim_and_die,
@@ -64,7 +66,7 @@ def test_killed_worker_lease_expires_and_job_is_claimed_again(
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
     [job_id] = _fill(url, 1)
-    child = SPAWN.Process(target=claim_and_die, args=(url, "doomed", 1.0))
+    child = SPAWN.Process(target=claim_and_die, args=(url, "doomed", 600.0))
     child.start()
     child.join(60)
     assert child.exitcode == 0
@@ -73,7 +75,10 @@ def test_killed_worker_lease_expires_and_job_is_claimed_again(
         assert held is not None and held.state == JobState.RUNNING
         assert held.lease_owner == "doomed"
         assert store.claim("survivor", 60) is None  # the lease is still valid
-        time.sleep(1.2)
+        # the dead worker's lease runs out (moved into the past instead of waiting for it)
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        with store.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(lease_expires_at=past))
         job = store.claim("survivor", 60)
         assert job is not None and job.id == job_id
         assert job.attempts == 2 and job.last_error == "lease expired (worker doomed)"

@@ -2,6 +2,9 @@
 (`daemon.output`): one home each, so both sides read a file the same way.
 
 - `errors`: `UnreadableFile(reason)`, the one error every reader raises.
+- `limits`: every reader limit in one place, each with why its number.
+- `budget`: the per-file reading budget (CPU time, structures visited, bytes read) that every
+  reader call spends from, so no file can cost more than a real one.
 - `binio`: `BoundedFile` (capped reads at absolute offsets) and checked big-endian integers.
 - `bmff`: ISO-BMFF (MP4/MOV/HEIF) boxes, read with limits and written (`box`, `full_box`).
 - `exif`: the TIFF/EXIF IFD walker (`Tiff`), the Apple maker-note ContentIdentifier and

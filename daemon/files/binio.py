@@ -1,8 +1,10 @@
 """Bounded random access to a file, so that no reader reads more than it needs.
 
 Every reader goes through `BoundedFile`: reads past the end raise `UnreadableFile`, single reads
-are capped, and the total bytes read from one file are capped too, so a crafted box size or
-offset can never make discovery read (or allocate) gigabytes.
+are capped, and the total bytes read through one handle are capped too, so a crafted box size
+or offset can never make discovery read (or allocate) gigabytes. Every read is also charged to
+the reader call's per-file budget (`daemon.files.budget`), which spans all the handles a
+reader opens on one file. The limits are in `daemon.files.limits`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
+from daemon.files import budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import FILE_READ_BYTES, MAX_SINGLE_READ
 
-MAX_SINGLE_READ = 64 * 1024 * 1024
-MAX_TOTAL_READ = 128 * 1024 * 1024
+MAX_TOTAL_READ = FILE_READ_BYTES
 
 
 class BoundedFile:
@@ -42,6 +45,7 @@ class BoundedFile:
             raise UnreadableFile(f"refusing to read {length} bytes (cap {self.max_single})")
         if self.bytes_read + length > self.max_total:
             raise UnreadableFile("read budget for this file exhausted")
+        budget.charge(length)
         try:
             self._fh.seek(offset)
             data = self._fh.read(length)

@@ -2,10 +2,11 @@
 
 Reading: `file_boxes` lists the top-level boxes of a file by reading only their headers, and
 `boxes` iterates the children of an in-memory box payload. Both stop on sizes past the end and
-cap the number of boxes, and `find_path`/`check_depth` cap nesting depth, so nested-box bombs
-and lying size fields become `UnreadableFile` instead of loops or huge allocations. The walkers
-run for every Live Photo video of a scan, so the header is decoded with one precompiled
-`struct` call per box.
+cap the number of boxes per container, `find_path`/`check_depth` cap nesting depth, and every
+box is counted against the reader call's per-file budget (`daemon.files.budget`), so
+nested-box bombs and lying size fields become `UnreadableFile` instead of loops or huge
+allocations. The walkers run for every Live Photo video of a scan, so the header is decoded
+with one precompiled `struct` call per box.
 
 Writing: `box` and `full_box` build a box from its payload (the fixture builders in
 `daemon.library.synth` write MOV metadata and HEIF `mpvd` boxes with them), so the byte layout
@@ -18,11 +19,12 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from daemon.files import budget
 from daemon.files.binio import BoundedFile
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import BOX_MAX_DEPTH as MAX_DEPTH
+from daemon.files.limits import MAX_BOXES
 
-MAX_BOXES = 4096
-MAX_DEPTH = 12
 _HEAD = struct.Struct(">I4s")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -65,11 +67,12 @@ def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterat
         elif size == 0:
             size = limit - pos
         box = _checked(btype, pos, payload, size, limit)
+        budget.visit("a box")
         yield box
         pos = box.end
         count += 1
         if count > MAX_BOXES:
-            raise UnreadableFile("too many boxes")
+            raise UnreadableFile(f"too many boxes: more than {MAX_BOXES} in one container")
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
@@ -88,11 +91,12 @@ def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
         elif size == 0:
             size = limit - pos
         box = _checked(btype, pos, payload, size, limit)
+        budget.visit("a box")
         yield box
         pos = box.end
         count += 1
         if count > MAX_BOXES:
-            raise UnreadableFile("too many boxes")
+            raise UnreadableFile(f"too many boxes: more than {MAX_BOXES} in one container")
 
 
 def child(data: bytes, parent: Box, btype: bytes, skip: int = 0) -> Box | None:

@@ -8,8 +8,9 @@ The Apple maker note is `"Apple iOS\\0" + u16 version + "MM"` with its IFD at by
 offsets relative to the maker-note start (formats page, section 1.1).
 
 Bounds: every read is checked against the block, an IFD has at most `MAX_IFD_ENTRIES`
-entries, and an entry whose value lies outside the block is skipped by `value` (others may
-still be fine); problems are `UnreadableFile`.
+entries, every IFD entry read counts against the reader call's per-file budget
+(`daemon.files.budget`), and an entry whose value lies outside the block is skipped by `value`
+(others may still be fine); problems are `UnreadableFile`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import re
 import struct
 from dataclasses import dataclass
 
+from daemon.files import budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import MAX_IFD_ENTRIES
 
 EXIF_HEADER = b"Exif\x00\x00"
 TAG_IMAGE_WIDTH = 0x0100
@@ -32,7 +35,6 @@ TAG_PIXEL_X = 0xA002
 TAG_PIXEL_Y = 0xA003
 APPLE_CONTENT_IDENTIFIER = 0x0011
 APPLE_PREFIX = b"Apple iOS\x00"
-MAX_IFD_ENTRIES = 512
 SHORT = 3
 LONG = 4
 #: Bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, ...).
@@ -97,8 +99,9 @@ class Tiff:
         """The entries of the IFD at `ifd` (its next-IFD pointer is not required)."""
         count = self.u16(ifd)
         if count > MAX_IFD_ENTRIES:
-            raise UnreadableFile(f"IFD has {count} entries")
+            raise UnreadableFile(f"IFD has {count} entries (at most {MAX_IFD_ENTRIES})")
         self.check(ifd + 2, 12 * count)
+        budget.visit("IFD entries", count)
         unpack = struct.Struct(self.bo + "HHI").unpack_from
         out = []
         for i in range(count):
@@ -144,6 +147,7 @@ def strip_exif_header(block: bytes) -> bytes:
     raise UnreadableFile("unrecognised EXIF block")
 
 
+@budget.within_budget
 def maker_note(tiff: bytes) -> bytes | None:
     """The raw MakerNote bytes of a TIFF/EXIF block, or None."""
     t = Tiff(tiff)
@@ -154,6 +158,7 @@ def maker_note(tiff: bytes) -> bytes | None:
     return t.value(entry) if entry is not None else None
 
 
+@budget.within_budget
 def orientation(tiff: bytes) -> int:
     """EXIF Orientation (1..8), 1 when absent or odd."""
     t = Tiff(tiff)
@@ -165,6 +170,7 @@ def orientation(tiff: bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+@budget.within_budget
 def apple_content_identifier(tiff: bytes) -> str | None:
     """ContentIdentifier (Apple maker-note tag 0x0011) of a TIFF block, or None."""
     note = maker_note(tiff)

@@ -14,6 +14,9 @@ Names are resolved by expat's namespace processing, so properties are addressed 
 are the same namespace); an undeclared prefix is a malformed packet. Every refusal is an
 `XmpError` (an `UnreadableFile`) that says why.
 
+The limits are in `daemon.files.limits`; the parse runs in C, linear in the packet, and its
+time counts against the reader call's per-file budget (`daemon.files.budget`).
+
 `parse_packet` gives an `ElementTree` element (what `daemon.output.xmp` edits and writes back),
 plus the prefixes the packet declared; `properties` and `resource_fields` read the simple
 values discovery needs (Motion Photo fields, the Container directory).
@@ -25,11 +28,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
+from daemon.files import budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import MAX_PACKET_BYTES
+from daemon.files.limits import XMP_MAX_DEPTH as MAX_DEPTH
+from daemon.files.limits import XMP_MAX_ELEMENTS as MAX_ELEMENTS
 
-MAX_PACKET_BYTES = 2 * 1024 * 1024
-MAX_DEPTH = 64
-MAX_ELEMENTS = 100_000
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _SEP = "\x01"  # expat joins namespace URI and local name with this (never in a URI or a name)
 _DESCRIPTION = f"{{{RDF_NS}}}Description"
@@ -87,6 +91,7 @@ def _refuse_entity(*_args: object) -> None:
     raise XmpError("XMP refers to an external entity (refused)")
 
 
+@budget.within_budget
 def parse_packet(packet: bytes) -> XmpPacket:
     """Parse an XMP packet (with or without its `<?xpacket?>` wrapper and padding).
 
@@ -117,6 +122,7 @@ def parse_packet(packet: bytes) -> XmpPacket:
         raise XmpError(f"XMP is not well-formed XML: {expat.ErrorString(exc.code)}") from None
     except (ValueError, AssertionError, RecursionError) as exc:  # TreeBuilder on odd input
         raise XmpError(f"XMP could not be read: {exc}") from None
+    budget.visit("an XMP packet")  # its elements have their own cap, MAX_ELEMENTS
     return XmpPacket(root, builder.prefixes)
 
 

@@ -4,7 +4,10 @@ An AAE is an XML or binary plist whose `adjustmentData` is raw DEFLATE (wbits -1
 JSON (osxphotos `adjustmentsinfo.py`). The key frame lives in the adjustment with
 `identifier == "LivePhotoKeyFrame"` as a serialized CMTime `settings.time = {value, timescale}`;
 decompiled evidence only, so a flat `{time, scale}` form is accepted too (formats page 1.4).
-Sizes are capped: the file, the inflated JSON (decompression bombs), and the adjustment count.
+Sizes are capped before anything is parsed: the file (`MAX_AAE_BYTES`, checked from its size
+before plistlib sees a byte), the inflated JSON (decompression bombs) and the adjustment
+count (`daemon.files.limits`); XML plists with entity declarations are refused (plistlib
+refuses them too), and the call runs within the per-file budget (`daemon.files.budget`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon.files.binio import BoundedFile
+from daemon.files.budget import visit, within_budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import MAX_AAE_BYTES, MAX_ADJUSTMENTS
+from daemon.files.limits import MAX_AAE_JSON_BYTES as MAX_JSON_BYTES
 
-MAX_AAE_BYTES = 2 * 1024 * 1024
-MAX_JSON_BYTES = 4 * 1024 * 1024
-MAX_ADJUSTMENTS = 512
 KEYFRAME = "LivePhotoKeyFrame"
 CMTIME_VALID = 0x1
 CMTIME_NOT_FINITE = 0x4 | 0x8 | 0x10  # positive infinity, negative infinity, indefinite
@@ -41,15 +44,19 @@ class AaeInfo:
         return tuple(a for a in self.other_adjustments if a not in self.disabled)
 
 
+@within_budget
 def read_aae(path: Path) -> AaeInfo:
     with BoundedFile(path) as f:
         if f.size > MAX_AAE_BYTES:
-            raise UnreadableFile("AAE file too large")
+            raise UnreadableFile(f"AAE file of {f.size} bytes (at most {MAX_AAE_BYTES})")
         return parse_aae(f.read_at(0, f.size))
 
 
+@within_budget
 def parse_aae(raw: bytes) -> AaeInfo:
     """Decode AAE bytes (XML or binary plist)."""
+    if len(raw) > MAX_AAE_BYTES:
+        raise UnreadableFile(f"AAE of {len(raw)} bytes (at most {MAX_AAE_BYTES})")
     if b"<!ENTITY" in raw[:4096]:
         raise UnreadableFile("AAE plist declares entities")
     try:
@@ -70,7 +77,8 @@ def parse_aae(raw: bytes) -> AaeInfo:
             return AaeInfo(None, (), fmt)
         raise UnreadableFile("AAE adjustmentData has no adjustments list")
     if len(adjustments) > MAX_ADJUSTMENTS:
-        raise UnreadableFile("too many adjustments")
+        raise UnreadableFile(f"{len(adjustments)} adjustments (at most {MAX_ADJUSTMENTS})")
+    visit("AAE adjustments", len(adjustments))
     keyframe = None
     others: list[str] = []
     disabled: list[str] = []

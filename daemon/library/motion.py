@@ -6,7 +6,9 @@ trailer (`MotionPhoto_Data`, whose XMP values are often nonsense); Google Motion
 directory walked backwards from EOF as media3 does) and legacy `MicroVideoOffset`. The XMP
 goes through the one reader, `daemon.files.xmp` (namespace URIs, size/depth/entity limits);
 a packet that never names a Motion Photo property is not parsed at all, so ordinary photos
-with large or odd XMP cost a substring search and nothing more.
+with large or odd XMP cost a substring search and nothing more. The Container directory is
+walked once, each node counted against the call's per-file budget (`daemon.files.budget`;
+limits in `daemon.files.limits`), so nested directories cannot multiply the walk.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 
 from daemon.files import xmp
 from daemon.files.binio import BoundedFile
+from daemon.files.budget import visit, within_budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import MAX_DIRECTORY_ITEMS, MAX_SEF_DIRECTORY_BYTES, MAX_SEF_ENTRIES
 from daemon.library.stills import StillMeta
 
-MAX_SEF_ENTRIES = 64
-MAX_DIRECTORY_ITEMS = 64
 SEF_MOTION = 0x0A30
 CAMERA_NS = "http://ns.google.com/photos/1.0/camera/"
 CONTAINER_NS = "http://ns.google.com/photos/1.0/container/"
@@ -50,6 +52,7 @@ class MotionXmp:
         return self.camera.get("MotionPhoto") == "1" or self.camera.get("MicroVideo") == "1"
 
 
+@within_budget
 def read_motion_xmp(packet: bytes | None) -> MotionXmp:
     """Motion Photo fields of a packet (empty when it names none); `UnreadableFile` (with the
     reader's reason) when a packet that names them is refused or malformed."""
@@ -62,10 +65,15 @@ def read_motion_xmp(packet: bytes | None) -> MotionXmp:
 
 def directory_items(root: ET.Element) -> list[dict[str, str]]:
     """The Container directory items, each as {Mime, Semantic, Length, Padding}, written either
-    as `Container:Item` resources or as `Item:` fields on the `rdf:li` itself."""
+    as `Container:Item` resources or as `Item:` fields on the `rdf:li` itself.
+
+    Every directory and entry visited counts against the per-file budget: directories nested in
+    directories would otherwise walk the same entries once per level."""
     items: list[dict[str, str]] = []
     for directory in root.iter(f"{{{CONTAINER_NS}}}Directory"):
+        visit("a Container directory")
         for li in directory.iter(f"{{{xmp.RDF_NS}}}li"):
+            visit("a Container directory entry")
             item = xmp.resource_fields(li, ITEM_NS)
             for node in li.iter(f"{{{CONTAINER_NS}}}Item"):
                 item = xmp.resource_fields(node, ITEM_NS) or item
@@ -73,7 +81,7 @@ def directory_items(root: ET.Element) -> list[dict[str, str]]:
             if item:
                 items.append(item)
             if len(items) > MAX_DIRECTORY_ITEMS:
-                raise UnreadableFile("too many Container items")
+                raise UnreadableFile(f"more than {MAX_DIRECTORY_ITEMS} Container items")
     return items
 
 
@@ -90,6 +98,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+@within_budget
 def read_motion(path: Path, meta: StillMeta) -> MotionInfo | None:
     """Locate the embedded video of a Motion Photo, or None when the still is not one."""
     found = read_motion_xmp(meta.xmp)
@@ -154,14 +163,14 @@ def _read_seft(f: BoundedFile) -> tuple[int, int] | None:
         return None
     (dir_len,) = struct.unpack("<I", tail[:4])
     dir_pos = f.size - 8 - dir_len
-    if dir_len < 12 or dir_len > 0x10000 or dir_pos < 0:
+    if dir_len < 12 or dir_len > MAX_SEF_DIRECTORY_BYTES or dir_pos < 0:
         raise UnreadableFile("bad Samsung SEF directory length")
     directory = f.read_at(dir_pos, dir_len)
     if directory[:4] != b"SEFH":
         raise UnreadableFile("Samsung SEF directory without SEFH")
     (count,) = struct.unpack_from("<I", directory, 8)
     if count > MAX_SEF_ENTRIES or 12 + 12 * count > dir_len:
-        raise UnreadableFile("bad Samsung SEF entry count")
+        raise UnreadableFile(f"Samsung SEF directory lists {count} entries")
     for i in range(count):
         _, btype, noff, size = struct.unpack_from("<HHII", directory, 12 + 12 * i)
         if btype != SEF_MOTION:

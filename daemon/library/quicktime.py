@@ -1,6 +1,8 @@
 """QuickTime/MP4 `moov` reading: content identifier, still-image-time, video timing.
 
-Only the `moov` box is read (capped at `MAX_MOOV_BYTES`), never the media data. The
+Only the `moov` box is read (capped at `MAX_MOOV_BYTES`), never the media data; every box,
+key and sample-table entry counts against the call's per-file budget (`daemon.files.budget`,
+limits in `daemon.files.limits`), and the sample-to-time table is summed, never stored. The
 still-image-time is the presentation time of the single sample of the `mebx` track whose key
 table names `com.apple.quicktime.still-image-time`, *with the track's edit list applied*:
 Apple shifts that 1-tick sample with a leading empty edit. exiftool reports the `stts` time
@@ -11,17 +13,24 @@ Apple shifts that 1-tick sample with a leading empty edit. exiftool reports the 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.files import bmff
 from daemon.files.binio import BoundedFile, i32be, i64be, u8, u32be, u64be
+from daemon.files.budget import visit, within_budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import (
+    MAX_EDITS,
+    MAX_METADATA_KEYS,
+    MAX_MOOV_BYTES,
+    MAX_SAMPLE_TIMES,
+    MAX_TIME_S,
+    MAX_TRACKS,
+)
 
-MAX_MOOV_BYTES = 32 * 1024 * 1024
-MAX_TRACKS = 64
-MAX_EDITS = 256
-MAX_TIME_S = 24 * 3600.0
+_STTS_ENTRY = struct.Struct(">II")
 CONTENT_ID_KEY = b"com.apple.quicktime.content.identifier"
 STILL_TIME_KEY = b"com.apple.quicktime.still-image-time"
 
@@ -44,7 +53,8 @@ class _Track:
     handler: bytes = b""
     timescale: int = 0
     edits: list[tuple[int, int]] | None = None  # (segment duration in movie ts, media time)
-    stts: list[tuple[int, int]] | None = None
+    frame_count: int = 0  # samples in the sample-to-time table
+    sample_ticks: int = 0  # their summed durations, in the track's timescale
     sample_format: bytes = b""
     keys: list[bytes] | None = None
     width: int = 0
@@ -52,6 +62,7 @@ class _Track:
     media_duration: int = 0
 
 
+@within_budget
 def read_mov_info(path: Path, offset: int = 0, length: int | None = None) -> MovInfo:
     """Parse the `moov` of `path` (or of the embedded movie at `offset`, `length`)."""
     with BoundedFile(path) as f:
@@ -66,11 +77,14 @@ def read_mov_info(path: Path, offset: int = 0, length: int | None = None) -> Mov
         if moov is None:
             raise UnreadableFile("no moov box")
         if moov.end - moov.start > MAX_MOOV_BYTES:
-            raise UnreadableFile("moov box too large")
+            raise UnreadableFile(
+                f"moov box of {moov.end - moov.start} bytes (at most {MAX_MOOV_BYTES})"
+            )
         data = f.read_at(moov.start, moov.end - moov.start)
     return parse_moov(data)
 
 
+@within_budget
 def parse_moov(data: bytes) -> MovInfo:
     """Parse a whole `moov` box given as bytes (header included)."""
     root = next(bmff.boxes(data), None)
@@ -86,7 +100,7 @@ def parse_moov(data: bytes) -> MovInfo:
     cid = _content_identifier(data, root)
     traks = bmff.children(data, root, b"trak")
     if len(traks) > MAX_TRACKS:
-        raise UnreadableFile("too many tracks")
+        raise UnreadableFile(f"{len(traks)} tracks (at most {MAX_TRACKS})")
     tracks = [_track(data, t) for t in traks]
     still = None
     video = None
@@ -97,10 +111,9 @@ def parse_moov(data: bytes) -> MovInfo:
             video = t
     frame_dur = count = None
     width = height = None
-    if video is not None and video.timescale > 0 and video.stts:
-        count = sum(n for n, _ in video.stts)
-        total = sum(n * d for n, d in video.stts)
-        if count > 0 and total > 0:
+    if video is not None and video.timescale > 0 and video.frame_count:
+        count, total = video.frame_count, video.sample_ticks
+        if total > 0:
             frame_dur = total / count / video.timescale
         width, height = video.width or None, video.height or None
     duration = movie_dur / movie_ts if movie_dur else None
@@ -124,8 +137,9 @@ def _content_identifier(data: bytes, moov: bmff.Box) -> str | None:
     if keys_box is None or ilst is None:
         return None
     count = u32be(data, keys_box.payload + 4)
-    if count > 4096:
-        raise UnreadableFile("too many metadata keys")
+    if count > MAX_METADATA_KEYS:
+        raise UnreadableFile(f"{count} metadata keys (at most {MAX_METADATA_KEYS})")
+    visit("metadata keys", count)
     keys: list[bytes] = []
     p = keys_box.payload + 8
     for _ in range(count):
@@ -178,13 +192,7 @@ def _track(data: bytes, trak: bmff.Box) -> _Track:
     table = bmff.first_children(data, stbl)
     stts = table.get(b"stts")
     if stts is not None:
-        n = u32be(data, stts.payload + 4)
-        if 8 + 8 * n > stts.end - stts.payload:
-            raise UnreadableFile("stts entries past the box end")
-        t.stts = [
-            (u32be(data, stts.payload + 8 + 8 * i), u32be(data, stts.payload + 12 + 8 * i))
-            for i in range(n)
-        ]
+        t.frame_count, t.sample_ticks = _sample_times(data, stts)
     stsd = table.get(b"stsd")
     if stsd is not None:
         entry = next(bmff.boxes(data, stsd.payload + 8, stsd.end), None)
@@ -195,6 +203,23 @@ def _track(data: bytes, trak: bmff.Box) -> _Track:
                 if keys is not None:
                     t.keys = _mebx_keys(data, keys)
     return t
+
+
+def _sample_times(data: bytes, stts: bmff.Box) -> tuple[int, int]:
+    """(samples, summed durations) of a sample-to-time table, summed as it is read: a table
+    can hold millions of entries, which as a list of tuples would cost hundreds of MB."""
+    n = u32be(data, stts.payload + 4)
+    if n > MAX_SAMPLE_TIMES:
+        raise UnreadableFile(f"sample-to-time table of {n} entries (at most {MAX_SAMPLE_TIMES})")
+    start = stts.payload + 8
+    if start + 8 * n > stts.end:
+        raise UnreadableFile("stts entries past the box end")
+    visit("a sample-to-time table")
+    count = ticks = 0
+    for samples, duration in _STTS_ENTRY.iter_unpack(memoryview(data)[start : start + 8 * n]):
+        count += samples
+        ticks += samples * duration
+    return count, ticks
 
 
 def _mebx_keys(data: bytes, keys: bmff.Box) -> list[bytes]:
@@ -212,7 +237,7 @@ def _edits(data: bytes, elst: bmff.Box) -> list[tuple[int, int]]:
     version = u8(data, p)
     n = u32be(data, p + 4)
     if n > MAX_EDITS:
-        raise UnreadableFile(f"edit list with {n} entries")
+        raise UnreadableFile(f"edit list with {n} entries (at most {MAX_EDITS})")
     entry = 20 if version == 1 else 12
     if 8 + n * entry > elst.end - p:
         raise UnreadableFile("edit list past the box end")

@@ -3,7 +3,9 @@
 `read_still_meta` returns the raw EXIF (TIFF) block, the XMP packet and, for HEIF, the
 top-level `mpvd` box. JPEG reading stops at the first scan (SOS); HEIF reading looks at the
 top-level box headers and the `meta` box only. Everything is capped (segment counts, `meta`
-size, item counts) and problems become `UnreadableFile`.
+size, item and extent counts: `daemon.files.limits`), every segment, box, item and extent
+counts against the call's per-file budget (`daemon.files.budget`), and problems become
+`UnreadableFile`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from pathlib import Path
 
 from daemon.files import bmff
 from daemon.files.binio import BoundedFile, u8, u16be, u32be, u64be
+from daemon.files.budget import visit, within_budget
 from daemon.files.errors import UnreadableFile
+from daemon.files.limits import (
+    MAX_EXTENTS,
+    MAX_ITEM_BYTES,
+    MAX_ITEMS,
+    MAX_JPEG_SEGMENTS,
+    MAX_META_BYTES,
+)
 
-MAX_META_BYTES = 8 * 1024 * 1024
-MAX_ITEM_BYTES = 4 * 1024 * 1024
-MAX_JPEG_SEGMENTS = 256
-MAX_ITEMS = 4096
 XMP_SIG = b"http://ns.adobe.com/xap/1.0/\x00"
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
 
@@ -44,6 +50,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+@within_budget
 def read_still_meta(path: Path) -> StillMeta:
     with BoundedFile(path) as f:
         if f.size < 12:
@@ -62,6 +69,7 @@ def _read_jpeg(f: BoundedFile) -> StillMeta:
     pos = 2
     exif = xmp = None
     for _ in range(MAX_JPEG_SEGMENTS):
+        visit("a JPEG segment")
         head = f.read_at(pos, 4)
         if head[0] != 0xFF:
             raise UnreadableFile(f"JPEG marker expected at {pos}")
@@ -85,7 +93,7 @@ def _read_jpeg(f: BoundedFile) -> StillMeta:
                 xmp = body[len(XMP_SIG) :]
         pos += 2 + length
     else:
-        raise UnreadableFile("too many JPEG segments")
+        raise UnreadableFile(f"more than {MAX_JPEG_SEGMENTS} JPEG segments before the image data")
     return StillMeta("jpeg", exif=exif, xmp=xmp)
 
 
@@ -137,12 +145,13 @@ def _items(data: bytes, meta: bmff.Box) -> dict[int, tuple[bytes, bytes]]:
         else:
             item_id, q = u32be(data, p + 4), p + 10
         itype = data[q : q + 4]
-        rest = data[q + 4 : infe.end]
-        parts = rest.split(b"\x00")
-        ctype = parts[1] if itype == b"mime" and len(parts) > 1 else b""
+        ctype = b""
+        if itype == b"mime":  # item name, then content type, both NUL-terminated
+            parts = data[q + 4 : infe.end].split(b"\x00", 2)
+            ctype = parts[1] if len(parts) > 1 else b""
         out[item_id] = (itype, ctype)
         if len(out) > MAX_ITEMS:
-            raise UnreadableFile("too many HEIF items")
+            raise UnreadableFile(f"more than {MAX_ITEMS} HEIF items")
     return out
 
 
@@ -176,9 +185,10 @@ def _locations(data: bytes, meta: bmff.Box) -> dict[int, tuple[int, list[tuple[i
     else:
         count, q = u32be(data, q), q + 4
     if count > MAX_ITEMS:
-        raise UnreadableFile("too many iloc items")
+        raise UnreadableFile(f"iloc lists {count} items (at most {MAX_ITEMS})")
     out: dict[int, tuple[int, list[tuple[int, int]]]] = {}
     for _ in range(count):
+        visit("a HEIF item location")
         if version < 2:
             item_id, q = u16be(data, q), q + 2
         else:
@@ -189,8 +199,9 @@ def _locations(data: bytes, meta: bmff.Box) -> dict[int, tuple[int, list[tuple[i
         q += 2  # data_reference_index
         base, q = _sized(data, q, base_size), q + base_size
         n_ext, q = u16be(data, q), q + 2
-        if n_ext > 1024:
-            raise UnreadableFile("too many iloc extents")
+        if n_ext > MAX_EXTENTS:
+            raise UnreadableFile(f"HEIF item {item_id} has {n_ext} extents (at most {MAX_EXTENTS})")
+        visit("HEIF item extents", n_ext)
         extents = []
         for _ in range(n_ext):
             q += idx_size

@@ -2,8 +2,11 @@
 
 Precedence, highest first: values passed in code (command-line flags, tests, the demo),
 environment variables (`LMD_WORKER__LEASE_SECONDS` style, `__` between section and key; lists
-and tables as JSON), the TOML file (`--config PATH`, else `$LMD_CONFIG`, else `/etc/lmd/lmd.toml`
-when it exists), then the defaults in `daemon.settings.model` (documented in `config/lmd.toml`).
+and tables as JSON), the TOML file, then the defaults in `daemon.settings.model` (documented in
+`config/lmd.toml`). The file is the first of: `--config PATH`, `$LMD_CONFIG`, `./lmd.toml` in
+the working directory (what `lmd demo` leaves behind: `cd lmd-demo && lmd status` just works),
+the user's `$XDG_CONFIG_HOME/lmd/lmd.toml` (`~/.config/lmd/lmd.toml`), `/etc/lmd/lmd.toml`;
+the last three only when they exist (`find_config`, which `lmd config show` reports).
 
 A wrong value must stop lmd at start with the key, the value, what was expected and where it came
 from (file, environment variable or command-line flag) — never with a traceback: `load_settings`
@@ -18,6 +21,7 @@ import os
 import tomllib
 import types
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -28,20 +32,51 @@ from daemon.settings.model import ACTIVE_CONFIG, ENV_PREFIX, Settings
 
 ENV_CONFIG = "LMD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/lmd/lmd.toml")
+LOCAL_CONFIG = "lmd.toml"
+"""Looked for in the working directory, after `$LMD_CONFIG` and before the user's file."""
 
 
 class SettingsError(Exception):
     """The configuration is unusable; the message names every bad key and value."""
 
 
-def resolve_config_path(explicit: Path | None) -> Path | None:
-    """`--config` wins, then `$LMD_CONFIG`, then `/etc/lmd/lmd.toml` if present."""
+@dataclass(frozen=True, slots=True)
+class ConfigChoice:
+    """The configuration file in use (None: defaults and environment only) and why that one."""
+
+    path: Path | None
+    found_by: str
+
+
+def user_config() -> Path:
+    """`$XDG_CONFIG_HOME/lmd/lmd.toml`, `~/.config/lmd/lmd.toml` when the variable is unset."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lmd" / "lmd.toml"
+
+
+def find_config(explicit: Path | None) -> ConfigChoice:
+    """Which file applies: `--config`, `$LMD_CONFIG`, `./lmd.toml`, the user's, the system's.
+
+    The first two are taken as given (a missing file is then an error, reported by
+    `load_settings`); the others only when they are files."""
     if explicit is not None:
-        return explicit
+        return ConfigChoice(explicit, "flag --config")
     env = os.environ.get(ENV_CONFIG)
     if env:
-        return Path(env)
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+        return ConfigChoice(Path(env), f"env {ENV_CONFIG}")
+    try:
+        here: list[tuple[Path, str]] = [(Path.cwd() / LOCAL_CONFIG, "working directory")]
+    except OSError:  # the working directory was removed under us
+        here = []
+    for path, found_by in (*here, (user_config(), "user file"), (SYSTEM_CONFIG, "system file")):
+        if path.is_file():
+            return ConfigChoice(path, found_by)
+    return ConfigChoice(None, "none found: defaults and environment")
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    """The configuration file that applies (`find_config`), or None."""
+    return find_config(explicit).path
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def lmd_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     env.update(
         LMD_STATE_DIR=str(tmp_path / "state"),
         XDG_STATE_HOME=str(tmp_path / "xdg"),
+        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),  # no user's ~/.config/lmd/lmd.toml
         PYTHONPATH=str(REPO),
     )
     env.update(extra or {})

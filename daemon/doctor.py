@@ -55,10 +55,13 @@ def check_database(settings: Settings) -> Finding:
     from sqlalchemy import text
 
     from daemon.store.db import create_store_engine, current_revision, head_revision
+    from daemon.store.errors import NoDatabase
 
     url = settings.database_url
     try:
-        engine = create_store_engine(url)
+        engine = create_store_engine(url, create=False)  # doctor only reads: creates nothing
+    except NoDatabase as exc:
+        return Finding("database", "warn", str(exc), "`lmd scan` or `lmd run` creates it")
     except Exception as exc:
         return Finding("database", "fail", f"{url}: {exc}",
                        "check database_url and that the state directory is on a local disk")

@@ -3,8 +3,11 @@ and steered by a person.
 
 Everything here reads or changes the store through `JobStore`; no SQL, no state rules: which
 command may act on which job state is `COMMAND_STATES` in `daemon.store.states`. What "status"
-contains is `daemon.status.status_payload`; `render_status` is its human form, used by
-`lmd status` and `lmd demo`.
+contains is `daemon.status.status_payload`; its human form is `daemon.cli.status_view`.
+
+`status` and `jobs list/show` only read: they open the store read-only (nothing created, nothing
+migrated; "no database yet at ..." instead). Every command takes `--json`; the shapes are in
+docs/json-output.md.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from daemon.cli.context import STORE_INTEGER_MAX, JobIdArg, OperationalError, console, get_settings
+from daemon.cli.context import STORE_INTEGER_MAX, JobIdArg, OperationalError, get_settings
+from daemon.cli.render import clip, echo_json, print_table, say
+from daemon.cli.status_view import render_status
 from daemon.status import status_payload
 from daemon.store.states import (
     COMMAND_STATES,
@@ -60,15 +64,22 @@ def parse_when(text: str, option: str | None = None) -> datetime:
 
 
 @contextmanager
-def opened_store(ctx: typer.Context) -> Iterator[JobStore]:
-    """Open (and migrate) the configured store; database problems become exit code 1."""
+def opened_store(ctx: typer.Context, *, read_only: bool = False) -> Iterator[JobStore]:
+    """Open (and migrate) the configured store; database problems become exit code 1.
+
+    `read_only`: for commands that only look. Nothing is created or migrated; no database yet,
+    or one that needs a migration, is an error message saying so."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from daemon.store import StoreError, open_store
+    from daemon.store import JobStore, StoreError, open_store
+    from daemon.store.db import open_engine
 
     settings = get_settings(ctx)
     try:
-        store = open_store(settings.database_url)
+        if read_only:
+            store = JobStore(open_engine(settings.database_url, read_only=True))
+        else:
+            store = open_store(settings.database_url)
     except StoreError as exc:
         raise OperationalError(str(exc)) from None
     try:
@@ -79,81 +90,12 @@ def opened_store(ctx: typer.Context) -> Iterator[JobStore]:
         store.close()
 
 
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def _short(text: Any, width: int = 80) -> str:
-    text = "" if text is None else str(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def render_status(payload: dict[str, Any]) -> None:
-    """The human form of `status_payload`: rich tables on stdout."""
-    counts = payload["jobs"]
-    table = Table(title="jobs" + ("  (paused)" if payload.get("paused") else ""))
-    for state in counts:
-        table.add_column(state, justify="right")
-    table.add_row(*(str(n) for n in counts.values()))
-    console.print(table)
-
-    workers = payload.get("worker") or []
-    if workers:
-        wt = Table(
-            "worker", "state", "job", "progress", "stage", "window", "heartbeat", title="workers"
-        )
-        for w in workers:
-            progress = f"{w['progress'] * 100:.0f}%" if w.get("progress") is not None else ""
-            state = f"{w['state']} (gone?)" if w.get("stale") else str(w["state"])
-            wt.add_row(
-                str(w["id"]), state, str(w.get("job_id") or ""), progress,
-                w.get("stage") or "", w.get("window") or "", str(w.get("heartbeat_at") or ""),
-            )
-        console.print(wt)
-    else:
-        console.print("workers: none registered")
-
-    restorer = payload.get("restorer")
-    if restorer:
-        console.print(
-            f"restorer: {restorer['name']} on {restorer['device']}"
-            + (f" ({restorer['checkpoint']})" if restorer.get("checkpoint") else "")
-        )
-    if payload.get("watcher_mode"):
-        console.print(f"watcher: {payload['watcher_mode']}")
-    scan = payload.get("last_scan")
-    if scan:
-        when = scan.get("finished_at") or f"{scan['started_at']} (running)"
-        console.print(
-            f"last scan: {when} of {scan['root']} ({scan['trigger']}): {scan['files_seen']} files,"
-            f" {scan['assets_found']} Live Photos, {scan['enqueued']} enqueued,"
-            f" {scan['unreadable']} unreadable"
-        )
-    else:
-        console.print("last scan: never")
-
-    failures = payload.get("failures") or []
-    if failures:
-        ft = Table("job", "path", "attempts", "error", title="recent failures")
-        for f in failures:
-            ft.add_row(str(f["job_id"]), str(f["path"]), str(f["attempts"]), _short(f["error"]))
-        console.print(ft)
-    problems = payload.get("library_problems") or []
-    if problems:
-        pt = Table("asset", "reason", title="library problems")
-        for p in problems:
-            pt.add_row(str(p["key"]), _short(p["reason"]))
-        console.print(pt)
-
-
-def _job_table(jobs: list[Job]) -> Table:
-    table = Table("id", "state", "attempts", "path", "updated", "error")
-    for job in jobs:
-        table.add_row(
-            str(job.id), job.state.value, f"{job.attempts}/{job.max_attempts}", str(job.path),
-            job.updated_at.isoformat(timespec="seconds"), _short(job.last_error, 60),
-        )
-    return table
+def _job_rows(jobs: list[Job]) -> list[tuple[Any, ...]]:
+    return [
+        (job.id, job.state.value, f"{job.attempts}/{job.max_attempts}", job.path,
+         job.updated_at.isoformat(timespec="seconds"), clip(job.last_error, 60))
+        for job in jobs
+    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -162,10 +104,10 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Counts per state, workers, last scan, recent failures and library problems."""
-        with opened_store(ctx) as store:
+        with opened_store(ctx, read_only=True) as store:
             payload = status_payload(store, get_settings(ctx))
         if as_json:
-            _echo_json(payload)
+            echo_json(payload)
         else:
             render_status(payload)
 
@@ -179,38 +121,39 @@ def register(app: typer.Typer) -> None:
         ] = 50,
         as_json: JsonOpt = False,
     ) -> None:
-        """List jobs, newest first."""
-        with opened_store(ctx) as store:
+        """List jobs, newest first (piped: tab-separated, whole paths and errors)."""
+        with opened_store(ctx, read_only=True) as store:
             jobs = store.list_jobs(state, limit=limit)
         if as_json:
-            _echo_json([j.to_dict() for j in jobs])
-        else:
-            console.print(_job_table(jobs))
+            echo_json([j.to_dict() for j in jobs])
+            return
+        empty = f"no {state.value} jobs" if state is not None else "no jobs yet"
+        print_table(("id", "state", "attempts", "path", "updated", "error"), _job_rows(jobs),
+                    empty=empty)
 
     @jobs_app.command("show")
     def show(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-        """One job with every field and its event history."""
-        with opened_store(ctx) as store:
+        """One job with every field and its history: state changes, review decisions, reverts."""
+        with opened_store(ctx, read_only=True) as store:
             job = store.get_job(job_id)
             if job is None:
                 raise OperationalError(f"job {job_id} does not exist")
             events = store.events(job_id)
         if as_json:
-            _echo_json({"job": job.to_dict(), "events": [e.to_dict() for e in events]})
+            echo_json({"job": job.to_dict(), "events": [e.to_dict() for e in events]})
             return
-        table = Table("field", "value", title=f"job {job.id}")
+        fields = []
         for key, value in job.to_dict().items():
             if value not in (None, {}, []):
                 shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
-                table.add_row(key, str(shown))
-        console.print(table)
-        et = Table("at", "from", "to", "worker", "reason", title="events")
-        for e in events:
-            et.add_row(
-                e.at.isoformat(timespec="seconds"), e.from_state.value if e.from_state else "",
-                e.to_state.value, e.worker or "", e.reason or "",
-            )
-        console.print(et)
+                fields.append((key, shown))
+        print_table(("field", "value"), fields, title=f"job {job.id}")
+        print_table(
+            ("at", "from", "to", "worker", "reason"),
+            ((e.at.isoformat(timespec="seconds"), e.from_state.value if e.from_state else "",
+              e.to_state.value, e.worker or "", e.reason or "") for e in events),
+            title="history", empty="history: none recorded",
+        )
 
     @jobs_app.command("retry")
     def retry(
@@ -219,13 +162,18 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Argument(min=1, max=STORE_INTEGER_MAX, help="The job to retry.")
         ] = None,
         failed: Annotated[bool, typer.Option("--failed", help="Retry every failed job.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Re-queue a failed, cancelled or skipped job with fresh attempts, or every failed one."""
         if (job_id is None) == (not failed):
             raise typer.BadParameter("give either a job ID or --failed")
         with opened_store(ctx) as store:
             if failed:
-                console.print(f"re-queued {store.retry_failed()} failed job(s)")
+                n = store.retry_failed()
+                if as_json:
+                    echo_json({"requeued": n, "job_id": None})
+                else:
+                    say(f"re-queued {n} failed job(s)")
                 return
             assert job_id is not None
             job = store.get_job(job_id)
@@ -241,10 +189,13 @@ def register(app: typer.Typer) -> None:
                 raise OperationalError(
                     f"job {job_id} is {job.state.value}; only {allowed} jobs can be retried"
                 )
-        console.print(f"job {job_id} re-queued")
+        if as_json:
+            echo_json({"requeued": 1, "job_id": job_id})
+        else:
+            say(f"job {job_id} re-queued")
 
     @jobs_app.command("cancel")
-    def cancel(ctx: typer.Context, job_id: JobIdArg) -> None:
+    def cancel(ctx: typer.Context, job_id: JobIdArg, as_json: JsonOpt = False) -> None:
         """Cancel a waiting, running, failed or skipped job."""
         with opened_store(ctx) as store:
             job = store.get_job(job_id)
@@ -255,7 +206,11 @@ def register(app: typer.Typer) -> None:
                 raise OperationalError(
                     f"job {job_id} is {job.state.value}; only {allowed} jobs can be cancelled"
                 )
-        console.print(f"job {job_id} cancelled")
+        if as_json:
+            echo_json({"job_id": job_id, "previous_state": job.state.value,
+                       "state": JobState.CANCELLED.value})
+        else:
+            say(f"job {job_id} cancelled")
 
     @app.command("reprocess")
     def reprocess(
@@ -271,6 +226,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="Redo even where a matching output exists.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Re-queue finished work in a time window."""
         start = parse_when(since, "--since")
@@ -284,21 +240,34 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"only {allowed} jobs can be reprocessed, not {bad}")
         with opened_store(ctx) as store:
             n = store.reprocess(start, end, states=states, force=force, dry_run=dry_run)
+        if as_json:
+            echo_json({
+                "dry_run": dry_run, "requeued": n, "since": start.isoformat(),
+                "until": end.isoformat() if end else None,
+                "states": [JobState(s).value for s in states], "force": force,
+            })
+            return
         verb = "would re-queue" if dry_run else "re-queued"
-        console.print(f"{verb} {n} job(s)")
+        say(f"{verb} {n} job(s)")
 
     @app.command("pause")
-    def pause(ctx: typer.Context) -> None:
+    def pause(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Tell every worker to stop claiming new jobs until `lmd resume`."""
         with opened_store(ctx) as store:
             store.set_paused(True)
-        console.print("paused: workers stop claiming new jobs")
+        if as_json:
+            echo_json({"paused": True})
+        else:
+            say("paused: workers finish the job in hand, then claim nothing new")
 
     @app.command("resume")
-    def resume(ctx: typer.Context) -> None:
+    def resume(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Let workers claim jobs again."""
         with opened_store(ctx) as store:
             store.set_paused(False)
-        console.print("resumed")
+        if as_json:
+            echo_json({"paused": False})
+        else:
+            say("resumed: workers claim jobs again")
 
     app.add_typer(jobs_app, name="jobs")

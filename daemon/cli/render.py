@@ -3,7 +3,9 @@
 On a terminal a table is a rich table (wrapped to the window, coloured unless NO_COLOR). In a
 pipe or a file it is tab-separated text: a header line, then one line per row with every value
 whole (no 80-column cut, no ellipsis, no box drawing), so `lmd jobs list | cut -f4` gives whole
-paths. A tab, newline or backslash inside a value is written as `\\t`, `\\n`, `\\\\`; a table's
+paths. Values are shown in the escaped form of `daemon.files.names`, on a terminal and in a pipe
+alike: a tab, newline or backslash inside a value is written as `\\t`, `\\n`, `\\\\`, a name's
+byte that is not UTF-8 as `\\xff` (never a raw byte or a failed write); a table's
 title, when it has one, is a line of its own starting with `# `. An empty listing prints a
 sentence saying so instead ("no failed jobs"): on the terminal on stdout; piped, on stderr, so
 that the data stream stays empty.
@@ -25,17 +27,16 @@ from rich.table import Table
 from rich.text import Text
 
 from daemon.cli.context import console, console_err
-
-_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+from daemon.files.names import escape as escape_name
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else escape_name(str(value))
 
 
 def tsv_field(value: Any) -> str:
     """One value as a field of a tab-separated line: whole, with separators escaped."""
-    return _text(value).translate(_TSV_ESCAPES)
+    return _text(value)
 
 
 def print_table(
@@ -73,13 +74,26 @@ def print_table(
     out.print(table, soft_wrap=False)
 
 
+def clip(value: Any, width: int) -> str:
+    """A long value cut to `width` characters on a terminal (the table stays readable; `lmd
+    jobs show` has it whole); whole in a pipe, where nothing is cut."""
+    text = _text(value)
+    if not console.is_terminal or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
+
+
 def echo_json(data: Any) -> None:
     """The `--json` output of a command: one document on stdout (datetimes as ISO text)."""
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def say(text: str, *, err: bool = False) -> None:
-    """One plain line (rich markup allowed), flushed at once, never wrapped in a pipe."""
+def say(text: str, *, err: bool = False, markup: bool = False) -> None:
+    """One line, flushed at once (a pipe sees it as it happens), never wrapped in a pipe.
+    `text` is taken literally (paths may hold `[`), in its escaped form (`daemon.files.names`),
+    unless `markup` says it is rich markup."""
     target = console_err if err else console
-    target.print(text, soft_wrap=True)
+    if not markup:
+        text = escape_name(text)
+    target.print(text, soft_wrap=True, markup=markup, highlight=False)
     target.file.flush()

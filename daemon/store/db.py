@@ -6,6 +6,10 @@ foreign keys, and write transactions that start with `BEGIN IMMEDIATE` so that a
 never has to upgrade from reader to writer — the one case busy_timeout cannot rescue. It must
 live on local disk: WAL's shared memory does not work across a network filesystem.
 PostgreSQL goes through the same code; only the URL differs.
+
+Commands that only read (`lmd status`, `lmd jobs list/show`, `lmd doctor`) open with
+`read_only=True`: nothing is created (no state directory, no database file, no tables) and
+nothing is migrated; a missing or outdated database is reported in words instead.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 
 from daemon import fsinfo
-from daemon.store.errors import StoreError
+from daemon.store.errors import NoDatabase, StoreError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -53,13 +57,22 @@ def _check_local_disk(path: Path) -> None:
         )
 
 
-def create_store_engine(database_url: str) -> Engine:
-    """An engine with lmd's connection settings (pragmas and BEGIN IMMEDIATE on SQLite)."""
+def no_database_message(where: str) -> str:
+    return f"no database yet at {where}; `lmd scan` or `lmd run` creates it"
+
+
+def create_store_engine(database_url: str, *, create: bool = True) -> Engine:
+    """An engine with lmd's connection settings (pragmas and BEGIN IMMEDIATE on SQLite).
+
+    With `create=False` a SQLite file that does not exist is `NoDatabase` (connecting would
+    create it) and its directory is not made."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
             _check_local_disk(path)
+            if not create and not path.is_file():
+                raise NoDatabase(no_database_message(str(path)))
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -194,16 +207,36 @@ def migrate(database_url: str, revision: str = "head") -> Path | None:
         engine.dispose()
 
 
-def open_engine(database_url: str, *, migrate: bool = True) -> Engine:
+def _check_readable(engine: Engine) -> None:
+    """For a read-only open: the database has lmd's tables at the newest revision."""
+    current, head = current_revision(engine), head_revision()
+    shown = engine.url.render_as_string(hide_password=True)
+    where = str(sqlite_path(engine.url) or shown)
+    if current is None:
+        raise NoDatabase(no_database_message(where))
+    if current != head:
+        raise StoreError(
+            f"the database at {where} is at revision {current} and this lmd needs {head}; "
+            "a read-only command does not migrate it: `lmd scan` or `lmd run` will (after "
+            "taking a backup copy)"
+        )
+
+
+def open_engine(database_url: str, *, migrate: bool = True, read_only: bool = False) -> Engine:
     """An engine on a database that is ready for lmd: migrated to the newest revision (or, with
     `migrate=False`, checked to be there already). Raises `StoreError` with a clear message for
     a database that cannot be used (network filesystem, unreachable server, too old, a file
-    that is not a database)."""
+    that is not a database).
+
+    `read_only=True` creates and migrates nothing: `NoDatabase` when there is no database yet,
+    `StoreError` when it needs a migration."""
     from sqlalchemy.exc import DatabaseError as SADatabaseError
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(database_url, create=not read_only)
     try:
-        if migrate:
+        if read_only:
+            _check_readable(engine)
+        elif migrate:
             _retry_locked(lambda: migrate_engine(engine))
         else:
             current, head = current_revision(engine), head_revision()

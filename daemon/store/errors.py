@@ -14,3 +14,7 @@ class LeaseLost(StoreError):
 
 class JobNotFound(StoreError):
     """No job with that id."""
+
+
+class NoDatabase(StoreError):
+    """A read-only command found no lmd database to read (and created none)."""

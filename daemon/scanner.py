@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,17 @@ class StoreAssetCache:
         """Unreadable files are listed by `lmd status` with their reason."""
         self._store.remember_asset(item.key or str(item.path), "", item.to_dict(),
                                    reason=item.reason, restorable=False)
+
+
+class ScanAction(StrEnum):
+    """What a scan did about one file it found (`run_scan`'s `on_asset`)."""
+
+    ENQUEUED = "enqueued"  # a new job
+    MOVED = "moved"  # its job follows the files to their new place
+    UNCHANGED = "unchanged"  # a job with these inputs exists already
+    ALREADY_REPLACED = "already replaced"  # replace mode: the target is lmd's output
+    NOT_RESTORABLE = "not restorable"  # not reselected, or no usable reference (see reason)
+    UNREADABLE = "unreadable"
 
 
 @dataclass
@@ -180,8 +192,12 @@ def run_scan(
     store: JobStore | None = None,
     trigger: str = "manual",
     weights: str | None = None,
+    on_asset: Callable[[LiveAsset | Unreadable, ScanAction], None] | None = None,
 ) -> ScanSummary:
-    """Scan `root` (default: the library), enqueue what needs restoring, record the scan."""
+    """Scan `root` (default: the library), enqueue what needs restoring, record the scan.
+
+    `on_asset` hears of every Live Photo and unreadable file with what the scan did about it
+    (`ScanAction`), for `lmd scan --json`'s `assets`."""
     if settings.library is None:
         raise ScanError("no library configured: set `library` (lmd scan --dry-run PATH works "
                         "without one)")
@@ -215,8 +231,12 @@ def run_scan(
                 summary.problems.append((found.key, found.reason))
                 cache.remember_unreadable(found)
                 log.warning("file_unreadable", path=str(found.path), error=found.reason)
+                if on_asset:
+                    on_asset(found, ScanAction.UNREADABLE)
                 continue
-            _record(store, found, settings, weights, summary)
+            action = _record(store, found, settings, weights, summary)
+            if on_asset:
+                on_asset(found, action)
     finally:
         store.finish_scan(
             summary.scan_id,
@@ -233,24 +253,27 @@ def run_scan(
 
 def _record(
     store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary
-) -> None:
+) -> ScanAction:
     summary.assets_found += 1
     if not asset.restorable:
         if asset.reason:
             summary.problems.append((asset.key, asset.reason))
             log.info("asset_not_restorable", asset=asset.key, path=str(asset.reference),
                      error=asset.reason)
-        return
+        return ScanAction.NOT_RESTORABLE
     summary.restorable += 1
     if settings.output.mode == "replace" and _already_replaced(store, asset):
-        return
+        return ScanAction.ALREADY_REPLACED
     result = store.enqueue(job_spec(asset, settings, weights))
     if result.created:
         summary.enqueued += 1
         log.info("job_enqueued", job_id=result.job_id, asset=asset.key)
-    elif result.moved:
+        return ScanAction.ENQUEUED
+    if result.moved:
         summary.moved += 1
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
+        return ScanAction.MOVED
+    return ScanAction.UNCHANGED
 
 
 def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:

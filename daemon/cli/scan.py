@@ -1,25 +1,39 @@
 """`lmd scan PATH`: find Live Photos / Motion Photos; `--dry-run` only prints them.
 
 With `--dry-run` the command runs discovery (`daemon.library.discover`) and prints every Live
-Photo found and every unreadable media file with its reason (a table, or JSON with `--json`).
-Without it, the scan is handed to `daemon.scanner.run_scan`, which enqueues into the store.
+Photo found and every unreadable media file with its reason. Without it, the scan is handed to
+`daemon.scanner.run_scan`, which enqueues into the store. Both print the same JSON document with
+`--json`: `{"dry_run": ..., "assets": [...], "summary": {...}}`, where each asset carries the
+`action` the scan took (null in a dry run); docs/json-output.md has the fields.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from daemon.cli.context import OperationalError, console, console_err, get_settings
+from daemon.cli.context import OperationalError, console_err, get_settings
+from daemon.cli.render import echo_json, print_table, say
 
 
-def _row(item: Any) -> dict[str, Any]:
+def _row(item: Any, action: str | None = None) -> dict[str, Any]:
     data = item.to_dict()
     data.pop("signatures", None)
+    data["action"] = action
     return data
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise OperationalError(f"{path} does not exist")
+    if not path.is_dir():
+        raise OperationalError(f"{path} is not a directory")
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def _dry_run(path: Path, as_json: bool, ignore: list[str] | None) -> None:
@@ -27,9 +41,9 @@ def _dry_run(path: Path, as_json: bool, ignore: list[str] | None) -> None:
 
     from daemon.library.discover import DEFAULT_IGNORE, discover
 
-    if not path.is_dir():
-        raise OperationalError(f"{path} is not a directory")
+    _check_path(path)
     found: list[dict[str, Any]] = []
+    seen = 0
     with Progress(
         SpinnerColumn(),
         TextColumn("scanning {task.completed} files"),
@@ -39,37 +53,29 @@ def _dry_run(path: Path, as_json: bool, ignore: list[str] | None) -> None:
         disable=not console_err.is_terminal,
     ) as bar:
         task = bar.add_task("scan", total=None)
+
+        def progress(n: int) -> None:
+            nonlocal seen
+            seen = n
+            bar.update(task, completed=n)
+
         patterns = tuple(DEFAULT_IGNORE) + tuple(ignore or ())
-        for item in discover(
-            path, ignore=patterns, progress=lambda n: bar.update(task, completed=n)
-        ):
+        for item in discover(path, ignore=patterns, progress=progress):
             found.append(_row(item))
-    if as_json:
-        typer.echo(json.dumps(found, indent=2))
-        return
-    from rich.table import Table
-
-    table = Table("kind", "key", "t0", "t1", "reselected", "target", "reason")
-    for row in found:
-
-        def fmt(v: Any) -> str:
-            return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-        table.add_row(
-            row["kind"],
-            row["key"],
-            fmt(row.get("t0")),
-            fmt(row.get("t1")),
-            fmt(row.get("reselected")),
-            fmt(row.get("target")),
-            fmt(row.get("reason")),
-        )
-    console.print(table)
     n_live = sum(1 for r in found if r["kind"] != "unreadable")
-    n_sel = sum(1 for r in found if r.get("reselected"))
-    console.print(
-        f"{n_live} live photos, {n_sel} reselected, {len(found) - n_live} unreadable files"
-    )
+    summary = {
+        "root": str(path), "files_seen": seen, "assets_found": n_live,
+        "reselected": sum(1 for r in found if r.get("reselected")),
+        "unreadable": len(found) - n_live,
+    }
+    if as_json:
+        echo_json({"dry_run": True, "assets": found, "summary": summary})
+        return
+    columns = ("kind", "key", "t0", "t1", "reselected", "target", "reason")
+    print_table(columns, ([_fmt(row.get(c)) for c in columns] for row in found),
+                empty=f"no Live Photos or media files found under {path}")
+    say(f"{summary['assets_found']} live photos, {summary['reselected']} reselected,"
+        f" {summary['unreadable']} unreadable files")
 
 
 def register(app: typer.Typer) -> None:
@@ -85,10 +91,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--dry-run", help="Only discover and print; enqueue nothing.")
         ] = False,
         as_json: Annotated[
-            bool, typer.Option("--json", help="Print JSON.")
+            bool, typer.Option("--json", help="Print JSON: {dry_run, assets, summary}.")
         ] = False,
     ) -> None:
         """Find Live Photos whose key photo was reselected (and enqueue them)."""
+        if path is not None:
+            _check_path(path)
         if dry_run:
             ignore = None
             if path is None:
@@ -105,22 +113,27 @@ def register(app: typer.Typer) -> None:
         from daemon.scanner import ScanError, run_scan
         from daemon.store.db import StoreError
 
-        with console.status("scanning...") as spinner:
+        assets: list[dict[str, Any]] = []
+        with console_err.status("scanning...") as spinner:
 
             def progress(n: int) -> None:
                 spinner.update(f"scanning... {n} files")
 
             try:
-                summary = run_scan(settings, Path(root), progress, trigger="cli")
+                summary = run_scan(
+                    settings, Path(root), progress, trigger="cli",
+                    on_asset=(lambda item, action: assets.append(_row(item, action)))
+                    if as_json else None,
+                )
             except (StoreError, ScanError) as exc:
                 raise OperationalError(str(exc)) from None
         if as_json:
-            console.print_json(json.dumps(summary.as_dict()))
+            echo_json({"dry_run": False, "assets": assets, "summary": summary.as_dict()})
             return
-        console.print(
+        say(
             f"{summary.files_seen} files, {summary.assets_found} Live Photos, "
             f"{summary.restorable} restorable: {summary.enqueued} enqueued, "
             f"{summary.moved} moved, {summary.unreadable} unreadable"
         )
         for key, reason in summary.problems[:20]:
-            console.print(f"  [yellow]{key}[/]: {reason}")
+            say(f"  {key}: {reason}")

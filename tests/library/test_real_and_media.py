@@ -95,7 +95,7 @@ def test_cli_scan_dry_run_json(tmp_path: Path) -> None:
     Image.fromarray(texture(48, 64)).save(tmp_path / "plain.jpg")
     result = CliRunner().invoke(app, ["scan", str(tmp_path), "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["assets"]
     kinds = sorted(r["kind"] for r in rows)
     assert kinds == ["apple", "unreadable"]
     apple = next(r for r in rows if r["kind"] == "apple")

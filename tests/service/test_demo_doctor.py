@@ -88,7 +88,7 @@ def test_cli_scan_work_status_round_trip(tmp_path: Path, tiny_library: Path) -> 
     config.write_text(f'library = "{tiny_library}"\nstate_dir = "{tmp_path / "state"}"\n')
     scan = lmd("--config", str(config), "scan", "--json")
     assert scan.returncode == 0, scan.stderr
-    assert json.loads(scan.stdout)["enqueued"] == 2
+    assert json.loads(scan.stdout)["summary"]["enqueued"] == 2
     status = json.loads(lmd("--config", str(config), "status", "--json").stdout)
     assert status["jobs"]["pending"] == 2
     assert status["last_scan"]["enqueued"] == 2

@@ -2,7 +2,9 @@
 
 The keys are stable so that `journalctl -o json` and log shippers can filter on them:
 `event` (what happened), `job_id`, `asset` (library-relative key), `path`, `error`, plus
-`level`, `logger` and an ISO `timestamp`.
+`level`, `logger` and an ISO `timestamp`. Values holding a file name's bytes that are not
+UTF-8, or control characters, are written escaped (`album-\\xff\\xfe`, `daemon.files.names`),
+never as raw bytes or a failed write.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Literal, TextIO
+from pathlib import PurePath
+from typing import Any, Literal, TextIO
 
 import structlog
+
+from daemon.files.names import escape, needs_escape
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -28,6 +33,19 @@ def wants_colour(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set to anything (no-color.org),
     the rule rich applies to every other line lmd prints."""
     return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+_VERBATIM = frozenset({"exception", "stack"})  # tracebacks keep their lines
+
+
+def escape_names(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: a value (a path, a key, a message quoting them) that holds bytes
+    that are not UTF-8 or control characters is written in its escaped form."""
+    for key, value in event.items():
+        text = str(value) if isinstance(value, PurePath) else value
+        if key not in _VERBATIM and isinstance(text, str) and needs_escape(text):
+            event[key] = escape(text)
+    return event
 
 
 def configure_logging(
@@ -50,6 +68,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        escape_names,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -4,7 +4,7 @@ Linux names are bytes, and any bytes but `/` and NUL are allowed. Python carries
 are not UTF-8 as lone surrogates (`os.fsdecode`: byte 0xff is U+DCFF), so a path such as
 `album-\xff\xfe/IMG_0001.JPG` is a `str` that cannot be encoded as UTF-8: SQLite and
 PostgreSQL refuse it (text and JSON alike), and printing it to a terminal fails. `escape`
-writes such a string as plain, printable UTF-8 text, and `unescape` gives back the very same
+writes such a string as one line of plain UTF-8 text, and `unescape` gives back the very same
 string, so the store keeps every name losslessly and `os.fsencode` of what comes back is the
 name's bytes:
 

@@ -1,6 +1,9 @@
 """The schema as SQLAlchemy 2.x models. Alembic (migrations/) creates it; a test proves the
 migrations and these models agree exactly, so either can be read as the truth.
 
+Columns that may hold file names (paths, asset keys, payloads, messages quoting them) are
+`EscapedText`/`EscapedJSON` (`daemon.store.escaped`): any name the filesystem allows round-trips.
+
 The store talks to these tables with Core statements (`Jobs.__table__`), not ORM sessions:
 claims must be a handful of short statements, and callers get plain dataclasses back.
 """
@@ -24,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from daemon.store.escaped import EscapedJSON, EscapedText
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -66,7 +71,7 @@ class JobRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity: Mapped[str] = mapped_column(String(64), unique=True)
-    asset_key: Mapped[str] = mapped_column(Text, index=True)
+    asset_key: Mapped[str] = mapped_column(EscapedText(), index=True)
     state: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -79,15 +84,15 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(EscapedText())
+    payload: Mapped[dict[str, Any]] = mapped_column(EscapedJSON())
     restorer: Mapped[str] = mapped_column(String(64))
     weights_digest: Mapped[str] = mapped_column(String(128))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(EscapedJSON())
     force: Mapped[bool] = mapped_column(Boolean, default=False)
-    output_path: Mapped[str | None] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(EscapedText())
     output_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(EscapedJSON(none_as_null=True))
     progress: Mapped[float | None] = mapped_column(Float)
     stage: Mapped[str | None] = mapped_column(String(64))
     superseded_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("jobs.id"))
@@ -95,10 +100,10 @@ class JobRow(Base):
     # NULL only on jobs enqueued before 0003; the worker refuses those (a rescan replaces them).
     output_mode: Mapped[str | None] = mapped_column(String(16))
     output_location: Mapped[str | None] = mapped_column(String(16))
-    output_root: Mapped[str | None] = mapped_column(Text)
-    output_tree: Mapped[str | None] = mapped_column(Text)
+    output_root: Mapped[str | None] = mapped_column(EscapedText())
+    output_tree: Mapped[str | None] = mapped_column(EscapedText())
     output_suffix: Mapped[str | None] = mapped_column(String(64))
-    backup_dir: Mapped[str | None] = mapped_column(Text)
+    backup_dir: Mapped[str | None] = mapped_column(EscapedText())
     jpeg_quality: Mapped[int | None] = mapped_column(Integer)
     heic_quality: Mapped[int | None] = mapped_column(Integer)
 
@@ -117,7 +122,7 @@ class JobEventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(EscapedText())
     worker: Mapped[str | None] = mapped_column(String(255))
 
 
@@ -142,7 +147,7 @@ class ScanRow(Base):
     __tablename__ = "scans"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    root: Mapped[str] = mapped_column(Text)
+    root: Mapped[str] = mapped_column(EscapedText())
     trigger: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -159,10 +164,10 @@ class ScanRow(Base):
 class AssetRow(Base):
     __tablename__ = "assets"
 
-    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(EscapedText(), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(128))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(EscapedJSON())
+    reason: Mapped[str | None] = mapped_column(EscapedText())
     restorable: Mapped[bool] = mapped_column(Boolean, default=False)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     scan_id: Mapped[int | None] = mapped_column(Integer)

@@ -89,24 +89,28 @@ class StoreBase:
         *,
         now: datetime | None = None,
         owner: str | None = None,
+        generation: int | None = None,
+        new_lease: bool = False,
         attempts_delta: int = 0,
         returning: bool = False,
         **values: Any,
     ) -> Any:
         """Move one job from `current` to `new` (checked against TRANSITIONS), set `values`
         (and add `attempts_delta` to attempts), and record the event — all in the caller's
-        transaction. The UPDATE is guarded on the current state (and on the lease `owner`
-        when given), so a racing change makes it return False instead of corrupting the row.
-        Returns True on success, or the updated row when `returning`."""
+        transaction. The UPDATE is guarded on the current state (and on the lease `owner` and
+        its `generation` when given), so a racing change makes it return False instead of
+        corrupting the row. `new_lease` (a claim) bumps the lease generation. Returns True on
+        success, or the updated row when `returning`."""
         check_transition(current, new)
         now = now or utcnow()
         stmt = transition_statement(
-            tuple(sorted(values)), owner is not None, attempts_delta, returning
+            tuple(sorted(values)), owner is not None, attempts_delta, returning,
+            fenced=generation is not None, new_lease=new_lease,
         )
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(
             _id=job_id, _from=JobState(current).value, _to=new.value, _now=now,
-            _owner=owner, _delta=attempts_delta,
+            _owner=owner, _delta=attempts_delta, _gen=generation,
         )
         result = conn.execute(stmt, params)
         row = result.first() if returning else None

@@ -145,6 +145,9 @@ class Job:
     stage: str | None
     superseded_by: int | None
     output: OutputSpec | None
+    #: the fencing token of the lease this snapshot was claimed under (bumped at every claim);
+    #: the worker hands it to every call that commits on the job's behalf
+    lease_generation: int = 0
 
     @property
     def path(self) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -106,6 +107,9 @@ class JobRow(Base):
     backup_dir: Mapped[str | None] = mapped_column(EscapedText())
     jpeg_quality: Mapped[int | None] = mapped_column(Integer)
     heic_quality: Mapped[int | None] = mapped_column(Integer)
+    # ---- sixth migration (0006): the lease's generation, the fencing token every claim bumps
+    # and every commit of a result checks (see `daemon.store.queue`)
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         # the claim query: claimable state, earliest not_before, then priority/id
@@ -181,6 +185,28 @@ class ControlRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# ---- sixth migration (0006): every output lmd wrote ----
+
+
+class OutputRow(Base):
+    """One output lmd wrote: its content (named digest) and the job that wrote it, where it is
+    now as far as lmd knows, and for a replaced still the record beside its backup (and the
+    target that record names, which follows the still when it moves)."""
+
+    __tablename__ = "outputs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Integer, ForeignKey("jobs.id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(160), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(EscapedText())
+    record: Mapped[str | None] = mapped_column(EscapedText())
+    record_target: Mapped[str | None] = mapped_column(EscapedText())
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 metadata = Base.metadata
 jobs = JobRow.__table__
 job_events = JobEventRow.__table__
@@ -188,3 +214,4 @@ workers = WorkerRow.__table__
 scans = ScanRow.__table__
 assets = AssetRow.__table__
 control = ControlRow.__table__
+outputs = OutputRow.__table__

@@ -39,20 +39,35 @@ _CACHE: dict[tuple[Any, ...], Any] = {}
 
 
 def transition_statement(
-    keys: tuple[str, ...], guarded: bool, attempts_delta: int, returning: bool
+    keys: tuple[str, ...],
+    guarded: bool,
+    attempts_delta: int,
+    returning: bool,
+    fenced: bool = False,
+    new_lease: bool = False,
 ) -> Any:
     """UPDATE jobs SET state, updated_at, <keys> [, attempts = attempts + :delta]
-    WHERE id = :id AND state = :from [AND lease_owner = :owner] [RETURNING *]."""
-    cache_key = ("transition", keys, guarded, attempts_delta != 0, returning)
+    [, lease_generation = lease_generation + 1] WHERE id = :id AND state = :from
+    [AND lease_owner = :owner] [AND lease_generation = :gen] [RETURNING *].
+
+    `new_lease` (a claim) bumps the fencing token; `fenced` (a worker finishing its job) only
+    matches the lease generation the worker was given."""
+    cache_key = (
+        "transition", keys, guarded, attempts_delta != 0, returning, fenced, new_lease
+    )
     stmt = _CACHE.get(cache_key)
     if stmt is None:
         cond = [jobs.c.id == bindparam("_id"), jobs.c.state == bindparam("_from")]
         if guarded:
             cond.append(jobs.c.lease_owner == bindparam("_owner"))
+        if fenced:
+            cond.append(jobs.c.lease_generation == bindparam("_gen"))
         values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys}
         values.update(state=bindparam("_to"), updated_at=bindparam("_now"))
         if attempts_delta:
             values["attempts"] = jobs.c.attempts + bindparam("_delta")
+        if new_lease:
+            values["lease_generation"] = jobs.c.lease_generation + 1
         stmt = update(jobs).where(*cond).values(values)
         if returning:
             stmt = stmt.returning(*jobs.c)
@@ -60,10 +75,16 @@ def transition_statement(
     return stmt
 
 
-def heartbeat_statement(with_progress: bool, with_stage: bool) -> Any:
+def heartbeat_statement(
+    with_progress: bool, with_stage: bool, fenced: bool = False, unexpired: bool = False
+) -> Any:
     """UPDATE jobs SET lease_expires_at, heartbeat_at [, progress] [, stage]
-    WHERE id = :jid AND state = 'running' AND lease_owner = :owner."""
-    cache_key = ("heartbeat", with_progress, with_stage)
+    WHERE id = :jid AND state = 'running' AND lease_owner = :owner
+    [AND lease_generation = :gen] [AND lease_expires_at > :now].
+
+    `unexpired` is the fence's form: a lease that ran out is not held any more, even before
+    another worker claims the job."""
+    cache_key = ("heartbeat", with_progress, with_stage, fenced, unexpired)
     stmt = _CACHE.get(cache_key)
     if stmt is None:
         values = {
@@ -74,13 +95,14 @@ def heartbeat_statement(with_progress: bool, with_stage: bool) -> Any:
             values["progress"] = bindparam("v_progress")
         if with_stage:
             values["stage"] = bindparam("v_stage")
-        stmt = _CACHE[cache_key] = (
-            update(jobs)
-            .where(
-                jobs.c.id == bindparam("jid"),
-                jobs.c.state == JobState.RUNNING.value,
-                jobs.c.lease_owner == bindparam("owner"),
-            )
-            .values(values)
-        )
+        cond = [
+            jobs.c.id == bindparam("jid"),
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.lease_owner == bindparam("owner"),
+        ]
+        if fenced:
+            cond.append(jobs.c.lease_generation == bindparam("gen"))
+        if unexpired:
+            cond.append(jobs.c.lease_expires_at > bindparam("now"))
+        stmt = _CACHE[cache_key] = update(jobs).where(*cond).values(values)
     return stmt

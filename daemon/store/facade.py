@@ -16,6 +16,7 @@ from daemon.store.db import open_engine
 from daemon.store.enqueue import EnqueueOps
 from daemon.store.queries import QueryOps
 from daemon.store.queue import LeaseOps
+from daemon.store.review import ReviewOps
 from daemon.store.scans import ScanOps
 from daemon.store.workers import WorkerOps
 
@@ -29,6 +30,7 @@ class JobStore(
     ScanOps,
     AssetCacheOps,
     ControlOps,
+    ReviewOps,
 ):
     """The queue and bookkeeping over one engine. Thread-safe (one connection per call);
     open one per process."""

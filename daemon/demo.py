@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from daemon.comparison import comparison_image
 from daemon.library.synth import write_reselected_live_photo
 
 VIDEO_SIZE = (480, 360)
@@ -118,31 +119,6 @@ def build_sample_library(
             )
         )
     return written
-
-
-def comparison_image(frame: np.ndarray, restored: np.ndarray, reference: np.ndarray,
-                     height: int = 480) -> np.ndarray:
-    """frame | restored | reference side by side (uint8 RGB): a row of whole pictures at one
-    height, and below it the same centre crop of each at full resolution, where the detail
-    the restorer brought back is visible."""
-
-    def as_uint8(image: np.ndarray) -> np.ndarray:
-        if image.dtype == np.uint8:
-            return image
-        return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
-
-    images = [as_uint8(img) for img in (frame, restored, reference)]
-    h, w = images[1].shape[:2]
-    panel_w = max(1, round(w * height / h))
-    whole = [cv2.resize(img, (panel_w, height), interpolation=cv2.INTER_AREA) for img in images]
-    side = min(panel_w, h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crops = []
-    for img in images:
-        same_size = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
-        crop = same_size[top : top + side, left : left + side]
-        crops.append(cv2.resize(crop, (panel_w, panel_w), interpolation=cv2.INTER_NEAREST))
-    return np.concatenate([np.concatenate(whole, axis=1), np.concatenate(crops, axis=1)], axis=0)
 
 
 @dataclass

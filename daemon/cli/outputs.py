@@ -4,16 +4,18 @@ Works from the records replace mode keeps beside each backup in the state direct
 (`<backup_dir>/<relative path>.<digest8>.lmd.json`), the one source of truth about backups, so
 it needs neither the job queue nor the model: a person can undo lmd even when the database is
 gone. Reverting removes the backup and its record. A file someone edited after lmd wrote it
-is left alone unless `--force`.
+is left alone unless `--force`. Where the database exists, each revert is also written into the
+job's history (`lmd jobs show`); none is created for it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from daemon.cli.context import OperationalError, console, console_err, get_settings
 
@@ -24,6 +26,28 @@ def _resolve_asset(asset: Path, library: Path | None) -> Path:
         return asset.absolute()
     candidate = library / asset
     return candidate if candidate.exists() else asset.absolute()
+
+
+def _note_in_history(database_url: str, records: list[Any]) -> None:
+    """Record each revert on the job that wrote the output (`output_reverted`), best effort:
+    revert needs no database, and a read-only open creates none."""
+    from daemon.store import JobStore, StoreError
+    from daemon.store.db import open_engine
+    from daemon.store.errors import NoDatabase
+
+    try:
+        store = JobStore(open_engine(database_url, read_only=True))
+    except NoDatabase:
+        return
+    except StoreError as exc:
+        console_err.print(f"[yellow]not written to the job history[/] — {escape(str(exc))}")
+        return
+    with store:
+        for record in records:
+            found = store.output_with_record(str(record.record_path))
+            found = found or next(iter(store.outputs_at(str(record.target))), None)
+            if found is not None:
+                store.output_reverted(found.id)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +95,7 @@ def register(app: typer.Typer) -> None:
             raise OperationalError(f"no replace backup found for {what} in {backup_dir}")
 
         results: list[dict[str, str]] = []
+        reverted: list[Any] = []
         failures = 0
         for record in records:
             entry = {"target": str(record.target), "backup": str(record.backup)}
@@ -82,6 +107,8 @@ def register(app: typer.Typer) -> None:
                     # "unchanged": the original was already in place (a replace that never
                     # got to its rename); nothing was written, only the backup was dropped.
                     entry["result"] = "reverted" if outcome.changed else "unchanged"
+                    if outcome.changed:
+                        reverted.append(record)
                 except RevertConflict as exc:
                     entry["result"], entry["error"] = "refused", str(exc)
                     failures += 1
@@ -89,6 +116,8 @@ def register(app: typer.Typer) -> None:
                     entry["result"], entry["error"] = "failed", str(exc)
                     failures += 1
             results.append(entry)
+        if reverted:
+            _note_in_history(settings.database_url, reverted)
 
         if as_json:
             console.print_json(json.dumps(results))

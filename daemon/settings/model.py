@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -31,6 +32,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from daemon.publish.settings import HooksSettings, ImmichSettings, PhotoPrismSettings
 
 ENV_PREFIX = "LMD_"
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -114,6 +117,8 @@ class OutputSettings(_Section):
     backup_dir: FilePath | None = None
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     heic_quality: int = Field(default=90, ge=1, le=100)
+    # digiKam/darktable/Immich-style NAME.ext.xmp beside each output (daemon.publish.xmp_sidecar)
+    xmp_sidecar: bool = False
 
     @field_validator("suffix")
     @classmethod
@@ -174,6 +179,24 @@ class WorkerSettings(_Section):
         return self
 
 
+class ReviewSettings(_Section):
+    """`[review]`: whether restorations wait for a person, and the page (daemon/review/)."""
+
+    required: bool = False
+    serve: bool = False
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: SecretStr | None = None
+    min_flow_confidence: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("a review token needs at least 16 characters")
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -216,6 +239,10 @@ class Settings(BaseSettings):
     watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    hooks: HooksSettings = Field(default_factory=HooksSettings)
+    immich: ImmichSettings = Field(default_factory=ImmichSettings)
+    photoprism: PhotoPrismSettings = Field(default_factory=PhotoPrismSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -23,6 +23,7 @@ from daemon.library.asset import LiveAsset
 from daemon.library.media import decode_frame_at, load_still
 from daemon.library.naming import edited_name
 from daemon.output import (
+    Fence,
     OutputError,
     OutputPlan,
     check_writable,
@@ -130,16 +131,18 @@ class LibraryFiles:
 
     def write(
         self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
-        provenance: dict[str, Any],
+        provenance: dict[str, Any], *, fence: Fence | None = None,
     ) -> FileSignature:
+        """`fence` (raising `FenceLost`) runs immediately before the final rename: a review
+        decision passes its claim check here."""
         assert job.output is not None  # planned from it
         quality = job.output.quality_for(plan.destination)
         if plan.kind == "replace":
             # the backup and its record beside it are written by commit_replace (the one
             # source of truth for `lmd revert`)
-            record = commit_replace(plan, image, like, provenance, quality=quality)
+            record = commit_replace(plan, image, like, provenance, quality=quality, fence=fence)
             return record.output or signature_of(plan.destination)
         return write_image(
             plan.destination, image, like=like, xmp_provenance=provenance, quality=quality,
-            keep_live_identity=plan.keep_live_identity, root=write_root(job, plan),
+            keep_live_identity=plan.keep_live_identity, root=write_root(job, plan), fence=fence,
         )

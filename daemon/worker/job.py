@@ -8,6 +8,7 @@ is planned before the restoration starts, so a job that could never be written c
 what happened                            outcome (store call)
 ======================================  ==================================================
 restored and written                     SUCCEEDED (`succeed`: path, signature, provenance)
+restored, held for review (staged)       SUCCEEDED (`succeed`: no output yet; see daemon.review)
 inputs changed since the scan            SKIPPED (`skip`; the next scan enqueues new inputs)
 output cannot be planned, or never       FAILED before restoring (`fail`, not retryable)
 written (read-only, name too long...)
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -47,6 +48,7 @@ from core import (
 from daemon.files.errors import UnreadableFile
 from daemon.library.asset import LiveAsset
 from daemon.output import PermanentOutputError
+from daemon.review.gate import FinishStep, PublishDirectly
 from daemon.store import Job, LeaseLost
 from daemon.worker.files import BadOutputPlan
 from daemon.worker.heartbeat import Heartbeat
@@ -86,6 +88,9 @@ class JobContext:
     on_alive: Callable[[], None] = lambda: None
     #: asked on every heartbeat; a reason (e.g. "paused") cancels the job, which is released
     should_stop: Callable[[], str | None] = lambda: None
+    #: what happens to a computed restoration (`daemon.review.gate`): written as planned, or
+    #: checked and held in staging for a person
+    review: FinishStep = field(default_factory=PublishDirectly)
 
 
 def provenance_of(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, Any]:
@@ -152,11 +157,15 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
             cancel.raise_if_cancelled()
             beat.report(0.99, "writing")
             provenance = provenance_of(job, asset, result.diagnostics)
-            signature = ctx.files.write(plan, job, result.image, inputs.like, provenance)
+            # face check, previews, then published as planned or held for review
+            done = ctx.review.finish(
+                job, plan, inputs, result, provenance,
+                lambda image: ctx.files.write(plan, job, image, inputs.like, provenance),
+            )
         provenance["seconds"] = round(time.monotonic() - started, 3)
-        path = str(plan.destination)
-        ctx.store.succeed(job.id, ctx.worker_id, path, signature.to_dict(), provenance)
-        bound.info("job_succeeded", path=path, seconds=provenance["seconds"])
+        ctx.store.succeed(job.id, ctx.worker_id, done.path, done.signature, provenance)
+        bound.info("job_succeeded", path=done.path, staged=done.staged,
+                   seconds=provenance["seconds"])
         return Outcome.SUCCEEDED
     except LeaseLost:
         # Another worker took the job while this one stalled (or a person cancelled it): the

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from core import CancelToken, Restorer
+from daemon.review.gate import FinishStep, PublishDirectly, ReviewGate
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
 from daemon.store import Job
@@ -48,6 +49,7 @@ class Worker:
         on_alive: Callable[[], None] | None = None,
         restorer: Restorer | None = None,
         files: JobFiles | None = None,
+        review: FinishStep | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -56,6 +58,9 @@ class Worker:
         self.wake_event = threading.Event()
         self.restorers = RestorerHolder(settings, restorer)
         self.files = files or LibraryFiles()
+        # checks, staging and publishers (daemon.review); `files` passed in stand for the
+        # library, so they are written to directly
+        self.review = review or (PublishDirectly() if files else ReviewGate(settings, store))
         self._on_alive = on_alive or (lambda: None)
         self._current_cancel: CancelToken | None = None
         self._state = WorkerState.STARTING
@@ -87,6 +92,7 @@ class Worker:
                 self._maybe_unload()
                 self.wake_event.wait(self.settings.worker.poll_seconds)
                 self.wake_event.clear()
+        self.review.close()  # waiting hooks get a few seconds, viewer deliveries stop
         self._publish(WorkerState.STOPPED)
 
     def run_until_empty(self, max_jobs: int | None = None) -> int:
@@ -96,6 +102,7 @@ class Worker:
             if not self.run_once(ignore_windows=True):
                 break
             done += 1
+        self.review.close()
         self._publish(WorkerState.IDLE)
         return done
 
@@ -136,9 +143,12 @@ class Worker:
             ),
             on_alive=self._on_alive,
             should_stop=lambda: "paused" if self.store.is_paused() else None,
+            review=self.review,
         )
         try:
-            return run_job(job, ctx, cancel)
+            outcome = run_job(job, ctx, cancel)
+            self.review.job_ended(job.id, outcome.value)  # hooks and viewers, at once
+            return outcome
         finally:
             self._current_cancel = None
             self._publish(WorkerState.IDLE)

@@ -33,7 +33,7 @@ from daemon.cli.context import (
 )
 from daemon.cli.examples import attach_examples, epilog
 
-COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service")
+COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service", "train")
 
 
 class LogLevel(StrEnum):

@@ -95,6 +95,29 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("lmd model embed-prompt /var/lib/lmd/models/livemoments --sd3 ~/sd3-medium",
          "compute the prompt embeddings once"),
     ],
+    "train": [
+        ("lmd train pairs --from-library ~/Pictures/iPhone -o ~/lmd-pairs",
+         "real pairs from your own Live Photos"),
+        ("lmd train fit --init ckpt --pairs ~/lmd-pairs -o ~/lmd-run", "fine-tune on them"),
+    ],
+    "train pairs": [
+        ("lmd train pairs --from-video clip1.mp4 clip2.mp4 -o pairs-video",
+         "synthetic pairs from high-quality clips"),
+        ("lmd train pairs --from-library ~/Pictures/iPhone -o pairs-mine --tile 1024",
+         "real pairs from a library (only read)"),
+    ],
+    "train fit": [
+        ("lmd train fit --init /var/lib/lmd/models/livemoments --pairs pairs-mine -o run1"
+         " --lora-rank 16 --grad-checkpointing --mixed-precision bf16",
+         "LoRA fine-tune on a 24 GB card; the same command continues an interrupted run"),
+        ("lmd train fit --init ckpt --pairs pairs-video --pairs pairs-mine -o run2 --json",
+         "full fine-tune, JSON lines per evaluation"),
+    ],
+    "train eval": [
+        ("lmd train eval --pairs pairs-mine --split val --restorer livemoments"
+         " -p checkpoint=run1/checkpoint", "is the fine-tune better?"),
+        ("lmd train eval --pairs pairs-mine --restorer guided --json", "a baseline, as JSON"),
+    ],
 }
 
 

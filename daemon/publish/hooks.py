@@ -3,7 +3,8 @@
 The command reads the job as a JSON document on stdin and as `LMD_*` environment variables
 (`JobOutcome.to_document` / `to_environment`: LMD_EVENT, LMD_JOB_ID, LMD_ASSET,
 LMD_ORIGINAL, LMD_OUTPUT, LMD_MODE, LMD_ERROR, LMD_RESTORER), on top of lmd's own
-environment. It runs in a session of its own (its own process group), so at the timeout the
+environment less lmd's own `LMD_*` settings: those may hold secrets (LMD_IMMICH__API_KEY) and
+would be mistaken for the job's facts. It runs in a session of its own (its own process group), so at the timeout the
 whole group, children included, is sent SIGTERM and, 2 s later, SIGKILL. (A child that starts
 a session of its own, e.g. with `setsid`, leaves the group and is out of reach: a hook that
 wants to start a long task should do exactly that.)
@@ -155,7 +156,8 @@ def run_hook(
     """Run one hook to its end or its timeout; never raises for anything the hook does.
 
     Setting `stop` (lmd is shutting down) kills the hook's group as the timeout would."""
-    env = dict(os.environ if environment is None else environment)
+    inherited = os.environ if environment is None else environment
+    env = {k: v for k, v in inherited.items() if not k.startswith("LMD_")}
     env.update(outcome.to_environment())
     document = (json.dumps(outcome.to_document(), ensure_ascii=False) + "\n").encode("utf-8")
     started = time.monotonic()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,26 @@ class NotifyListener:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._drainer: threading.Thread | None = None
+
+    def drain_in_background(self) -> None:
+        """Read continuously, as systemd does. A listener that only reads while a test waits on
+        it lets the kernel's queue (10 datagrams on Linux) fill with WATCHDOG=1 during a long
+        wait, and the daemon then rightly drops what follows, STOPPING=1 included."""
+
+        def drain() -> None:
+            while not self._stop.is_set():
+                self.collect()
+
+        self._drainer = threading.Thread(target=drain, daemon=True)
+        self._drainer.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._drainer is not None:
+            self._drainer.join(5)
+        self.sock.close()
 
     def collect(self) -> None:
         while True:
@@ -78,6 +99,7 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         '[logging]\nformat = "json"\n'
     )
     listener = NotifyListener(tmp_path / "notify.sock")
+    listener.drain_in_background()
     env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
@@ -129,7 +151,7 @@ def test_run_speaks_notify_shows_progress_and_stops_cleanly(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        listener.sock.close()
+        listener.close()
 
 
 def test_run_without_library_is_an_operational_error(tmp_path: Path) -> None:
@@ -157,7 +179,7 @@ def test_notify_never_blocks_on_a_listener_that_does_not_read(tmp_path: Path) ->
         listener.collect()
         assert listener.messages and set(listener.messages) == {"WATCHDOG=1"}
     finally:
-        listener.sock.close()
+        listener.close()
 
 
 @pytest.mark.slow
@@ -171,6 +193,7 @@ def test_sigterm_mid_job_returns_it_to_the_queue(tmp_path: Path) -> None:
         '[worker]\npoll_seconds = 0.2\nheartbeat_seconds = 0.2\n[logging]\nformat = "json"\n'
     )
     listener = NotifyListener(tmp_path / "notify.sock")
+    listener.drain_in_background()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
         cwd=REPO, env={**os.environ, "NOTIFY_SOCKET": str(listener.path)},
@@ -203,7 +226,7 @@ def test_sigterm_mid_job_returns_it_to_the_queue(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        listener.sock.close()
+        listener.close()
 
 
 def test_watcher_ignores_lmds_own_outputs(tmp_path: Path) -> None:

@@ -98,10 +98,17 @@ def digest_fd(fd: int) -> str:
 def content_digest(path: Path | str) -> str:
     """Named digest of a library input: whole up to `WHOLE_FILE_LIMIT`, sampled above."""
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size <= WHOLE_FILE_LIMIT:
-            return tagged(_whole(fh, blake3.blake3()))
-        return tagged(_sampled(fh, size, blake3.blake3()), SAMPLED_ALGORITHM)
+        return content_digest_of(fh)
+
+
+def content_digest_of(fh: BinaryIO) -> str:
+    """`content_digest` of a file already open for binary reading (read from its start), for
+    callers that open files their own way (`daemon.files.opening`)."""
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    if size <= WHOLE_FILE_LIMIT:
+        return tagged(_whole(fh, blake3.blake3()))
+    return tagged(_sampled(fh, size, blake3.blake3()), SAMPLED_ALGORITHM)
 
 
 def update_from_file(

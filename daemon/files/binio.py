@@ -4,7 +4,8 @@ Every reader goes through `BoundedFile`: reads past the end raise `UnreadableFil
 are capped, and the total bytes read through one handle are capped too, so a crafted box size
 or offset can never make discovery read (or allocate) gigabytes. Every read is also charged to
 the reader call's per-file budget (`daemon.files.budget`), which spans all the handles a
-reader opens on one file. The limits are in `daemon.files.limits`.
+reader opens on one file. The limits are in `daemon.files.limits`. Files are opened through
+`daemon.files.opening.open_regular` (a regular file, never through a link out of the library).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import TracebackType
 from daemon.files import budget
 from daemon.files.errors import UnreadableFile
 from daemon.files.limits import FILE_READ_BYTES, MAX_SINGLE_READ
+from daemon.files.opening import FileIdentity, open_regular
 
 MAX_TOTAL_READ = FILE_READ_BYTES
 
@@ -25,14 +27,16 @@ class BoundedFile:
     """A read-only file handle with capped, exact reads at absolute offsets."""
 
     def __init__(
-        self, path: Path, *, max_single: int = MAX_SINGLE_READ, max_total: int = MAX_TOTAL_READ
+        self,
+        path: Path,
+        *,
+        max_single: int = MAX_SINGLE_READ,
+        max_total: int = MAX_TOTAL_READ,
+        identity: FileIdentity | None = None,
     ) -> None:
         self.path = path
-        try:
-            self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
-            self.size = os.fstat(self._fh.fileno()).st_size
-        except OSError as exc:
-            raise UnreadableFile(f"cannot open: {exc.strerror or exc}") from None
+        self._fh = open_regular(path, identity=identity)
+        self.size = os.fstat(self._fh.fileno()).st_size
         self.max_single = max_single
         self.max_total = max_total
         self.bytes_read = 0
@@ -47,8 +51,7 @@ class BoundedFile:
             raise UnreadableFile("read budget for this file exhausted")
         budget.charge(length)
         try:
-            self._fh.seek(offset)
-            data = self._fh.read(length)
+            data = os.pread(self._fh.fileno(), length, offset)
         except OSError as exc:
             raise UnreadableFile(f"read error: {exc.strerror or exc}") from None
         if len(data) != length:

@@ -14,10 +14,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core import hashing
 from daemon.files.errors import UnreadableFile
+from daemon.files.opening import FileIdentity, open_regular
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,34 +37,42 @@ class FileSignature:
         return cls(int(data["size"]), int(data["mtime_ns"]), str(data["content_hash"]))
 
 
-def content_hash(path: Path) -> str:
-    """Named content digest of a library input (`core.hashing.content_digest`)."""
+def content_hash(path: Path, *, identity: FileIdentity | None = None) -> str:
+    """Named content digest of a library input (`core.hashing.content_digest`), opened through
+    `daemon.files.opening.open_regular`."""
+    with open_regular(path, identity=identity) as fh:
+        return _digest(fh)
+
+
+def _digest(fh: BinaryIO) -> str:
     try:
-        return hashing.content_digest(path)
+        return hashing.content_digest_of(fh)
     except OSError as exc:
         raise UnreadableFile(f"cannot hash: {exc.strerror or exc}") from None
 
 
-def signature(path: Path, previous: FileSignature | None = None) -> FileSignature:
-    """Size, mtime and content digest of a library input.
+def signature(
+    path: Path, previous: FileSignature | None = None, *, identity: FileIdentity | None = None
+) -> FileSignature:
+    """Size, mtime and content digest of a library input, all of the one file opened (through
+    `daemon.files.opening.open_regular`).
 
     `previous` is the signature recorded for this file earlier (when the caller has one): if
     it was written with an older algorithm, has the same size and its digest still matches the
     content, its digest is kept, so a file that was only touched keeps its job identity across
-    the change of hash algorithm instead of being restored again.
+    the change of hash algorithm instead of being restored again. (That check, for digests of
+    earlier versions only, reads the file again by name.)
     """
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise UnreadableFile(f"cannot stat: {exc.strerror or exc}") from None
-    if (
-        previous is not None
-        and previous.size == st.st_size
-        and not hashing.is_current(previous.content_hash)
-        and hashing.matches(path, previous.content_hash)
-    ):
-        return FileSignature(st.st_size, st.st_mtime_ns, previous.content_hash)
-    return FileSignature(st.st_size, st.st_mtime_ns, content_hash(path))
+    with open_regular(path, identity=identity) as fh:
+        st = os.fstat(fh.fileno())
+        if (
+            previous is not None
+            and previous.size == st.st_size
+            and not hashing.is_current(previous.content_hash)
+            and hashing.matches(path, previous.content_hash)
+        ):
+            return FileSignature(st.st_size, st.st_mtime_ns, previous.content_hash)
+        return FileSignature(st.st_size, st.st_mtime_ns, _digest(fh))
 
 
 def written_signature(path: Path) -> FileSignature:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from daemon.files.opening import confined_iter
 from daemon.files.signature import fingerprint
 from daemon.library.asset import LiveAsset
 from daemon.library.cache import AssetCache, DictAssetCache, DirectoryCache, directory_key
@@ -60,7 +61,19 @@ def discover(
     keys = LibraryKeys(real_root if key_root is None else Path(os.path.realpath(key_root)))
     grouper = AssetGrouper(keys, cache, _Progress(progress).add)
     dir_cache = cache if isinstance(cache, DirectoryCache) else None
-    for listing in walk(real_root, keys, ignore):
+    # every file is read confined to the root: one swapped for a link out of it since the walk
+    # listed it (or a folder above it) is refused (daemon.files.opening)
+    yield from confined_iter(real_root, _walked(real_root, keys, ignore, grouper, dir_cache))
+
+
+def _walked(
+    root: Path,
+    keys: LibraryKeys,
+    ignore: Sequence[str],
+    grouper: AssetGrouper,
+    dir_cache: DirectoryCache | None,
+) -> Iterator[Discovery]:
+    for listing in walk(root, keys, ignore):
         yield from listing.problems
         if listing.problems or dir_cache is None or not listing.files:
             yield from grouper.group(listing.directory, listing.files)

@@ -5,8 +5,10 @@
 size the header declares against `max_pixels` *before* anything is decoded or allocated
 (decompression bombs: a few bytes can declare 100000×100000 pixels). `decode_frame_at` returns
 the video frame nearest a time; an embedded Motion Photo video is read by byte range and handed
-to PyAV from memory, never re-encoded.
-Every failure is an `UnreadableFile` with a reason.
+to PyAV from memory, never re-encoded. Files are opened through
+`daemon.files.opening.open_regular` (a regular file, never through a link out of the library)
+and handed to Pillow and PyAV as open files. Every failure is an `UnreadableFile` with a
+reason.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from daemon.files.binio import BoundedFile
 from daemon.files.errors import UnreadableFile
+from daemon.files.opening import open_regular
 
 DEFAULT_MAX_PIXELS = 200_000_000
 """`max_pixels` of the still loaders: the largest image lmd decodes (200 MP). A 108 MP phone
@@ -32,7 +35,7 @@ MAX_VIDEO_BYTES = 512 * 1024 * 1024
 MAX_FRAMES = 2000
 
 
-def _open_image(path: Path, max_pixels: int):
+def _open_image(path: Path, fh: BinaryIO, max_pixels: int):
     import pillow_heif
     from PIL import Image
 
@@ -42,7 +45,7 @@ def _open_image(path: Path, max_pixels: int):
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        img = Image.open(path)  # reads the header only: nothing is decoded yet
+        img = Image.open(fh)  # reads the header only: nothing is decoded yet
     except Image.DecompressionBombError:
         raise UnreadableFile(
             f"image declares more than {2 * Image.MAX_IMAGE_PIXELS} pixels, which exceeds the "
@@ -70,16 +73,18 @@ def _open_image(path: Path, max_pixels: int):
 
 @contextlib.contextmanager
 def _decoding(path: Path, max_pixels: int) -> Iterator[Any]:
-    """Open an image for decoding; any decoder failure becomes `UnreadableFile` with a reason."""
-    img = _open_image(path, max_pixels)
-    try:
-        yield img
-    except UnreadableFile:
-        raise
-    except Exception as exc:
-        raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
-    finally:
-        img.close()
+    """Open an image for decoding (the file through `open_regular`, handed to Pillow open);
+    any decoder failure becomes `UnreadableFile` with a reason."""
+    with open_regular(path) as fh:
+        img = _open_image(path, fh, max_pixels)
+        try:
+            yield img
+        except UnreadableFile:
+            raise
+        except Exception as exc:
+            raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+        finally:
+            img.close()
 
 
 def load_still(
@@ -135,24 +140,32 @@ def read_embedded_video(path: Path, offset: int, length: int) -> bytes:
         return f.read_at(offset, length)
 
 
-def _open_container(video_path: Path, offset: int | None, length: int | None):
+def _open_container(source: BinaryIO):
     import av
 
     try:
-        if offset is not None and length is not None:
-            return av.open(io.BytesIO(read_embedded_video(video_path, offset, length)))
-        return av.open(str(video_path))
-    except UnreadableFile:
-        raise
+        return av.open(source)
     except Exception as exc:
         raise UnreadableFile(f"cannot open video: {type(exc).__name__}: {exc}") from None
+
+
+def _video_source(video_path: Path, offset: int | None, length: int | None) -> BinaryIO:
+    """What PyAV reads: the embedded movie's bytes, or the file opened by `open_regular`."""
+    if offset is not None and length is not None:
+        return io.BytesIO(read_embedded_video(video_path, offset, length))
+    return open_regular(video_path)
 
 
 def iter_frames(
     video_path: Path, *, offset: int | None = None, length: int | None = None
 ) -> Iterator[tuple[float, object]]:
     """(time in seconds, av.VideoFrame) for each decoded frame, capped at `MAX_FRAMES`."""
-    container = _open_container(video_path, offset, length)
+    source = _video_source(video_path, offset, length)
+    try:
+        container = _open_container(source)
+    except BaseException:
+        source.close()
+        raise
     try:
         if not container.streams.video:
             raise UnreadableFile("no video stream")
@@ -169,6 +182,7 @@ def iter_frames(
         raise UnreadableFile(f"cannot decode video: {type(exc).__name__}: {exc}") from None
     finally:
         container.close()
+        source.close()
 
 
 def _frame_dur(stream: object) -> float:

@@ -7,8 +7,9 @@ the root: a link to a media file is resolved once, while listing, and one that l
 (or dangles, or loops) becomes an `Unreadable` with that reason, so a scan says why instead of
 silently skipping. Each directory is opened name by name from the root without following links
 and listed through its descriptor, so a directory swapped for a link between its parent's
-listing and its own is reported as changed, never listed. (The readers still open files by
-path; see `ListedFile` for what they can check.) Names are whatever the filesystem holds: bytes
+listing and its own is reported as changed, never listed. (Discovery reads each file confined to
+the root, `daemon.files.opening`: a file or folder swapped for a link out of it after this
+listing is refused when it is opened.) Names are whatever the filesystem holds: bytes
 that are not UTF-8 arrive as surrogate escapes (`os.fsdecode`) and are carried, unchanged, in
 every path.
 """
@@ -55,9 +56,8 @@ class ListedFile:
     """A media file as the listing saw it: its understood name and its stat fields.
 
     The stat fields are the file's fingerprint: a group whose members keep size, mtime and
-    inode is answered from the cache without reading content. The inode is also what a reader
-    could compare with `fstat` of the file it opened, to know it read the listed file and not
-    one swapped in since (not done yet: readers open by path)."""
+    inode is answered from the cache without reading content. (Readers check the file they
+    opened, not this listing: `daemon.files.opening`.)"""
 
     directory: Path
     named: NamedFile

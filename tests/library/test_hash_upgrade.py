@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import BinaryIO
 
 from core import hashing
 from daemon.library import synth
@@ -14,9 +15,11 @@ from tests.library.conftest import moving_frames
 from tests.service.helpers import make_settings
 
 
-def old_input_digest(path: Path | str) -> str:
-    """The input digest recipe of the code before core.hashing."""
-    return "b2:" + hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+def old_input_digest(fh: BinaryIO) -> str:
+    """The input digest recipe of the code before core.hashing (of an open input: discovery
+    hashes the file it opened, `hashing.content_digest_of`)."""
+    fh.seek(0)
+    return "b2:" + hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
 
 
 def old_stat_fingerprint(entries) -> str:
@@ -37,7 +40,7 @@ def test_first_scan_after_the_upgrade_enqueues_nothing_new(tmp_path: Path, monke
     store = open_store(settings.database_url)
     try:
         with monkeypatch.context() as old_code:
-            old_code.setattr(hashing, "content_digest", old_input_digest)
+            old_code.setattr(hashing, "content_digest_of", old_input_digest)
             old_code.setattr(hashing, "stat_fingerprint", old_stat_fingerprint)
             before = run_scan(settings, store=store)
         assert before.enqueued == 2

@@ -14,6 +14,9 @@ from typing import Annotated
 import typer
 
 from daemon.cli.context import OperationalError, console, console_err, get_settings
+from daemon.cli.render import echo_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _checkpoint_dir(ctx: typer.Context, directory: Path | None) -> Path:
@@ -34,6 +37,7 @@ def register(app: typer.Typer) -> None:
         directory: Annotated[
             Path | None, typer.Argument(help="Checkpoint directory (default: restorer.checkpoint).")
         ] = None,
+        as_json: JsonOpt = False,
     ) -> None:
         """Validate a checkpoint directory and print what it holds; exit 1 if it is unusable."""
         from core.livemoments.digest import weights_digest
@@ -41,6 +45,17 @@ def register(app: typer.Typer) -> None:
 
         path = _checkpoint_dir(ctx, directory)
         report = validate_checkpoint(path)
+        if as_json:
+            echo_json({
+                "path": str(path), "ok": report.ok, "found": report.found,
+                "warnings": report.warnings, "errors": report.errors,
+                "max_tile": report.max_tile if report.ok else None,
+                "digest": weights_digest(path) if report.ok else None,
+                "random_weights": report.random_weights,
+            })
+            if not report.ok:
+                raise typer.Exit(1)
+            return
         console.print(f"checkpoint {path}")
         for name, description in report.found.items():
             console.print(f"  {name:<15} {description}", markup=False, highlight=False)
@@ -62,6 +77,7 @@ def register(app: typer.Typer) -> None:
         size: Annotated[str, typer.Option("--size", help="tiny or full.")] = "tiny",
         seed: Annotated[int, typer.Option("--seed")] = 0,
         force: Annotated[bool, typer.Option("--force", help="Write into a non-empty dir.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Write a checkpoint with RANDOM weights in the published layout (not a real model)."""
         from core.livemoments.digest import weights_digest
@@ -72,10 +88,15 @@ def register(app: typer.Typer) -> None:
         if directory.exists() and any(directory.iterdir()) and not force:
             raise OperationalError(f"{directory} is not empty (use --force to write into it)")
         if size == "full":
-            console.print("writing full-size random weights (≈9 GB, a few minutes)...")
+            console_err.print("writing full-size random weights (≈9 GB, a few minutes)...")
         write_random_checkpoint(directory, size=size, seed=seed)  # type: ignore[arg-type]
+        digest = weights_digest(directory)
+        if as_json:
+            echo_json({"path": str(directory), "size": size, "seed": seed, "digest": digest,
+                       "random_weights": True})
+            return
         console.print(f"wrote random {size} checkpoint to {directory}")
-        console.print(f"digest {weights_digest(directory)}")
+        console.print(f"digest {digest}")
 
     @model_app.command("embed-prompt")
     def embed_prompt(
@@ -88,6 +109,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_sequence_length: Annotated[int, typer.Option(help="T5 tokens.")] = 256,
         no_t5: Annotated[bool, typer.Option("--no-t5", help="Zeros for the T5 part.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Compute the empty-prompt embeddings once (needs ≈32 GB RAM with T5)."""
         from core.livemoments.layout import CheckpointError
@@ -102,6 +124,10 @@ def register(app: typer.Typer) -> None:
         except CheckpointError as exc:
             raise OperationalError(str(exc)) from None
         out = save_prompt_embeddings(path, prompt, pooled)
+        if as_json:
+            echo_json({"path": str(out), "prompt_shape": list(prompt.shape),
+                       "pooled_shape": list(pooled.shape), "t5": not no_t5})
+            return
         console.print(f"wrote {out}: {list(prompt.shape)} and {list(pooled.shape)}")
 
     app.add_typer(model_app, name="model")

@@ -11,6 +11,10 @@
   Orientation readers, and the Apple EXIF block the fixture builders write.
 - `xmp`: the XMP reader (expat, namespace URIs, size/depth/entity limits).
 - `signature`: `FileSignature` (size, mtime, named content digest), the stat fingerprint.
+- `opening`: `open_regular`, how every reader opens a file (a regular file, never through a
+  link out of the library, checked on the file actually opened), and `confined_to(root)`.
+- `names`: the escaped text form of file names (`album-\\xff\\xfe`): how names that are not
+  UTF-8 are stored, logged and shown, losslessly.
 
 This package imports nothing of `daemon` outside itself (and `core.hashing` for digests).
 """

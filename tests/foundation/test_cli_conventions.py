@@ -166,7 +166,8 @@ def colour_codes(text: str) -> set[int]:
 def test_no_color_is_honoured_on_a_terminal(tmp_path: Path) -> None:
     """A log line (the database migration), an error line and a usage error, on a TTY."""
     lmd = " ".join(lmd_command())
-    script = f"{lmd} jobs show 5; {lmd} --log-level bogus status"
+    # pause writes (it creates and migrates the database); jobs show only reads
+    script = f"{lmd} pause; {lmd} jobs show 5; {lmd} --log-level bogus status"
     env = lmd_env(tmp_path, {"TERM": "xterm-256color"})
     env.pop("NO_COLOR", None)
     coloured = run_in_terminal(["sh", "-c", script], env, tmp_path)

@@ -145,7 +145,12 @@ def register(app: typer.Typer) -> None:
         fields = []
         for key, value in job.to_dict().items():
             if value not in (None, {}, []):
-                shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+                # names inside stay text here; print_table shows them escaped (album-\xff)
+                shown = (
+                    json.dumps(value, default=str, ensure_ascii=False)
+                    if isinstance(value, dict | list)
+                    else value
+                )
                 fields.append((key, shown))
         print_table(("field", "value"), fields, title=f"job {job.id}")
         print_table(

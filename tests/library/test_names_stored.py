@@ -96,12 +96,13 @@ def test_scan_and_work_in_a_folder_named_with_bytes(
     keys = {k for (k,) in db.execute("SELECT key FROM assets")}
     db.close()
     assert "album-\\xff\\xfe/IMG_9\\xff\\nX.JPG" in keys, keys
-    # and what `lmd jobs list` prints (piped: TSV), escaped, never the raw bytes
-    listed = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "jobs", "list"],
-        capture_output=True, check=False, timeout=120,
-        env={**os.environ, "LMD_DATABASE_URL": database_url, "LMD_LIBRARY": str(library),
-             "LMD_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1"},
-    )
-    assert listed.returncode == 0, listed.stderr
-    assert b"/album-\\xff\\xfe/IMG_" in listed.stdout and FOLDER not in listed.stdout
+    # and what `lmd jobs list` and `lmd jobs show` print (piped: TSV): escaped, never the raw
+    # bytes, and the payload's paths as names (not JSON's \udcff)
+    env = {**os.environ, "LMD_DATABASE_URL": database_url, "LMD_LIBRARY": str(library),
+           "LMD_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1"}
+    for command in (["jobs", "list"], ["jobs", "show", str(job.id)]):
+        shown = subprocess.run([sys.executable, "-m", "daemon.cli", *command],
+                               capture_output=True, check=False, timeout=120, env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert b"/album-\\xff\\xfe/IMG_" in shown.stdout, shown.stdout
+        assert FOLDER not in shown.stdout and b"udcff" not in shown.stdout

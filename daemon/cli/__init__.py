@@ -33,7 +33,8 @@ from daemon.cli.context import (
 )
 from daemon.cli.examples import attach_examples, epilog
 
-COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service", "train")
+COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service", "train",
+                   "video")
 
 
 class LogLevel(StrEnum):

@@ -46,6 +46,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("lmd restore --reference a.heic --frame b.heic -o out.jpg --compare side.jpg -p tile=512",
          "with a side-by-side comparison and a restorer parameter"),
     ],
+    "restore-video": [
+        ("lmd restore-video --reference IMG_1234.HEIC --video IMG_1234.MOV -o restored.MOV",
+         "restore a Live Photo's video, still paired with its still"),
+        ("lmd restore-video --reference PXL_1.MP.jpg --video PXL_1.MP.jpg -o PXL_1.mp4 "
+         "--compare xt.png",
+         "a Motion Photo's video as a sidecar MP4, with X-T slices"),
+    ],
     "revert": [
         ("lmd revert 2024/IMG_E1234.HEIC", "put back one still that replace mode swapped"),
         ("lmd revert --all --dry-run", "list every still that would be put back"),

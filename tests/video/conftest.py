@@ -64,3 +64,37 @@ def small_clip() -> SyntheticClip:
 @pytest.fixture(scope="session")
 def restored(small_clip: SyntheticClip) -> Restored:
     return run_guided_video(small_clip)
+
+
+def movie_with_audio(frames: list[np.ndarray], fps: float, rotation: int = 0,
+                     fmt: str = "mov") -> bytes:
+    """An H.264 movie of upright `frames` stored turned by `rotation` (as an iPhone stores
+    portrait video), with an AAC mono soundtrack, as bytes (PyAV; no B-frames)."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    stored = [np.ascontiguousarray(np.rot90(f, -(rotation // 90) % 4)) for f in frames]
+    h, w = stored[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        video = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        if rotation:
+            video.set_display_rotation(rotation)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"preset": "ultrafast", "bframes": "0", "crf": "20"}
+        audio = out.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        seconds = len(frames) / fps
+        tone = np.sin(np.arange(int(44100 * seconds)) * 0.05).astype(np.float32) * 0.3
+        for arr in stored:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(arr, "rgb24")))
+        for start in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+        out.mux(video.encode(None))
+    return buf.getvalue()

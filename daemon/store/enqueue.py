@@ -1,15 +1,21 @@
 """Enqueueing: one job per identity, moves instead of new jobs, newer inputs supersede.
 
 The scanner enqueues every restorable asset on every scan, so enqueueing must be idempotent:
-the same identity again is a no-op, or a move when only the paths changed. A new identity for
-an asset cancels the asset's waiting or failed jobs (their inputs are gone) and only marks
-running and finished ones; an earlier identity coming back makes its job current again.
+the same identity again is a no-op, or a move when only the paths changed (a `beside` output
+moves with its folder). A new identity for an asset cancels the asset's waiting or failed jobs
+(their inputs are gone) and only marks running and finished ones; an earlier identity coming
+back makes its job current again.
+
+Nothing stays stuck: the stored signatures follow what the scan saw (a touched file's new
+mtime), and a job skipped because its inputs changed or moved between scan and work is queued
+again by the scan that sees them consistent (moved, or touched, under the same identity).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -27,6 +33,22 @@ def _paths(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload.get(k) for k in PATH_FIELDS}
 
 
+def _moved_output(
+    output_path: str | None, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> str | None:
+    """Where an output written beside the asset (in the target's or the reference's folder) is
+    after the asset moved: the same name in the asset's new folder. None for an output that
+    does not live beside it (the tree) or a job without one."""
+    if not output_path:
+        return None
+    folder = PurePath(output_path).parent
+    for role in ("target", "reference"):
+        old, new = before.get(role), after.get(role)
+        if old and new and PurePath(old).parent == folder:
+            return str(PurePath(new).parent / PurePath(output_path).name)
+    return None
+
+
 class EnqueueOps(StoreBase):
     def enqueue(self, spec: JobSpec) -> EnqueueResult:
         """Add work for one asset. The same identity again is a no-op (or a move, when only
@@ -39,7 +61,7 @@ class EnqueueOps(StoreBase):
         existing = conn.execute(
             select(
                 jobs.c.id, jobs.c.asset_key, jobs.c.payload, jobs.c.state, jobs.c.superseded_by,
-                jobs.c.finished_at,
+                jobs.c.finished_at, jobs.c.output_path,
             ).where(jobs.c.identity == spec.identity)
         ).first()
         if existing is not None:
@@ -47,17 +69,23 @@ class EnqueueOps(StoreBase):
             moved = existing.asset_key != spec.asset_key or _paths(existing.payload) != _paths(
                 spec.payload
             )
-            if moved:
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id)
-                    .values(asset_key=spec.asset_key, payload=spec.payload, updated_at=now)
+            touched = existing.payload.get("signatures") != spec.payload.get("signatures")
+            state = JobState(existing.state)
+            if moved or touched:
+                values: dict[str, Any] = {
+                    "asset_key": spec.asset_key, "payload": spec.payload, "updated_at": now,
+                }
+                output = _moved_output(existing.output_path, existing.payload, spec.payload)
+                if moved and output is not None:
+                    values["output_path"] = output
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                why = (
+                    f"moved: {existing.asset_key} -> {spec.asset_key}" if moved
+                    else "inputs touched: their signatures updated"
                 )
-                state = JobState(existing.state)
-                self._event(
-                    conn, job_id, state, state,
-                    f"moved: {existing.asset_key} -> {spec.asset_key}", None, now,
-                )
+                self._event(conn, job_id, state, state, why, None, now)
+                if state == JobState.SKIPPED and existing.superseded_by is None:
+                    self._requeue(conn, job_id, state, "inputs consistent again")
             superseded: list[int] = []
             if existing.superseded_by is not None:
                 superseded = self._current_again(conn, spec.asset_key, existing, now)
@@ -91,6 +119,11 @@ class EnqueueOps(StoreBase):
         self._event(conn, job_id, None, JobState.PENDING, "enqueued", None, now)
         superseded = self._supersede(conn, spec.asset_key, job_id, now)
         return EnqueueResult(job_id, True, superseded, False)
+
+    def job_with_identity(self, identity: str) -> int | None:
+        """The id of the job with this identity, if there is one."""
+        with self._read() as conn:
+            return conn.execute(select(jobs.c.id).where(jobs.c.identity == identity)).scalar()
 
     def _current_again(
         self, conn: Connection, asset_key: str, existing: Any, now: datetime

@@ -103,14 +103,14 @@ class OutputOps(StoreBase):
             ).all()
         return [_output(row) for row in rows]
 
-    def output_with_record(self, record: str) -> RecordedOutput | None:
-        """The newest output whose backup record is `record` (a path)."""
+    def outputs_with_record(self, record: str) -> list[RecordedOutput]:
+        """Every output whose backup record is `record` (a path), oldest first: the outputs
+        written over one original, by one job or by several."""
         with self._read() as conn:
-            row = conn.execute(
-                select(outputs).where(outputs.c.record == str(record))
-                .order_by(outputs.c.id.desc()).limit(1)
-            ).first()
-        return _output(row) if row is not None else None
+            rows = conn.execute(
+                select(outputs).where(outputs.c.record == str(record)).order_by(outputs.c.id)
+            ).all()
+        return [_output(row) for row in rows]
 
     def outputs_at(self, path: str) -> list[RecordedOutput]:
         """Outputs lmd last knew to be at `path`, newest first (not reverted)."""

@@ -193,8 +193,9 @@ class LeaseOps(OutputOps):
         record: str | None = None,
         reason: str = "succeeded",
     ) -> None:
-        """Record the written output, and add it to the index of lmd's outputs (`kind`: how it
-        was written, `record`: the backup record of a replaced still), in one transaction.
+        """Record the written output, and, given its `kind` (how it was written), add it to the
+        index of lmd's outputs (with `record`, the backup record of a replaced still), in one
+        transaction.
         Raises `LeaseLost` if the job is no longer ours (with `generation`: no longer held
         under that claim); then nothing is recorded and the caller undoes its write."""
         signature = dict(output_signature) if output_signature is not None else None
@@ -208,10 +209,8 @@ class LeaseOps(OutputOps):
                 finished_at=now, lease_owner=None, lease_expires_at=None,
                 progress=1.0, last_error=None, force=False,
             )
-            if output_path is not None and signature and signature.get("content_hash"):
-                self._record_output(
-                    conn, job_id, output_path, signature, kind or "sidecar-tree", record, now
-                )
+            if kind is not None and output_path is not None and signature:
+                self._record_output(conn, job_id, output_path, signature, kind, record, now)
 
         self._retrying(run)
 

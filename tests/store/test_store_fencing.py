@@ -85,7 +85,7 @@ def test_success_and_its_output_are_recorded_in_one_transaction(store: JobStore)
         job_id, "replace", "/photos/lib/IMG_E1.HEIC", 10)
     assert found.record == "/state/b/IMG_E1.x.lmd.json" and not found.record_stale
     assert store.outputs_of_job(job_id) == [found]
-    assert store.output_with_record(found.record) == found
+    assert store.outputs_with_record(found.record) == [found]
 
 
 def test_a_restored_still_that_moved_takes_its_job_and_record_along(store: JobStore) -> None:

@@ -70,6 +70,13 @@ class Service:
         self._last_watchdog = 0.0
         self._last_status = 0.0
         self.worker = Worker(settings, self.store, on_alive=self._alive)
+        # `[review] serve = true`: the review page on a thread of the daemon (a bind that is not
+        # allowed, e.g. beyond loopback without a token, stops the start here)
+        self.review_page = None
+        if settings.review.serve:
+            from daemon.review.web.server import ReviewServer
+
+            self.review_page = ReviewServer(settings, self.store)
         self.watcher = LibraryWatcher(
             self.library,
             settings.watcher.mode,
@@ -94,6 +101,7 @@ class Service:
         self.watcher.start()
         self.clock.start()
         self._scan_thread.start()
+        self._start_review_page()
         if self.settings.scan.on_start:
             self.scans.ask("start")
         self.notifier.ready()
@@ -122,7 +130,19 @@ class Service:
         # daemon is doing without a debugger.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
+    def _start_review_page(self) -> None:
+        """A page that cannot listen (port taken) is logged; restoring goes on without it."""
+        if self.review_page is None:
+            return
+        try:
+            self.review_page.start()
+        except Exception as exc:
+            log.error("review_page_failed", error=str(exc))
+            self.review_page = None
+
     def _shutdown(self) -> None:
+        if self.review_page is not None:
+            self.review_page.stop()
         self.watcher.stop()
         self.clock.shutdown()
         self._scan_thread.join(timeout=STOP_GRACE_SECONDS)

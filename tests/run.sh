@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs lmd's whole test suite on a fresh Debian machine: installs what it needs first.
 #   - Debian packages: exiftool (fixtures are checked against it), PostgreSQL (multi-worker
-#     queue tests start a throwaway server on loopback), systemd (systemd-analyze verify);
+#     queue tests start a throwaway server on loopback), systemd (systemd-analyze verify),
+#     chromium and chromium-driver (the review page's browser tests, via Selenium);
 #   - a virtual environment in .venv with the CPU build of torch and lmd's test extra;
 # then ruff and pytest. Extra arguments go to pytest (e.g. `bash tests/run.sh -k store`).
 set -euo pipefail
@@ -11,6 +12,9 @@ need=()
 command -v exiftool >/dev/null 2>&1 || need+=(libimage-exiftool-perl)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# the review page is tested in a real browser: Debian's Chromium driven by its chromedriver
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   as_root=(); [ "$(id -u)" -eq 0 ] || as_root=(sudo)
   "${as_root[@]}" apt-get update -qq

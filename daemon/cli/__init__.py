@@ -34,7 +34,7 @@ from daemon.cli.context import (
 from daemon.cli.examples import attach_examples, epilog
 
 COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service", "train",
-                   "video")
+                   "video", "review")
 
 
 class LogLevel(StrEnum):

@@ -53,6 +53,27 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
          "--compare xt.png",
          "a Motion Photo's video as a sidecar MP4, with X-T slices"),
     ],
+    "review": [
+        ("lmd review list --state awaiting", "restorations waiting for a decision"),
+        ("lmd review serve", "the review page on http://127.0.0.1:8765/"),
+    ],
+    "review list": [
+        ("lmd review list", "every restoration and its review state"),
+        ("lmd review list --state awaiting --json", "the waiting ones for scripts"),
+    ],
+    "review accept": [
+        ("lmd review accept 12 13", "publish jobs 12 and 13 as the output mode says"),
+        ("lmd review accept --all", "publish everything awaiting review"),
+    ],
+    "review reject": [("lmd review reject 12", "discard (or revert) job 12's restoration")],
+    "review redo": [
+        ("lmd review redo 12 --restorer livemoments", "reject job 12, restore it again with "
+         "the diffusion model"),
+    ],
+    "review serve": [
+        ("lmd review serve", "serve the page on [review] host and port"),
+        ("LMD_REVIEW__TOKEN=... lmd review serve --host 0.0.0.0", "on the network, with a token"),
+    ],
     "revert": [
         ("lmd revert 2024/IMG_E1234.HEIC", "put back one still that replace mode swapped"),
         ("lmd revert --all --dry-run", "list every still that would be put back"),

@@ -81,6 +81,9 @@ def _pairs(
             summary = library_pair_set(library, out, lib_options, val_fraction, progress)
     except (PairSetError, ValueError) as exc:
         raise OperationalError(str(exc)) from None
+    if summary.pairs == 0:
+        reasons = "; ".join(sorted({str(s.get("reason")) for s in summary.skipped})[:3])
+        raise OperationalError(f"no pairs written to {out} ({reasons or 'no sources'})")
     splits = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_split.items())) or "none"
     console.print(f"wrote {summary.pairs} pairs to {out} ({splits}); "
                   f"{len(summary.skipped)} sources or crops skipped (reasons in the manifest)")
@@ -175,6 +178,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Fine-tune from --init on --pairs; continues a run already in --output."""
+        import torch
+
+        from core.api import RestoreError
+        from core.livemoments.training.dataset import PairSetError
         from core.livemoments.training.fit import fit
         from core.livemoments.training.trainer import FitOptions, TrainingError
 
@@ -202,8 +209,15 @@ def register(app: typer.Typer) -> None:
 
         try:
             fit(init, pairs, out, options, on_event=on_event)
-        except TrainingError as exc:
+        except (TrainingError, PairSetError, RestoreError) as exc:
+            # RestoreError: a missing device (DeviceUnavailable) or a damaged checkpoint.
             raise OperationalError(str(exc)) from None
+        except torch.OutOfMemoryError:
+            raise OperationalError(
+                "out of device memory; try --lora-rank 16 --grad-checkpointing "
+                "--mixed-precision bf16, a smaller --batch or --tile (the run continues "
+                "from its last saved state)"
+            ) from None
         except KeyboardInterrupt:
             console_err.print(f"interrupted; run the same command to continue from the last "
                               f"saved state in {out}")

@@ -44,11 +44,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from daemon.store.base import StoreBase
 from daemon.store.enqueue import EnqueueOps
 from daemon.store.errors import LeaseLost
 from daemon.store.jobs import Job, JobSpec, job_from_row, utcnow
-from daemon.store.models import Base, UTCDateTime, jobs
+from daemon.store.models import Base, UTCDateTime, jobs, outputs
+from daemon.store.outputs import OutputOps
 from daemon.store.states import FINISHED_STATES, JobState
 
 
@@ -175,7 +175,7 @@ def _states(state: ReviewState | str | Iterable[ReviewState | str] | None) -> li
     return sorted(ReviewState(s).value for s in state)
 
 
-class ReviewOps(StoreBase):
+class ReviewOps(OutputOps):
     # ---- the worker's side -----------------------------------------------------------
 
     def record_review(
@@ -360,11 +360,15 @@ class ReviewOps(StoreBase):
         decided_by: str,
         note: str | None = None,
         output: tuple[str | None, Mapping[str, Any] | None] | None = None,
+        kind: str | None = None,
+        record: str | None = None,
         redo_job_id: int | None = None,
     ) -> bool:
         """Record a decision made under the claim `token`, with the job's recorded output
         (`output` = (path, signature); None leaves it as it is) and a job event, in one
-        transaction. False (nothing recorded) when the claim no longer holds."""
+        transaction. A published output joins the index of lmd's outputs (`kind`, and a
+        replaced still's backup `record`); a withdrawn one (`output` = (None, None)) is marked
+        reverted there. False (nothing recorded) when the claim no longer holds."""
 
         def run(conn: Connection) -> bool:
             row = conn.execute(
@@ -389,6 +393,16 @@ class ReviewOps(StoreBase):
             )
             if output is not None:
                 path, signature = output
+                if path is not None and signature is not None:
+                    self._record_output(
+                        conn, job_id, path, signature, kind or "sidecar-tree", record, now
+                    )
+                else:
+                    conn.execute(
+                        update(outputs)
+                        .where(outputs.c.job_id == job_id, outputs.c.reverted_at.is_(None))
+                        .values(reverted_at=now)
+                    )
                 conn.execute(
                     update(jobs)
                     .where(jobs.c.id == job_id)

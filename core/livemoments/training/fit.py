@@ -15,7 +15,7 @@ memory) and only the adapters and the motion encoder in float32.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ def fit(
         state = load_state(out) if resuming else None
     except RunMismatch as exc:
         raise TrainingError(str(exc)) from None
+    if not resuming and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Publishing replaces OUT/checkpoint: never in a folder some other tool filled.
+        raise TrainingError(f"{out} exists and is not a run folder of `lmd train fit`")
     if state is not None and state.step > options.steps:
         raise TrainingError(
             f"{out} is at step {state.step}, beyond --steps {options.steps}; ask for more steps"
@@ -166,10 +169,13 @@ def fit(
                 "val_psnr_y": psnr,
             }
 
-        def save(step: int, records: list[dict[str, Any]]) -> None:
-            save_state(out, trainer.state(step, records))
+        def save(step: int, records: list[dict[str, Any]], pending: list[float]) -> None:
+            save_state(out, trainer.state(step, records, pending))
 
-        history = run_steps(trainer, pool, evaluate, save, start, history, on_event, on_step)
+        pending = list(state.pending_losses) if state is not None else []
+        history = run_steps(
+            trainer, pool, evaluate, save, start, history, pending, on_event, on_step
+        )
         first, last = history[0], history[-1]
         provenance = {
             "created_by": "lmd train fit",
@@ -179,7 +185,8 @@ def fit(
                 {"path": str(s.root.resolve()), "manifest": m, "kind": s.kind}
                 for s, m in zip(sets, manifests, strict=True)
             ],
-            "options": {k: v for k, v in asdict(options).items() if k != "device"},
+            # What determines the weights (not evaluation, save intervals or the device).
+            "options": {**options.identity(), "steps": options.steps},
             "tile": tile,
             "flow": flow_kind,
             "train_pairs": len(pool.train),

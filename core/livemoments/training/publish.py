@@ -39,7 +39,7 @@ from core.livemoments.layout import (
 )
 from core.livemoments.load import LiveMomentsModels
 from core.livemoments.read import read_safetensors_header
-from core.livemoments.training.trainable import StateDictView, merged_state_dict, trained_keys
+from core.livemoments.training.trainable import StateDictView, lora_deltas
 from core.livemoments.validate import CheckpointReport
 from core.livemoments.write import write_checkpoint
 
@@ -68,13 +68,17 @@ def _copy_unchanged(init: Path, dest: Path) -> None:
 
 
 def _published(module: torch.nn.Module, init_folder: Path, dtype: torch.dtype) -> StateDictView:
-    """The initial file's tensors with the trained ones put in (cast to `dtype`)."""
+    """The initial file's tensors with the trained ones put in, cast to `dtype`: parameters
+    trained whole as they are now, LoRA-adapted weights as the file's own weight plus the
+    adapter's update (in float32: a base held in bf16 for training loses nothing)."""
     from safetensors.torch import load_file
 
     state = load_file(str(init_folder / WEIGHTS_FILE))
-    merged = merged_state_dict(module)
-    for key in trained_keys(module):
-        state[key] = merged[key].detach().to("cpu", dtype)
+    for name, param in module.named_parameters():
+        if param.requires_grad and ".lora_" not in name:
+            state[name] = param.detach().to("cpu", dtype)
+    for key, delta in lora_deltas(module).items():
+        state[key] = (state[key].float() + delta.cpu()).to(dtype)
     return StateDictView(state)
 
 

@@ -3,7 +3,8 @@
 A run folder holds `run.json` (what the run is: initial checkpoint and its digest, pair sets and
 their manifests' digests, every setting that changes the numbers) and `train_state.pt`: the step,
 the trained tensors, the optimizer's state, the state of the run's random generator (the loop
-draws pair order, crops, t and ε from it alone) and the evaluation history. Frozen weights are
+draws pair order, crops, t and ε from it alone), the evaluation history and the training losses
+since the last evaluation. Frozen weights are
 not stored: they come from the initial checkpoint again, whose digest must match.
 
 Continuing a run with the same settings gives the same trained tensors as never stopping (tests
@@ -81,6 +82,8 @@ class TrainState:
     optimizer: dict[str, Any]
     generator: torch.Tensor
     history: list[dict[str, Any]] = field(default_factory=list)
+    pending_losses: list[float] = field(default_factory=list)
+    """Training losses since the last evaluation (its `train_loss` averages them)."""
     torch_rng: torch.Tensor | None = None
     cuda_rng: list[torch.Tensor] | None = None
 
@@ -93,6 +96,7 @@ def save_state(folder: Path, state: TrainState) -> Path:
         "optimizer": state.optimizer,
         "generator": state.generator,
         "history": json.dumps(state.history),
+        "pending_losses": json.dumps(state.pending_losses),
         "torch_rng": state.torch_rng,
         "cuda_rng": state.cuda_rng,
     }
@@ -118,6 +122,7 @@ def load_state(folder: Path) -> TrainState | None:
         optimizer=data["optimizer"],
         generator=data["generator"],
         history=json.loads(data.get("history") or "[]"),
+        pending_losses=json.loads(data.get("pending_losses") or "[]"),
         torch_rng=data.get("torch_rng"),
         cuda_rng=data.get("cuda_rng"),
     )

@@ -125,23 +125,28 @@ def _lora_layers(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield name, sub
 
 
-def merged_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict without LoRA: adapter updates added to their base weights (in float32),
-    keys as the plain network has them. A module without adapters gives its own state dict."""
-    state = module.state_dict()
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if ".lora_" in key:
-            continue
-        out[key.replace(".base_layer.", ".")] = value
+def lora_deltas(module: nn.Module) -> dict[str, torch.Tensor]:
+    """{plain weight key: the adapter's update B·A·scale, float32} for every LoRA layer."""
+    out = {}
     with torch.no_grad():
         for name, layer in _lora_layers(module):
-            if LORA_ADAPTER not in layer.lora_A:
-                continue
-            key = f"{name}.weight"
-            base = out[key]
-            delta = layer.get_delta_weight(LORA_ADAPTER).float()
-            out[key] = (base.float() + delta).to(base.dtype)
+            if LORA_ADAPTER in layer.lora_A:
+                out[f"{name}.weight"] = layer.get_delta_weight(LORA_ADAPTER).float()
+    return out
+
+
+def merged_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict without LoRA: adapter updates added to their base weights (in float32,
+    then the base's dtype), keys as the plain network has them. A module without adapters
+    gives its own state dict."""
+    out = {
+        key.replace(".base_layer.", "."): value
+        for key, value in module.state_dict().items()
+        if ".lora_" not in key
+    }
+    for key, delta in lora_deltas(module).items():
+        base = out[key]
+        out[key] = (base.float() + delta).to(base.dtype)
     return out
 
 

@@ -175,7 +175,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ resumable state
 
-    def state(self, step: int, history: list[dict[str, Any]]) -> TrainState:
+    def state(
+        self, step: int, history: list[dict[str, Any]], pending: list[float]
+    ) -> TrainState:
         cpu, cuda = capture_rng()
         return TrainState(
             step=step,
@@ -183,6 +185,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             generator=self.generator.get_state(),
             history=history,
+            pending_losses=list(pending),
             torch_rng=cpu,
             cuda_rng=cuda,
         )
@@ -262,9 +265,10 @@ def run_steps(
     trainer: Trainer,
     pool: PairPool,
     evaluate: Callable[[int, float | None], dict[str, Any]],
-    save: Callable[[int, list[dict[str, Any]]], None],
+    save: Callable[[int, list[dict[str, Any]], list[float]], None],
     start: int,
     history: list[dict[str, Any]],
+    pending: list[float] | None = None,
     on_event: EventCallback | None = None,
     on_step: StepCallback | None = None,
 ) -> list[dict[str, Any]]:
@@ -275,7 +279,7 @@ def run_steps(
     """
     options = trainer.options
     save_every = options.save_every or options.eval_every
-    losses: list[float] = []
+    losses: list[float] = list(pending or [])
     if not history:
         record = evaluate(0, None)
         history.append(record)
@@ -297,7 +301,7 @@ def run_steps(
             if on_event is not None:
                 on_event(record)
         if step % save_every == 0 or last:
-            save(step, history)
+            save(step, history, losses)
     return history
 
 

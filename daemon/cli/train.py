@@ -36,6 +36,10 @@ def _json_line(record: dict[str, Any]) -> None:
     typer.echo(json.dumps(_finite(record), sort_keys=True, allow_nan=False, default=str))
 
 
+def _json_document(document: Any) -> None:
+    typer.echo(json.dumps(_finite(document), indent=2, allow_nan=False, default=str))
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -53,6 +57,7 @@ def _pairs(
     val_fraction: float,
     seed: int,
     codecs: tuple[str, ...] = ("h264",),
+    as_json: bool = False,
 ) -> None:
     from core.degrade_random import DegradationRanges
     from core.livemoments.training.dataset import PairSetError
@@ -84,6 +89,15 @@ def _pairs(
     if summary.pairs == 0:
         reasons = "; ".join(sorted({str(s.get("reason")) for s in summary.skipped})[:3])
         raise OperationalError(f"no pairs written to {out} ({reasons or 'no sources'})")
+    if as_json:
+        _json_document({
+            "output": str(out.resolve()),
+            "kind": "video" if clips else "library",
+            "pairs": summary.pairs,
+            "by_split": summary.by_split,
+            "skipped": summary.skipped,
+        })
+        return
     splits = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_split.items())) or "none"
     console.print(f"wrote {summary.pairs} pairs to {out} ({splits}); "
                   f"{len(summary.skipped)} sources or crops skipped (reasons in the manifest)")
@@ -132,6 +146,7 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--codecs", help="Video: codecs drawn, e.g. h264,hevc.")
         ] = "h264",
         seed: Annotated[int, typer.Option("--seed")] = 0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     ) -> None:
         """Write a pair set: --from-video CLIP… or --from-library PATH (never written)."""
         if from_video == from_library:
@@ -140,7 +155,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--from-library takes one library folder")
         _pairs(sources if from_video else None, sources[0] if from_library else None, out,
                tile, interval, stride, crops, max_shift, min_confidence, val_fraction, seed,
-               tuple(c.strip() for c in codecs.split(",") if c.strip()))
+               tuple(c.strip() for c in codecs.split(",") if c.strip()), as_json)
 
     @train_app.command("fit")
     def fit_cmd(
@@ -238,7 +253,7 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--split", help="all, train, val or apart.")
         ] = "all",
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     ) -> None:
         """PSNR-Y and SSIM-Y of a restorer on pair sets, per pair and on average."""
         import core
@@ -264,9 +279,7 @@ def register(app: typer.Typer) -> None:
         params = {**base, **_parse_params(param or [])}
 
         def on_pair(score: PairScore) -> None:
-            if as_json:
-                _json_line({"event": "pair", **score.to_json()})
-            else:
+            if not as_json:
                 console.print(
                     f"{Path(score.set).name}/{score.id} ({score.split})  "
                     f"PSNR-Y {score.psnr_y:6.2f} dB  SSIM-Y {score.ssim_y:.4f}  "
@@ -284,7 +297,8 @@ def register(app: typer.Typer) -> None:
             raise OperationalError(f"no pairs in split {split!r}")
         mean = summary(scores)
         if as_json:
-            _json_line({"event": "summary", "restorer": name, "split": split, **mean})
+            _json_document({"restorer": name, "split": split,
+                            "pairs": [score.to_json() for score in scores], "mean": mean})
         else:
             console.print(
                 f"mean over {mean['pairs']} pairs: PSNR-Y {_fmt(mean['psnr_y'], 2)} dB, "

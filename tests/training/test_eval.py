@@ -14,16 +14,13 @@ from core.metrics import psnr_y, ssim_y
 from tests.training.conftest import FitRun, lmd
 
 
-def _lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def test_eval_scores_each_pair_and_the_mean(video_pairs: Path) -> None:
     code, text = lmd("train", "eval", "--pairs", str(video_pairs), "--restorer", "bicubic",
                      "--json")
     assert code == 0, text
-    lines = _lines(text)
-    rows, summary = lines[:-1], lines[-1]
+    document = json.loads(text)
+    assert document["restorer"] == "bicubic" and document["split"] == "all"
+    rows, summary = document["pairs"], document["mean"]
     pair_set = open_pair_set(video_pairs)
     assert [r["id"] for r in rows] == [r.id for r in pair_set.records]
     for row, record in zip(rows, pair_set.records, strict=True):
@@ -35,7 +32,7 @@ def test_eval_scores_each_pair_and_the_mean(video_pairs: Path) -> None:
         assert row["bicubic_ssim_y"] == pytest.approx(ssim_y(up, pair.hq), abs=1e-9)
         assert row["psnr_y"] == row["bicubic_psnr_y"]  # `bicubic` restores exactly so
         assert row["split"] == record.split
-    assert summary["event"] == "summary" and summary["pairs"] == len(rows)
+    assert summary["pairs"] == len(rows)
     assert summary["psnr_y"] == pytest.approx(np.mean([r["psnr_y"] for r in rows]))
     assert summary["ssim_y"] == pytest.approx(np.mean([r["ssim_y"] for r in rows]))
 

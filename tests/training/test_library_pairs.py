@@ -40,8 +40,10 @@ def test_real_pairs_from_a_library(library: Path, tmp_path: Path) -> None:
     before = _snapshot(library)
     out = tmp_path / "mine"
     code, text = lmd("train", "pairs", "--from-library", str(library), "-o", str(out),
-                     "--tile", "64", "--crops", "2", "--max-shift", "6", "--val-fraction", "0")
+                     "--tile", "64", "--crops", "2", "--max-shift", "6", "--val-fraction", "0",
+                     "--json")
     assert code == 0, text
+    summary = json.loads(text)
     assert _snapshot(library) == before  # the library is only read
     pair_set = open_pair_set(out)
     assert pair_set.kind == "library"
@@ -59,6 +61,10 @@ def test_real_pairs_from_a_library(library: Path, tmp_path: Path) -> None:
     assert by_key[reselected[0]] == {"apart"} and by_key[kept[0]] == {"train"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["options"]["library"] == str(library)
+    assert summary["kind"] == "library" and summary["pairs"] == len(pair_set.records)
+    assert summary["by_split"] == {
+        split: sum(r.split == split for r in pair_set.records) for split in ("train", "apart")
+    }
 
 
 def test_the_output_may_not_lie_in_the_library(library: Path,

@@ -135,6 +135,7 @@ def restore_tiles(
             out.append(networks.decode(latent)[0])
     finally:
         velocity.close()
+        networks.release()  # the training capture's hooks fired too: drop what they kept
     return out
 
 

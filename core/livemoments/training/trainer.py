@@ -251,9 +251,14 @@ def make_flow(kind: str, models: LiveMomentsModels) -> tuple[str, FlowEstimator]
     if kind == "raft":
         if models.raft_weights is None:
             raise TrainingError("flow 'raft' needs raft weights in the initial checkpoint")
-        return kind, make_flow_estimator(
-            "raft", weights_path=models.raft_weights, device=str(models.device)
-        )
+        try:
+            return kind, make_flow_estimator(
+                "raft", weights_path=models.raft_weights, device=str(models.device)
+            )
+        except ImportError:
+            raise TrainingError(
+                "RAFT flow needs torchvision (pip install 'lmd[raft]'), or use --flow dis"
+            ) from None
     return kind, make_flow_estimator(kind)
 
 

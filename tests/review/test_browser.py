@@ -156,6 +156,12 @@ def _decided(page: Page, job_id: int, state: str) -> Review:
     )
 
 
+def _moved_on(page: Page, job_id: int) -> None:
+    """After a decision the page goes to the next restoration by itself: wait for that, so
+    the test's own next navigation is not overtaken by it."""
+    page.until(lambda: f"/job/{job_id}" not in page.driver.current_url, "the next page")
+
+
 def test_accept_and_reject_by_button_and_keyboard(page: Page) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -170,17 +176,18 @@ def test_accept_and_reject_by_button_and_keyboard(page: Page) -> None:
     assert out.is_relative_to(Path(page.settings.output.tree)) and out.is_file()
     assert hashing.matches(out, accepted.job.output_signature["content_hash"])
     assert accepted.decided_by == "web"
-    # after a decision the page moves on to the next restoration
-    page.until(lambda: f"/job/{first}" not in page.driver.current_url, "the next page")
+    _moved_on(page, first)
 
     page.driver.get(f"{page.url}job/{second}")
     ActionChains(page.driver).send_keys("r").perform()
     rejected = _decided(page, second, "rejected")
     assert rejected.job.output_path is None and not dirs.staging_dir(second).exists()
+    _moved_on(page, second)
 
     page.driver.get(f"{page.url}job/{third}")
     ActionChains(page.driver).send_keys("a").perform()
     assert Path(_decided(page, third, "accepted").job.output_path).is_file()
+    _moved_on(page, third)
     reasons = [e.reason for e in page.store.events(second)]
     assert "review: rejected by web (staged restoration discarded)" in reasons
 

@@ -1,15 +1,18 @@
 """The heartbeat: a thread that keeps a running job's lease alive and carries its progress.
 
 A restoration can run for minutes inside one call, so the lease cannot be renewed from the job's
-own thread. Progress reported by the restorer is passed along with the next beat (and at most
-that often), so `lmd status` shows it without a database write per diffusion step. A lost lease
-(another worker took the job after this one stalled) or a stop request (pause) cancels the
-restoration through its cancel token.
+own thread. Progress reported by the restorer (stage and fraction) is published by this thread
+too: every `PROGRESS_SECONDS` when it changed, so `lmd status` polled every few seconds sees a
+job move (the lease is renewed only every `worker.heartbeat_seconds`, 20 s by default, longer
+than many jobs), and never a database write per diffusion step. A lost lease (another worker
+took the job after this one stalled) or a stop request (pause) cancels the restoration through
+its cancel token.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -19,13 +22,15 @@ from daemon.worker.interfaces import WorkerStore
 
 log = structlog.get_logger(__name__)
 
+PROGRESS_SECONDS = 1.0
+"""How often changed progress is published (`on_beat`): at most one small write a second."""
+
 
 class Heartbeat:
-    """Renews a job's lease every few seconds on its own thread while the job runs.
-
-    Progress reported by the restorer is passed along with the next beat (and at most that
-    often), so `lmd status` shows it without a database write per diffusion step. A lost
-    lease (another worker took the job after we stalled) cancels the restoration.
+    """Renews a job's lease every `every` seconds on its own thread while the job runs, and
+    publishes changed progress through `on_beat` every `PROGRESS_SECONDS` (and with each
+    renewal). A lost lease (another worker took the job after we stalled) cancels the
+    restoration.
     """
 
     def __init__(
@@ -56,7 +61,17 @@ class Heartbeat:
         self.progress, self.stage = float(fraction), stage
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        tick = min(self._every, PROGRESS_SECONDS)
+        renew_at = time.monotonic() + self._every
+        published = (self.progress, self.stage)
+        while not self._stop.wait(tick):
+            if time.monotonic() < renew_at - tick / 10:  # a wait may end a hair early
+                if (self.progress, self.stage) != published:
+                    published = (self.progress, self.stage)
+                    self._publish(*published)
+                continue
+            renew_at = time.monotonic() + self._every
+            published = (self.progress, self.stage)
             try:
                 alive = self._store.heartbeat(
                     self._job_id, self._worker_id, self._lease,
@@ -75,5 +90,12 @@ class Heartbeat:
                 self.stop_reason = reason
                 self._cancel.cancel()
                 return
-            if self._on_beat:
-                self._on_beat(self.progress, self.stage)
+            self._publish(*published)
+
+    def _publish(self, fraction: float, stage: str) -> None:
+        if self._on_beat is None:
+            return
+        try:
+            self._on_beat(fraction, stage)
+        except Exception as exc:  # progress is for people; a failed write must not stop beats
+            log.warning("progress_not_published", job_id=self._job_id, error=str(exc))

@@ -197,3 +197,53 @@ def test_redo_queues_the_same_photo_with_another_restorer_and_scans_keep_it(
     finally:
         service.close()
         store.close()
+
+
+def test_hooks_and_xmp_sidecars_follow_publication_not_staging(
+    tmp_path: Path, source_library: Path
+) -> None:
+    """A held restoration is announced (post-job hook) and gets its XMP sidecar when a person
+    accepts it; one published at once, when the worker writes it."""
+    import json
+    import sys
+
+    heard = tmp_path / "heard"
+    heard.mkdir()
+    hook = [sys.executable, "-c",
+            "import os, sys; open(os.path.join(sys.argv[1], os.environ['LMD_JOB_ID']), 'w')"
+            ".write(sys.stdin.read())", str(heard)]
+    library = copy_library(source_library, tmp_path)
+    settings = settings_for(
+        tmp_path, library, review={"required": True}, hooks={"on_success": hook},
+        output={"xmp_sidecar": True},
+    )
+    store = scan_and_work(settings)  # the worker's hooks are waited for when it stops
+    service = open_review_service(settings, store)
+    try:
+        assert sorted(heard.iterdir()) == []  # staged: nothing published, nobody told
+        job_id = service.list("awaiting")[0].job_id
+        service.accept(job_id, by="test")
+        service.close()  # waits for the hook queue
+        document = json.loads((heard / str(job_id)).read_text())
+        output = Path(store.get_job(job_id).output_path)
+        assert document["event"] == "success" and document["output"] == str(output)
+        sidecar = output.with_name(output.name + ".xmp")
+        assert b"DerivedFrom" in sidecar.read_bytes()
+        assert [p.name for p in heard.iterdir()] == [str(job_id)]
+    finally:
+        service.close()
+        store.close()
+    # review off: the worker publishes and announces each one itself
+    direct = tmp_path / "direct"
+    direct_heard = direct / "heard"
+    direct_heard.mkdir(parents=True)
+    settings = settings_for(
+        direct, copy_library(source_library, direct), hooks={"on_success": [*hook[:-1],
+                                                                          str(direct_heard)]},
+    )
+    store = scan_and_work(settings)
+    try:
+        jobs = store.list_jobs(state="succeeded")
+        assert sorted(p.name for p in direct_heard.iterdir()) == sorted(str(j.id) for j in jobs)
+    finally:
+        store.close()

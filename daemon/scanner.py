@@ -7,10 +7,20 @@ can run at start, on the cron, after watcher events and by hand with the same re
 file keeps its content hash and so its identity: the store updates the job's paths instead of
 making a new job. Unchanged files are not read at all: the asset cache in the database answers
 for them by stat fingerprint.
+
+lmd's own outputs are never inputs. Before anything is enqueued, the inputs' content digests
+are looked up in the store's index of every output lmd wrote: a target that is lmd's output is
+a restored still, "restored, moved" when it turned up under a new path (its job, its index row
+and, through the worker, its backup record follow it). Its job's input is the original kept in
+the backups, so a restorer or output mode changed since makes new work from that original,
+never from the output. A still that carries lmd's provenance in its XMP but whose content is not
+in the index (lmd's output edited by a person, or written by a worker killed before it could
+record it) is not an input either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +31,12 @@ from typing import Any
 import structlog
 
 from core import hashing
+from daemon.files.errors import UnreadableFile
+from daemon.files.signature import FileSignature
+from daemon.files.xmp import parse_packet, split
 from daemon.library.asset import LiveAsset
 from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
+from daemon.library.stills import read_still_meta
 from daemon.restorer_config import configured_weights_digest
 from daemon.settings import Settings
 from daemon.store import JobSpec, JobState, JobStore, OutputSpec, job_identity, open_store
@@ -102,6 +116,10 @@ class ScanSummary:
     restorable: int = 0
     enqueued: int = 0
     moved: int = 0
+    #: replaced stills found under a new path ("restored, moved")
+    outputs_moved: int = 0
+    #: assets left alone because an input is lmd's own output (or an edit of one)
+    own_outputs: int = 0
     unreadable: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
 
@@ -114,6 +132,8 @@ class ScanSummary:
             "restorable": self.restorable,
             "enqueued": self.enqueued,
             "moved": self.moved,
+            "outputs_moved": self.outputs_moved,
+            "own_outputs": self.own_outputs,
             "unreadable": self.unreadable,
         }
 
@@ -262,18 +282,99 @@ def _record(
                      error=asset.reason)
         return ScanAction.NOT_RESTORABLE
     summary.restorable += 1
+    own = store.find_outputs(sig.content_hash for sig in asset.signatures.values())
+    target = asset.signatures.get("target")
+    if target is not None and target.content_hash in own:
+        _restored(store, asset, own[target.content_hash], settings, weights, summary)
+        return
+    if own:
+        _not_an_input(asset, summary, "an input is lmd's own output")
+        return
     if settings.output.mode == "replace" and _already_replaced(store, asset):
-        return ScanAction.ALREADY_REPLACED
-    result = store.enqueue(job_spec(asset, settings, weights))
+        return
+    spec = job_spec(asset, settings, weights)
+    if store.job_with_identity(spec.identity) is None and _carries_lmd_provenance(asset):
+        _not_an_input(asset, summary, "its still carries lmd's provenance (lmd's output, edited)")
+        return
+    _enqueue(store, spec, asset, summary)
+
+
+def _enqueue(store: JobStore, spec: JobSpec, asset: LiveAsset, summary: ScanSummary) -> None:
+    result = store.enqueue(spec)
     if result.created:
         summary.enqueued += 1
         log.info("job_enqueued", job_id=result.job_id, asset=asset.key)
-        return ScanAction.ENQUEUED
-    if result.moved:
+    elif result.moved:
         summary.moved += 1
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
-        return ScanAction.MOVED
-    return ScanAction.UNCHANGED
+
+
+def _not_an_input(asset: LiveAsset, summary: ScanSummary, why: str) -> None:
+    summary.own_outputs += 1
+    log.info("asset_is_lmd_output", asset=asset.key, path=str(asset.target or asset.reference),
+             reason=why)
+
+
+def _restored(
+    store: JobStore, asset: LiveAsset, output: Any, settings: Settings, weights: str,
+    summary: ScanSummary,
+) -> None:
+    """The target is lmd's output of job `output.job_id` (replace mode). Under a new path, its
+    job and index row follow it ("restored, moved"). Its input is the original that job
+    restored (kept in the backups): under the current settings that is the same job (nothing
+    to do), or new work from that original (another restorer, parameters or output mode)."""
+    job = store.get_job(output.job_id)
+    recorded = (job.payload.get("signatures") or {}).get("target") if job else None
+    if job is None or recorded is None:
+        _not_an_input(asset, summary, "the target is lmd's output")
+        return
+    original = dataclasses.replace(
+        asset, signatures={**asset.signatures, "target": FileSignature.from_dict(recorded)}
+    )
+    if output.path != str(asset.target):
+        if _still_there(Path(output.path), target_hash(asset)):
+            _not_an_input(asset, summary, f"a copy of lmd's output {output.path}")
+            return
+        store.output_moved(output.id, str(asset.target), asset.key, original.to_dict())
+        summary.outputs_moved += 1
+        log.info("output_moved", job_id=job.id, path=str(asset.target), previous=output.path)
+    # the same job again (its signatures follow a touched input), or new work from the original
+    _enqueue(store, job_spec(original, settings, weights), original, summary)
+
+
+def target_hash(asset: LiveAsset) -> str:
+    return asset.signatures["target"].content_hash
+
+
+def _still_there(path: Path, digest: str) -> bool:
+    """Whether lmd's output is still where it was written (then the one found elsewhere is a
+    copy, not the same still moved)."""
+    try:
+        return path.is_file() and hashing.matches(path, digest)
+    except (OSError, hashing.UnknownDigest):
+        return False
+
+
+#: lmd's XMP namespace, as `daemon.output.xmp.LMD_NS` writes it (the scanner may not import the
+#: writer; a test holds the two equal)
+LMD_NS = "https://lmd.invalid/ns/1.0/"
+
+
+def _carries_lmd_provenance(asset: LiveAsset) -> bool:
+    """Whether a still of the asset carries the provenance lmd writes into its outputs' XMP
+    (the job id). Read only for assets that would make a new job."""
+    for path in (asset.target, asset.reference):
+        if path is None:
+            continue
+        try:
+            packet = read_still_meta(path).xmp
+            if packet and any(
+                split(el.tag)[0] == LMD_NS for el in parse_packet(packet).root.iter()
+            ):
+                return True
+        except UnreadableFile:
+            continue
+    return False
 
 
 def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:

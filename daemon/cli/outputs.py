@@ -2,22 +2,30 @@
 
 Works from the records replace mode keeps beside each backup in the state directory
 (`<backup_dir>/<relative path>.<digest8>.lmd.json`), the one source of truth about backups, so
-it needs neither the job queue nor the model: a person can undo lmd even when the database is
-gone. Reverting removes the backup and its record. A file someone edited after lmd wrote it
-is left alone unless `--force`. Where the database exists, each revert is also written into the
-job's history (`lmd jobs show`); none is created for it.
+a person can undo lmd even when the database is gone. With the job store at hand it also works
+by content and job, not by the path a still had when lmd replaced it: a replaced still that
+moved since (a renamed folder) is found by its content in the index of lmd's outputs (or by the
+job named in its XMP provenance), its record is made to follow it, and the original goes back
+where the still is now. Reverting removes the backup and its record, and the job no longer
+claims an output that is gone. A file someone edited after lmd wrote it is left alone unless
+`--force`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from daemon.cli.context import OperationalError, console, console_err, get_settings
+
+if TYPE_CHECKING:
+    from daemon.output import ReplaceRecord
+    from daemon.store import JobStore
 
 
 def _resolve_asset(asset: Path, library: Path | None) -> Path:
@@ -28,26 +36,94 @@ def _resolve_asset(asset: Path, library: Path | None) -> Path:
     return candidate if candidate.exists() else asset.absolute()
 
 
-def _note_in_history(database_url: str, records: list[Any]) -> None:
-    """Record each revert on the job that wrote the output (`output_reverted`), best effort:
-    revert needs no database, and a read-only open creates none."""
-    from daemon.store import JobStore, StoreError
-    from daemon.store.db import open_engine
-    from daemon.store.errors import NoDatabase
+@contextmanager
+def _index(settings: Any) -> Iterator[JobStore | None]:
+    """The job store (its index of outputs), or None when there is none to ask: revert then
+    works from the records alone."""
+    from sqlalchemy.engine import make_url
 
+    from daemon.store import StoreError, open_store
+    from daemon.store.db import sqlite_path
+
+    path = sqlite_path(make_url(settings.database_url))
+    if path is not None and not path.exists():
+        yield None
+        return
     try:
-        store = JobStore(open_engine(database_url, read_only=True))
-    except NoDatabase:
-        return
+        store = open_store(settings.database_url)
     except StoreError as exc:
-        console_err.print(f"[yellow]not written to the job history[/] — {escape(str(exc))}")
+        console_err.print(f"[yellow]the job store cannot be opened[/] ({exc}); "
+                          "reverting from the backup records alone")
+        yield None
         return
-    with store:
-        for record in records:
-            found = store.output_with_record(str(record.record_path))
-            found = found or next(iter(store.outputs_at(str(record.target))), None)
-            if found is not None:
-                store.output_reverted(found.id)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _records_of(target: Path, store: JobStore | None) -> list[ReplaceRecord]:
+    """The record of the replaced still now at `target`, found by its content in the index of
+    outputs, else by the job its XMP provenance names; it is made to follow `target`."""
+    from core import hashing
+    from daemon.output import OutputError, load_record, read_metadata, read_provenance
+    from daemon.worker.records import follow
+
+    if store is None or not target.is_file():
+        return []
+    rows: list[Any] = []
+    found = store.find_outputs([hashing.digest_file(target)])
+    rows.extend(found.values())
+    if not rows:
+        try:
+            provenance = read_provenance(read_metadata(target).xmp) or {}
+            job_id = int(provenance.get("job_id", ""))
+        except (OutputError, ValueError):
+            job_id = None
+        if job_id is not None:
+            rows.extend(reversed(store.outputs_of_job(job_id)))
+    for row in rows:
+        if not row.record:
+            continue
+        try:
+            record = load_record(Path(row.record))
+        except OutputError:
+            continue
+        return [record if record.target == target else follow(record, target)]
+    return []
+
+
+def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
+    """`record`, naming the output now at its target when the index knows that content as
+    lmd's (a record can lag behind: a worker that lost its lease saved it after its
+    successor), so the revert is not refused as if a person had edited the still."""
+    from core import hashing
+    from daemon.files.signature import written_signature
+    from daemon.worker.records import note_output
+
+    if store is None or not record.target.is_file() or record.target.is_symlink():
+        return record
+    try:
+        current = written_signature(record.target)
+    except OSError:
+        return record
+    if record.output is not None and hashing.same_content(
+        record.output.content_hash, current.content_hash, record.target
+    ):
+        return record
+    if current.content_hash == record.original.content_hash:
+        return record
+    if not store.find_outputs([current.content_hash]):
+        return record
+    return note_output(record, current)
+
+
+def _forget_outputs(record: ReplaceRecord, store: JobStore | None) -> None:
+    """The index keeps the reverted outputs as lmd's, and their jobs stop claiming them."""
+    if store is None:
+        return
+    for row in store.outputs_with_record(str(record.record_path)):
+        store.output_reverted(row.id)
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +134,10 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         asset: Annotated[
             Path | None,
-            typer.Argument(help="The replaced still (path, or relative to the library)."),
+            typer.Argument(
+                help="The replaced still (path, or relative to the library), where it is now: "
+                "a still moved since lmd replaced it is found by its content."
+            ),
         ] = None,
         all_: Annotated[
             bool, typer.Option("--all", help="Revert every still that replace mode swapped.")
@@ -76,6 +155,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Put back the original low-quality stills that replace mode replaced."""
         from daemon.output import OutputError, RevertConflict, iter_records, revert
+        from daemon.worker.records import follow_moved_records
 
         if (asset is None) == (not all_):
             raise typer.BadParameter("give either ASSET or --all")
@@ -84,40 +164,43 @@ def register(app: typer.Typer) -> None:
         if backup_dir is None:
             raise OperationalError("output.backup_dir is not set")
         target = None if all_ else _resolve_asset(asset, settings.library)  # type: ignore[arg-type]
-        damaged: list[OutputError] = []
-        records = list(iter_records(Path(backup_dir), target, unreadable=damaged))
-        for problem in damaged:
-            console_err.print(f"[yellow]skipped[/] — {problem}")
-        if damaged and not records:
-            raise OperationalError(f"{len(damaged)} replace record(s) could not be read")
-        if not records:
-            what = "any asset" if all_ else str(target)
-            raise OperationalError(f"no replace backup found for {what} in {backup_dir}")
+        with _index(settings) as store:
+            if store is not None and not dry_run:
+                follow_moved_records(store)  # stills a scan found under new paths
+            damaged: list[OutputError] = []
+            records = list(iter_records(Path(backup_dir), target, unreadable=damaged))
+            if target is not None and not records:
+                records = _records_of(target, store)
+            for problem in damaged:
+                console_err.print(f"[yellow]skipped[/] — {problem}")
+            if damaged and not records:
+                raise OperationalError(f"{len(damaged)} replace record(s) could not be read")
+            if not records:
+                what = "any asset" if all_ else str(target)
+                raise OperationalError(f"no replace backup found for {what} in {backup_dir}")
 
-        results: list[dict[str, str]] = []
-        reverted: list[Any] = []
-        failures = 0
-        for record in records:
-            entry = {"target": str(record.target), "backup": str(record.backup)}
-            if dry_run:
-                entry["result"] = "would revert"
-            else:
-                try:
-                    outcome = revert(record, force=force)
-                    # "unchanged": the original was already in place (a replace that never
-                    # got to its rename); nothing was written, only the backup was dropped.
-                    entry["result"] = "reverted" if outcome.changed else "unchanged"
-                    if outcome.changed:
-                        reverted.append(record)
-                except RevertConflict as exc:
-                    entry["result"], entry["error"] = "refused", str(exc)
-                    failures += 1
-                except OutputError as exc:
-                    entry["result"], entry["error"] = "failed", str(exc)
-                    failures += 1
-            results.append(entry)
-        if reverted:
-            _note_in_history(settings.database_url, reverted)
+            results: list[dict[str, str]] = []
+            failures = 0
+            # newest first: of two replacements of one still, the later one's original (a
+            # person's newer version) goes back first and the older one then finds it there
+            for record in sorted(records, key=lambda r: r.created, reverse=True):
+                entry = {"target": str(record.target), "backup": str(record.backup)}
+                if dry_run:
+                    entry["result"] = "would revert"
+                else:
+                    try:
+                        outcome = revert(_reconciled(record, store), force=force)
+                        # "unchanged": the original was already in place (a replace that never
+                        # got to its rename); nothing was written, only the backup was dropped.
+                        entry["result"] = "reverted" if outcome.changed else "unchanged"
+                        _forget_outputs(record, store)
+                    except RevertConflict as exc:
+                        entry["result"], entry["error"] = "refused", str(exc)
+                        failures += 1
+                    except OutputError as exc:
+                        entry["result"], entry["error"] = "failed", str(exc)
+                        failures += 1
+                results.append(entry)
 
         if as_json:
             console.print_json(json.dumps(results))

@@ -7,16 +7,25 @@ whose output cannot be planned (no pinned output, a reference original as destin
 suffix...: `BadOutputPlan`) or never written (a read-only library, a name too long, a file or a
 symlink in the way: `daemon.output.PermanentOutputError`) is refused before any pixel is
 computed. Writes stay below their root (the output tree, or the library) without following a
-symlink.
+symlink, and commit only through the worker's fence (its lease, checked immediately before the
+rename); a write whose result could not be recorded is taken back (`undo`).
+
+Inputs are read as the job names them, by content: a touched file (new mtime, same digest) is
+still the input; in replace mode, where the library holds lmd's own output in the target's
+place, the target is read from its backed-up original (`daemon.worker.records`), so a redo
+never restores lmd's output, and a job whose original cannot be found is skipped, not run on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core import hashing
 from daemon.files.errors import UnreadableFile
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
@@ -26,34 +35,54 @@ from daemon.output import (
     Fence,
     OutputError,
     OutputPlan,
+    RevertConflict,
     check_writable,
     commit_replace,
     plan_output,
     signature_of,
+    undo_replace,
     write_image,
 )
+from daemon.output.beneath import fsync_dir, open_directory
 from daemon.store import Job
 from daemon.worker.interfaces import LoadedInputs
+from daemon.worker.records import (
+    OutputIndex,
+    RecordFollower,
+    find_original,
+    follow_moved_records,
+    is_lmd_output,
+    note_output,
+    record_for_output,
+)
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class BadOutputPlan(Exception):
     """The job's output cannot be planned; retrying cannot help (not retryable)."""
 
 
-def input_signatures_match(asset: LiveAsset) -> bool:
-    """Cheap check that the inputs still have the size and mtime the scan saw."""
-    paths = {"reference": asset.reference, "video": asset.video, "target": asset.target}
-    for role, signature in asset.signatures.items():
-        path = paths.get(role)
-        if path is None:
-            continue
-        try:
-            st = path.stat()
-        except OSError:
-            return False
-        if st.st_size != signature.size or st.st_mtime_ns != signature.mtime_ns:
-            return False
-    return True
+#: the inputs a job reads from disk by path (the AAE's time is already in the payload)
+_READ_ROLES = ("reference", "video", "target")
+
+
+def _unchanged(path: Path, recorded: FileSignature) -> FileSignature | None:
+    """`recorded` when `path` still holds that content (the same size and mtime, or, when only
+    the stat changed, the same digest: a touch, a copy), else None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_size != recorded.size:
+        return None
+    if st.st_mtime_ns == recorded.mtime_ns:
+        return recorded
+    try:
+        same = hashing.matches(path, recorded.content_hash)
+    except (OSError, hashing.UnknownDigest):
+        return None
+    return FileSignature(st.st_size, st.st_mtime_ns, recorded.content_hash) if same else None
 
 
 def load_inputs(asset: LiveAsset) -> LoadedInputs:
@@ -90,7 +119,9 @@ def output_target(asset: LiveAsset) -> Path:
 
 
 def plan_job_output(job: Job) -> OutputPlan:
-    """The destination of `job`'s output, from the output pinned on the job."""
+    """The destination of `job`'s output, from the output pinned on the job. In replace mode
+    the backup is named after the original the job restores (its recorded digest), never
+    after what the library holds now, which may already be lmd's output."""
     spec = job.output
     if spec is None:
         raise BadOutputPlan(
@@ -98,8 +129,12 @@ def plan_job_output(job: Job) -> OutputPlan:
             "the next scan enqueues its replacement"
         )
     asset = LiveAsset.from_dict(job.payload)
+    original = asset.signatures.get("target")
     try:
-        return plan_output(output_target(asset), spec.root, spec, references=(asset.reference,))
+        return plan_output(
+            output_target(asset), spec.root, spec, references=(asset.reference,),
+            target_hash=original.content_hash if original and asset.target else None,
+        )
     except OutputError as exc:
         raise BadOutputPlan(f"bad output setting: {exc}") from exc
 
@@ -113,18 +148,87 @@ def write_root(job: Job, plan: OutputPlan) -> Path:
     return job.output.root
 
 
-class LibraryFiles:
-    """`JobFiles` on the real library and output tree."""
+class InputsChanged(Exception):
+    """The job's inputs no longer hold what it was enqueued for (skipped: the next scan that
+    sees them consistent queues the right work), or its original is nowhere to restore from."""
 
-    def inputs_unchanged(self, asset: LiveAsset) -> bool:
-        return input_signatures_match(asset)
+
+class LibraryFiles:
+    """`JobFiles` on the real library and output tree. `index` (the store) tells lmd's own
+    outputs from other files by content."""
+
+    def __init__(self, index: OutputIndex | None = None) -> None:
+        self.index = index
 
     def plan(self, job: Job) -> OutputPlan:
         plan = plan_job_output(job)
+        if plan.kind == "replace":
+            plan = self._at_kept_original(job, plan)
         root = write_root(job, plan)
         # a root that does not exist yet (a new output tree) has no symlink below it to refuse
         check_writable(plan.destination, root if root.exists() else None)
         return plan
+
+    def _at_kept_original(self, job: Job, plan: OutputPlan) -> OutputPlan:
+        """A replace plan whose backup is the one already keeping this job's original, where
+        the still moved since it was replaced (its record stays where it was written)."""
+        assert job.output is not None
+        original = LiveAsset.from_dict(job.payload).signatures.get("target")
+        if original is None or plan.backup is None:
+            return plan
+        record = find_original(
+            plan.target, original.content_hash, job.output.backup_dir, job.output.root,
+            self.index,
+        )
+        if record is None or record.backup == plan.backup:
+            return plan
+        return dataclasses.replace(plan, backup=record.backup)
+
+    def check_inputs(self, job: Job) -> LiveAsset:
+        """The asset to restore from: the job's inputs as they are on disk (a touched file is
+        re-read and accepted when its content is the recorded one), with the target taken from
+        its backed-up original where the library holds lmd's own output in its place (a redo:
+        reprocess, retry, a crash retry, another restorer or output mode). `InputsChanged`
+        when an input changed or is gone, or lmd's output stands where no original is kept."""
+        assert job.output is not None
+        asset = LiveAsset.from_dict(job.payload)
+        paths = {"reference": asset.reference, "video": asset.video}
+        for role, path in paths.items():
+            recorded = asset.signatures.get(role)
+            if path is not None and recorded is not None and _unchanged(path, recorded) is None:
+                raise InputsChanged(f"the {role} {path.name} changed or moved since the scan")
+        recorded = asset.signatures.get("target")
+        if asset.target is None or recorded is None or _unchanged(asset.target, recorded):
+            return asset
+        record = find_original(
+            asset.target, recorded.content_hash, job.output.backup_dir, job.output.root,
+            self.index,
+        )
+        try:
+            current = signature_of(asset.target)
+        except OSError as exc:
+            raise InputsChanged(f"the target {asset.target.name} is gone ({exc})") from None
+        if not is_lmd_output(asset.target, current, record, self.index):
+            raise InputsChanged(f"the target {asset.target.name} changed since the scan")
+        if record is None:
+            raise InputsChanged(
+                f"{asset.target.name} is lmd's output and its original is not in the backups;"
+                " lmd never restores its own output"
+            )
+        if job.output.mode == "replace":
+            note_output(record, current)
+        return dataclasses.replace(asset, target=record.backup)
+
+    def output_in_place(self, job: Job) -> bool:
+        """Whether the output the job recorded is still where it was written, unchanged (a
+        reprocess without --force then has nothing to do)."""
+        if not job.output_path or not job.output_signature:
+            return False
+        try:
+            recorded = FileSignature.from_dict(job.output_signature)
+        except (KeyError, TypeError, ValueError):
+            return False
+        return _unchanged(Path(job.output_path), recorded) is not None
 
     def load(self, asset: LiveAsset) -> LoadedInputs:
         return load_inputs(asset)
@@ -133,8 +237,8 @@ class LibraryFiles:
         self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
         provenance: dict[str, Any], *, fence: Fence | None = None,
     ) -> FileSignature:
-        """`fence` (raising `FenceLost`) runs immediately before the final rename: a review
-        decision passes its claim check here."""
+        """`fence` (raising `FenceLost`) runs immediately before the final rename: the worker's
+        lease check, or a review decision's claim check."""
         assert job.output is not None  # planned from it
         quality = job.output.quality_for(plan.destination)
         if plan.kind == "replace":
@@ -146,3 +250,50 @@ class LibraryFiles:
             plan.destination, image, like=like, xmp_provenance=provenance, quality=quality,
             keep_live_identity=plan.keep_live_identity, root=write_root(job, plan), fence=fence,
         )
+
+    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
+        """The backup record naming `written` as its output (replace mode), for the index."""
+        if plan.kind != "replace" or plan.backup is None:
+            return None
+        record = record_for_output(plan.backup.parent, plan.target, written)
+        return str(record.record_path) if record is not None else None
+
+    def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
+        """Take back a write whose result could not be recorded (the lease was lost after the
+        rename): the original goes back in place of a replaced still, a sidecar is removed. Only
+        while the destination still holds `written`: a successor's output stays. True when
+        something was taken back."""
+        if plan.kind == "replace" and plan.backup is not None:
+            record = record_for_output(plan.backup.parent, plan.target, written)
+            if record is None:
+                return False
+            try:
+                return undo_replace(record).changed
+            except RevertConflict:
+                return False
+        return discard_output(plan.destination, written, write_root(job, plan))
+
+    def follow_records(self, store: RecordFollower) -> int:
+        return follow_moved_records(store)
+
+
+def discard_output(path: Path, written: FileSignature, root: Path) -> bool:
+    """Remove `path` if it still holds `written`, under its directory's lock (the one writers
+    take for their fence and rename, so a successor's output is never the one removed)."""
+    try:
+        with open_directory(path.parent, root) as directory, directory.locked():
+            try:
+                fd = os.open(path.name, _READ_FLAGS, dir_fd=directory.fd)
+            except OSError:
+                return False
+            try:
+                ours = hashing.matches_fd(fd, written.content_hash)
+            finally:
+                os.close(fd)
+            if not ours:
+                return False
+            os.unlink(path.name, dir_fd=directory.fd)
+            fsync_dir(directory.fd)
+            return True
+    except (OSError, OutputError):
+        return False

@@ -37,10 +37,12 @@ class Heartbeat:
         self, store: WorkerStore, job_id: int, worker_id: str, lease: float, every: float,
         cancel: CancelToken, on_beat: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], str | None] | None = None,
+        generation: int | None = None,
     ) -> None:
         self._store, self._job_id, self._worker_id = store, job_id, worker_id
         self._lease, self._every, self._cancel = lease, every, cancel
         self._on_beat = on_beat
+        self._generation = generation  # the claim's fencing token: renew only that lease
         self._should_stop = should_stop or (lambda: None)
         self._stop = threading.Event()
         self.stop_reason: str | None = None
@@ -75,7 +77,7 @@ class Heartbeat:
             try:
                 alive = self._store.heartbeat(
                     self._job_id, self._worker_id, self._lease,
-                    progress=self.progress, stage=self.stage,
+                    progress=self.progress, stage=self.stage, generation=self._generation,
                 )
             except Exception as exc:  # a database hiccup: keep trying until the lease runs out
                 log.warning("heartbeat_failed", job_id=self._job_id, error=str(exc))

@@ -8,6 +8,7 @@ fakes, so every way a job can end is checked in milliseconds without files or a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from core import Restorer
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
-from daemon.output import OutputPlan
+from daemon.output import Fence, OutputPlan
 from daemon.store import Job, JobState
 from daemon.store.states import WorkerState
 
@@ -32,25 +33,45 @@ class WorkerStore(Protocol):
 
     def heartbeat(
         self, job_id: int, worker_id: str, lease_seconds: float,
-        progress: float | None = None, stage: str | None = None,
+        progress: float | None = None, stage: str | None = None, *,
+        generation: int | None = None,
+    ) -> bool: ...
+
+    def hold_lease(
+        self, job_id: int, worker_id: str, generation: int, lease_seconds: float
     ) -> bool: ...
 
     def succeed(
         self, job_id: int, worker_id: str, output_path: str | None,
-        output_signature: dict[str, Any] | None, provenance: dict[str, Any] | None,
+        output_signature: dict[str, Any] | None, provenance: dict[str, Any] | None, *,
+        generation: int | None = None, kind: str | None = None, record: str | None = None,
+        reason: str = "succeeded",
     ) -> None: ...
 
     def fail(
-        self, job_id: int, worker_id: str, error: str, *, retryable: bool = True
+        self, job_id: int, worker_id: str, error: str, *, retryable: bool = True,
+        generation: int | None = None,
     ) -> JobState | None: ...
 
     def defer(
-        self, job_id: int, worker_id: str, reason: str, base_seconds: float
+        self, job_id: int, worker_id: str, reason: str, base_seconds: float, *,
+        generation: int | None = None,
     ) -> datetime | None: ...
 
-    def release(self, job_id: int, worker_id: str, reason: str) -> bool: ...
+    def release(
+        self, job_id: int, worker_id: str, reason: str, *, generation: int | None = None
+    ) -> bool: ...
 
-    def skip(self, job_id: int, reason: str) -> bool: ...
+    def skip(
+        self, job_id: int, reason: str, *, worker_id: str | None = None,
+        generation: int | None = None,
+    ) -> bool: ...
+
+    def find_outputs(self, hashes: Iterable[str]) -> Mapping[str, Any]: ...
+
+    def records_to_follow(self) -> list[Any]: ...
+
+    def record_followed(self, output_id: int, target: str) -> None: ...
 
     def upsert_worker(
         self, worker_id: str, *, state: WorkerState, hostname: str | None = None,
@@ -71,13 +92,18 @@ class LoadedInputs:
 
 
 class JobFiles(Protocol):
-    def inputs_unchanged(self, asset: LiveAsset) -> bool:
-        """Whether the inputs still look as the scan saw them."""
-        ...
-
     def plan(self, job: Job) -> OutputPlan:
         """The job's destination, from its pinned output; `BadOutputPlan` when it cannot be
         planned."""
+        ...
+
+    def output_in_place(self, job: Job) -> bool:
+        """Whether the output the job recorded is still in place and unchanged."""
+        ...
+
+    def check_inputs(self, job: Job) -> LiveAsset:
+        """The asset to restore from (a replaced target read from its backed-up original);
+        `InputsChanged` when the inputs are not what the job was enqueued for."""
         ...
 
     def load(self, asset: LiveAsset) -> LoadedInputs:
@@ -86,9 +112,23 @@ class JobFiles(Protocol):
 
     def write(
         self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
-        provenance: dict[str, Any],
+        provenance: dict[str, Any], *, fence: Fence | None = None,
     ) -> FileSignature:
-        """Write the restored image as planned; returns the written file's signature."""
+        """Write the restored image as planned, committing only if `fence()` (called
+        immediately before the rename) does not raise; returns the written file's signature."""
+        ...
+
+    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
+        """The backup record of a replaced still whose output is `written` (for the index)."""
+        ...
+
+    def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
+        """Take back `written` while the destination still holds it (its result could not be
+        recorded); True when something was taken back."""
+        ...
+
+    def follow_records(self, store: WorkerStore) -> int:
+        """Make the records of replaced stills that moved name their new paths."""
         ...
 
 

@@ -3,13 +3,20 @@
 The job row is the truth: the restorer, its weights, its parameters and the output (mode,
 location, quality) come from the job, never from the settings current when it runs. The output
 is planned before the restoration starts, so a job that could never be written costs nothing.
+Every call made on the job's behalf carries the lease generation it was claimed under, and the
+write commits through a fence (`hold_lease`) checked immediately before its rename. In replace
+mode a redo restores from the backed-up original, never from lmd's output in the library.
 
 ======================================  ==================================================
 what happened                            outcome (store call)
 ======================================  ==================================================
-restored and written                     SUCCEEDED (`succeed`: path, signature, provenance)
+restored and written                     SUCCEEDED (`succeed`: path, signature, provenance,
+                                         and the output into the index, one transaction)
 restored, held for review (staged)       SUCCEEDED (`succeed`: no output yet; see daemon.review)
-inputs changed since the scan            SKIPPED (`skip`; the next scan enqueues new inputs)
+its output already in place, unchanged   SUCCEEDED without restoring (a reprocess or retry
+(and the job not forced)                 without --force has nothing to redo)
+inputs changed since the scan (a         SKIPPED (`skip`; the next scan that sees consistent
+touched file is re-read, not changed)    inputs queues it again, or enqueues the new inputs)
 output cannot be planned, or never       FAILED before restoring (`fail`, not retryable)
 written (read-only, name too long...)
 restorer or weights not the job's        FAILED before restoring (`fail`, not retryable)
@@ -19,7 +26,10 @@ the write hit a permanent problem        FAILED (`fail`, not retryable)
 no GPU / out of device memory            DEFERRED with backoff (`defer`; attempt handed back)
 cancelled (SIGTERM, pause)               RELEASED back to pending (`release`)
 lease lost (heartbeat refused, or        LEASE_LOST: nothing recorded; the job is someone
-`succeed` found another owner)           else's now
+`succeed` found another owner)           else's now; a write already renamed into place is
+                                         taken back (`undo`) unless a successor's replaced it
+the fence refused the write (`FenceLost` LEASE_LOST: nothing was renamed into place, the
+from `hold_lease` before the rename)     temporary file is gone; neither failed nor released
 anything else                            RETRY (`fail`, retryable: pending after a backoff
                                          until the attempts run out, then failed)
 ======================================  ==================================================
@@ -46,11 +56,12 @@ from core import (
     restore,
 )
 from daemon.files.errors import UnreadableFile
+from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
-from daemon.output import PermanentOutputError
+from daemon.output import FenceLost, PermanentOutputError
 from daemon.review.gate import FinishStep, PublishDirectly
 from daemon.store import Job, LeaseLost
-from daemon.worker.files import BadOutputPlan
+from daemon.worker.files import BadOutputPlan, InputsChanged
 from daemon.worker.heartbeat import Heartbeat
 from daemon.worker.interfaces import JobFiles, RestorerSource, WorkerStore
 from daemon.worker.restorers import WrongRestorer
@@ -116,25 +127,44 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
     asset = LiveAsset.from_dict(job.payload)
     bound = log.bind(job_id=job.id, asset=asset.key)
     started = time.monotonic()
+    generation = job.lease_generation
     beat = Heartbeat(
         ctx.store, job.id, ctx.worker_id, ctx.lease_seconds, ctx.heartbeat_seconds, cancel,
-        on_beat=ctx.on_progress, should_stop=ctx.should_stop,
+        on_beat=ctx.on_progress, should_stop=ctx.should_stop, generation=generation,
     )
+    written: list[FileSignature] = []  # what this attempt renamed into place
 
     def fail(error: str, retryable: bool) -> Outcome:
-        ctx.store.fail(job.id, ctx.worker_id, error, retryable=retryable)
+        ctx.store.fail(job.id, ctx.worker_id, error, retryable=retryable, generation=generation)
         bound.warning("job_failed", error=error, retryable=retryable)
         return Outcome.RETRY if retryable else Outcome.FAILED
 
+    def fence() -> None:
+        """Immediately before the rename: commit only while this claim still holds the lease."""
+        if not ctx.store.hold_lease(job.id, ctx.worker_id, generation, ctx.lease_seconds):
+            raise FenceLost(f"job {job.id} is no longer held by {ctx.worker_id} "
+                            f"(claim {generation}); nothing was written")
+
     try:
         with beat:
-            if not ctx.files.inputs_unchanged(asset):
-                ctx.store.skip(job.id, "inputs changed since the scan; rescan will requeue")
-                bound.info("job_skipped", reason="inputs changed")
+            if not job.force and ctx.files.output_in_place(job):
+                ctx.store.succeed(
+                    job.id, ctx.worker_id, job.output_path, job.output_signature,
+                    job.provenance, generation=generation,
+                    reason="output already in place and unchanged (reprocess --force redoes it)",
+                )
+                bound.info("job_output_in_place", path=job.output_path)
+                return Outcome.SUCCEEDED
+            try:
+                source = ctx.files.check_inputs(job)
+            except InputsChanged as exc:
+                ctx.store.skip(job.id, f"{exc}; the next scan queues it again",
+                               worker_id=ctx.worker_id, generation=generation)
+                bound.info("job_skipped", reason=str(exc))
                 return Outcome.SKIPPED
             plan = ctx.files.plan(job)
             restorer = ctx.restorers.for_job(job)
-            inputs = ctx.files.load(asset)
+            inputs = ctx.files.load(source)
             cancel.raise_if_cancelled()
 
             def progress(fraction: float, stage: str) -> None:
@@ -157,33 +187,51 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
             cancel.raise_if_cancelled()
             beat.report(0.99, "writing")
             provenance = provenance_of(job, asset, result.diagnostics)
+
+            def write(image: Any) -> FileSignature:
+                signature = ctx.files.write(
+                    plan, job, image, inputs.like, provenance, fence=fence
+                )
+                written.append(signature)
+                return signature
+
             # face check, previews, then published as planned or held for review
-            done = ctx.review.finish(
-                job, plan, inputs, result, provenance,
-                lambda image: ctx.files.write(plan, job, image, inputs.like, provenance),
-            )
+            done = ctx.review.finish(job, plan, inputs, result, provenance, write)
         provenance["seconds"] = round(time.monotonic() - started, 3)
-        ctx.store.succeed(job.id, ctx.worker_id, done.path, done.signature, provenance)
+        published = done.path is not None and bool(written)
+        ctx.store.succeed(
+            job.id, ctx.worker_id, done.path, done.signature, provenance,
+            generation=generation, kind=plan.kind if published else None,
+            record=ctx.files.record_of(plan, written[-1]) if published else None,
+        )
         bound.info("job_succeeded", path=done.path, staged=done.staged,
                    seconds=provenance["seconds"])
         return Outcome.SUCCEEDED
     except LeaseLost:
         # Another worker took the job while this one stalled (or a person cancelled it): the
-        # job is theirs now, whatever was written is overwritten or discarded by them.
-        bound.warning("job_lease_lost")
+        # job is theirs now. A write this attempt renamed into place is taken back while it is
+        # still there (the original back in place of a replaced still), so the files agree
+        # with the job row; a successor's output is left as it is.
+        undone = bool(written) and ctx.files.undo(plan, job, written[-1])
+        bound.warning("job_lease_lost", write_undone=undone)
+        return Outcome.LEASE_LOST
+    except FenceLost as exc:
+        # the fence refused the rename: nothing of this attempt is in the library or the tree
+        bound.warning("job_lease_lost", error=str(exc))
         return Outcome.LEASE_LOST
     except Cancelled:
         if beat.lost:
             bound.info("job_released", reason="lease lost")
             return Outcome.LEASE_LOST
         reason = f"cancelled ({beat.stop_reason or 'stop'})"
-        ctx.store.release(job.id, ctx.worker_id, reason)
+        ctx.store.release(job.id, ctx.worker_id, reason, generation=generation)
         bound.info("job_released", reason=reason)
         return Outcome.RELEASED
     except (DeviceUnavailable, OutOfDeviceMemory) as exc:
         ctx.restorers.drop()
         due = ctx.store.defer(
-            job.id, ctx.worker_id, f"{type(exc).__name__}: {exc}", ctx.defer_seconds
+            job.id, ctx.worker_id, f"{type(exc).__name__}: {exc}", ctx.defer_seconds,
+            generation=generation,
         )
         bound.warning("job_deferred", error=str(exc), due=due.isoformat() if due else None)
         return Outcome.DEFERRED

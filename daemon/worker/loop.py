@@ -57,7 +57,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
         self.restorers = RestorerHolder(settings, restorer)
-        self.files = files or LibraryFiles()
+        self.files = files or LibraryFiles(index=store)
         # checks, staging and publishers (daemon.review); `files` passed in stand for the
         # library, so they are written to directly
         self.review = review or (PublishDirectly() if files else ReviewGate(settings, store))
@@ -89,6 +89,7 @@ class Worker:
             self._on_alive()
             ran = self.run_once()
             if not ran:
+                self.follow_records()
                 self._maybe_unload()
                 self.wake_event.wait(self.settings.worker.poll_seconds)
                 self.wake_event.clear()
@@ -97,6 +98,7 @@ class Worker:
 
     def run_until_empty(self, max_jobs: int | None = None) -> int:
         """Run claimable jobs now, windows ignored, until none is left (`lmd work`, `lmd demo`)."""
+        self.follow_records()
         done = 0
         while not self.stop_event.is_set() and (max_jobs is None or done < max_jobs):
             if not self.run_once(ignore_windows=True):
@@ -154,6 +156,11 @@ class Worker:
             self._publish(WorkerState.IDLE)
 
     # ------------------------------------------------------------------------- helpers
+    def follow_records(self) -> int:
+        """Make the backup records of replaced stills that a scan found under new paths name
+        those paths (the scanner writes no files; the worker does)."""
+        return self.files.follow_records(self.store)
+
     def _maybe_unload(self) -> None:
         idle = self.settings.restorer.idle_unload_seconds
         if self.restorers.loaded and self.restorers.idle_seconds() > idle:

@@ -19,7 +19,7 @@ from daemon.library.asset import LiveAsset, Platform
 from daemon.output import OutputPlan
 from daemon.store import Job, JobState, LeaseLost, OutputSpec
 from daemon.store.states import WorkerState
-from daemon.worker.files import plan_job_output
+from daemon.worker.files import InputsChanged, plan_job_output
 from daemon.worker.interfaces import LoadedInputs
 
 #: generous: a condition the tests wait for normally holds within milliseconds
@@ -38,7 +38,8 @@ def make_job(job_id: int = 1, **overrides: Any) -> Job:
         reference=Path(f"/photos/2026/IMG_{job_id:04d}.HEIC"),
         video=Path(f"/photos/2026/IMG_{job_id:04d}.MOV"),
         target=Path(f"/photos/2026/IMG_E{job_id:04d}.HEIC"), t0=0.3, t1=0.8, reselected=True,
-        signatures={"reference": FileSignature(10, 1, "blake3:ab")},
+        signatures={"reference": FileSignature(10, 1, "blake3:ab"),
+                    "target": FileSignature(8, 1, "blake3:cd")},
     )
     now = datetime.now(UTC)
     fields: dict[str, Any] = {
@@ -57,7 +58,9 @@ def make_job(job_id: int = 1, **overrides: Any) -> Job:
 
 class FakeStore:
     """A `WorkerStore` over a list of jobs. `calls` lists (method, job id, details) in order;
-    `lease_held = False` makes heartbeats refused and finishing calls report a lost lease."""
+    `lease_held = False` makes heartbeats and the fence refused and finishing calls report a
+    lost lease. Every claim bumps the job's lease generation; `generations` lists the
+    generation each call was made under."""
 
     def __init__(self, *jobs: Job, paused: bool = False) -> None:
         self.waiting = list(jobs)
@@ -65,6 +68,8 @@ class FakeStore:
         self.lease_held = True
         self.calls: list[tuple[str, int, dict[str, Any]]] = []
         self.beats = 0
+        self.fences = 0
+        self.generations: dict[str, int | None] = {}
         self.workers: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -88,39 +93,66 @@ class FakeStore:
             return None
         job = self.waiting.pop(0)
         return dataclasses.replace(
-            job, state=JobState.RUNNING, attempts=job.attempts + 1, lease_owner=worker_id
+            job, state=JobState.RUNNING, attempts=job.attempts + 1, lease_owner=worker_id,
+            lease_generation=job.lease_generation + 1,
         )
 
     def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float,
-                  progress: float | None = None, stage: str | None = None) -> bool:
+                  progress: float | None = None, stage: str | None = None, *,
+                  generation: int | None = None) -> bool:
         self.beats += 1
+        self.generations["heartbeat"] = generation
+        return self.lease_held
+
+    def hold_lease(self, job_id: int, worker_id: str, generation: int,
+                   lease_seconds: float) -> bool:
+        self.fences += 1
+        self.generations["fence"] = generation
         return self.lease_held
 
     def succeed(self, job_id: int, worker_id: str, output_path: str | None,
                 output_signature: dict[str, Any] | None,
-                provenance: dict[str, Any] | None) -> None:
+                provenance: dict[str, Any] | None, *, generation: int | None = None,
+                kind: str | None = None, record: str | None = None,
+                reason: str = "succeeded") -> None:
+        self.generations["succeed"] = generation
         if not self.lease_held:
             raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
         self._record("succeed", job_id, path=output_path, signature=output_signature,
-                     provenance=provenance)
+                     provenance=provenance, kind=kind, record=record, reason=reason)
 
     def fail(self, job_id: int, worker_id: str, error: str, *,
-             retryable: bool = True) -> JobState | None:
+             retryable: bool = True, generation: int | None = None) -> JobState | None:
+        self.generations["fail"] = generation
         self._record("fail", job_id, error=error, retryable=retryable)
         return JobState.PENDING if retryable else JobState.FAILED
 
     def defer(self, job_id: int, worker_id: str, reason: str,
-              base_seconds: float) -> datetime | None:
+              base_seconds: float, *, generation: int | None = None) -> datetime | None:
+        self.generations["defer"] = generation
         self._record("defer", job_id, reason=reason, base_seconds=base_seconds)
         return datetime.now(UTC) + timedelta(seconds=base_seconds)
 
-    def release(self, job_id: int, worker_id: str, reason: str) -> bool:
+    def release(self, job_id: int, worker_id: str, reason: str, *,
+                generation: int | None = None) -> bool:
+        self.generations["release"] = generation
         self._record("release", job_id, reason=reason)
         return True
 
-    def skip(self, job_id: int, reason: str) -> bool:
+    def skip(self, job_id: int, reason: str, *, worker_id: str | None = None,
+             generation: int | None = None) -> bool:
+        self.generations["skip"] = generation
         self._record("skip", job_id, reason=reason)
         return True
+
+    def find_outputs(self, hashes: Any) -> dict[str, Any]:
+        return {}
+
+    def records_to_follow(self) -> list[Any]:
+        return []
+
+    def record_followed(self, output_id: int, target: str) -> None:
+        raise AssertionError("no record to follow in the fake store")
 
     def upsert_worker(self, worker_id: str, *, state: WorkerState, **values: Any) -> None:
         self.workers[worker_id] = {"state": WorkerState(state), **values}
@@ -128,21 +160,32 @@ class FakeStore:
 
 class FakeFiles:
     """`JobFiles` without files: inputs are small arrays, the plan is the real one (made from
-    the job row), writing records what would be written. `plan_error`/`load_error`/
-    `write_error` are raised by `plan`/`load`/`write` when set."""
+    the job row), writing records what would be written (after calling the fence, as the real
+    writer does immediately before its rename). `plan_error`/`load_error`/`write_error` are
+    raised by `plan`/`load`/`write` when set; `in_place` says the job's output is still there;
+    `undone` lists what `undo` was asked to take back."""
+
+    WRITTEN = FileSignature(123, 1, "blake3:00")
 
     def __init__(self, *, unchanged: bool = True, plan_error: Exception | None = None,
                  load_error: Exception | None = None,
-                 write_error: Exception | None = None) -> None:
+                 write_error: Exception | None = None, in_place: bool = False) -> None:
         self.unchanged = unchanged
         self.plan_error = plan_error
         self.load_error = load_error
         self.write_error = write_error
+        self.in_place = in_place
         self.planned: list[OutputPlan] = []
         self.written: list[tuple[Path, dict[str, Any]]] = []
+        self.undone: list[FileSignature] = []
 
-    def inputs_unchanged(self, asset: LiveAsset) -> bool:
-        return self.unchanged
+    def check_inputs(self, job: Job) -> LiveAsset:
+        if not self.unchanged:
+            raise InputsChanged("the reference IMG_0001.HEIC changed or moved since the scan")
+        return LiveAsset.from_dict(job.payload)
+
+    def output_in_place(self, job: Job) -> bool:
+        return self.in_place
 
     def plan(self, job: Job) -> OutputPlan:
         if self.plan_error is not None:
@@ -159,11 +202,23 @@ class FakeFiles:
         return LoadedInputs(target, reference, None, asset.target or asset.reference)
 
     def write(self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
-              provenance: dict[str, Any]) -> FileSignature:
+              provenance: dict[str, Any], *, fence: Any = None) -> FileSignature:
         if self.write_error is not None:
             raise self.write_error
+        if fence is not None:
+            fence()  # raises FenceLost: nothing is written
         self.written.append((plan.destination, provenance))
-        return FileSignature(123, 1, "blake3:00")
+        return self.WRITTEN
+
+    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
+        return "/state/backups/record.lmd.json" if plan.kind == "replace" else None
+
+    def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
+        self.undone.append(written)
+        return True
+
+    def follow_records(self, store: Any) -> int:
+        return 0
 
 
 class Upscale:

@@ -77,9 +77,11 @@ def test_success_runs_and_records_the_job_as_its_row_says(settings: Settings) ->
 def test_changed_inputs_skip_without_planning_or_restoring(settings: Settings) -> None:
     store, files, restorer = FakeStore(make_job()), FakeFiles(unchanged=False), Upscale()
     assert run(settings, store, files, restorer) is Outcome.SKIPPED
-    assert store.finished() == [("skip", {"reason": "inputs changed since the scan; rescan "
-                                          "will requeue"})]
+    assert store.finished() == [("skip", {"reason": "the reference IMG_0001.HEIC changed or "
+                                          "moved since the scan; the next scan queues it "
+                                          "again"})]
     assert files.planned == [] and restorer.requests == []
+    assert store.generations["skip"] == 1  # guarded on this claim: never another's job
 
 
 @pytest.mark.parametrize("error", [OutOfDeviceMemory("CUDA out of memory"),
@@ -123,11 +125,14 @@ def test_a_lost_lease_stops_the_job_and_records_nothing(settings: Settings) -> N
     assert run(settings, store, files, restorer) is Outcome.LEASE_LOST
     loser.join()
     assert store.finished() == [] and files.written == []
+    assert store.generations["heartbeat"] == 1  # renews only the lease of this claim
 
 
-def test_a_lease_lost_at_the_last_moment_records_nothing(settings: Settings) -> None:
-    """The heartbeat never noticed, but `succeed` finds the job taken: nothing is released
-    or failed in the other worker's name."""
+def test_the_fence_refuses_a_write_whose_lease_is_gone(settings: Settings) -> None:
+    """The heartbeat never noticed (it beats rarely), but the fence the writer calls
+    immediately before its rename finds the lease gone: nothing is written, and the job is
+    neither failed nor released in the other worker's name (FenceLost is not an output error
+    to retry)."""
     store, files = FakeStore(make_job()), FakeFiles()
 
     class LosesLeaseWhileWriting(FakeFiles):
@@ -136,7 +141,59 @@ def test_a_lease_lost_at_the_last_moment_records_nothing(settings: Settings) -> 
             return files.write(*args, **kwargs)
 
     assert run(settings, store, LosesLeaseWhileWriting(), Upscale()) is Outcome.LEASE_LOST
-    assert store.finished() == []
+    assert store.finished() == [] and files.written == []
+    assert store.fences == 1 and store.generations["fence"] == 1
+
+
+def test_a_lease_lost_after_the_rename_takes_the_write_back(settings: Settings) -> None:
+    """The fence passed and the output was renamed into place, then `succeed` finds the job
+    taken: the worker asks the files to take back exactly what it wrote, and records nothing."""
+    store = FakeStore(make_job(output=dataclasses.replace(OUTPUT, mode="replace")))
+
+    class LosesLeaseAfterWriting(FakeFiles):
+        def write(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            signature = super().write(*args, **kwargs)
+            store.lease_held = False
+            return signature
+
+    files = LosesLeaseAfterWriting()
+    assert run(settings, store, files, Upscale()) is Outcome.LEASE_LOST
+    assert store.finished() == [] and len(files.written) == 1
+    assert files.undone == [FakeFiles.WRITTEN]
+    assert store.generations["succeed"] == 1
+
+
+def test_success_is_recorded_under_the_claim_with_the_output_for_the_index(
+    settings: Settings,
+) -> None:
+    job = make_job(output=dataclasses.replace(OUTPUT, mode="replace"), lease_generation=4)
+    store, files = FakeStore(job), FakeFiles()
+    assert run(settings, store, files, Upscale()) is Outcome.SUCCEEDED
+    [(method, details)] = store.finished()
+    assert method == "succeed"
+    assert (details["kind"], details["record"]) == ("replace", "/state/backups/record.lmd.json")
+    assert store.generations["succeed"] == store.generations["fence"] == 5
+    assert files.undone == []
+
+
+def test_an_output_still_in_place_is_not_redone_unless_forced(settings: Settings) -> None:
+    """Reprocess (or retry) without --force: the output the job recorded is still there and
+    unchanged, so the job succeeds again without restoring; with --force it is redone."""
+    done = {"output_path": "/state/restored/2026/IMG_E0001.HEIC",
+            "output_signature": {"size": 5, "mtime_ns": 2, "content_hash": "blake3:77"},
+            "provenance": {"restorer": "guided"}}
+    store, files, restorer = FakeStore(make_job(**done)), FakeFiles(in_place=True), Upscale()
+    assert run(settings, store, files, restorer) is Outcome.SUCCEEDED
+    [(method, details)] = store.finished()
+    assert method == "succeed"
+    assert details["path"] == done["output_path"]
+    assert details["signature"] == done["output_signature"] and details["kind"] is None
+    assert "reprocess --force redoes it" in details["reason"]
+    assert restorer.requests == [] and files.written == []
+
+    store = FakeStore(make_job(force=True, **done))
+    assert run(settings, store, files, restorer) is Outcome.SUCCEEDED
+    assert len(restorer.requests) == 1 and len(files.written) == 1
 
 
 class WrongSize(Upscale):

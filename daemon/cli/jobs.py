@@ -228,12 +228,19 @@ def register(app: typer.Typer) -> None:
                          " finished states)."),
         ] = None,
         force: Annotated[
-            bool, typer.Option("--force", help="Redo even where a matching output exists.")
+            bool,
+            typer.Option(
+                "--force",
+                help="Redo even where the job's output is still in place and unchanged "
+                "(without it, such a job is marked done again without restoring).",
+            ),
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Re-queue finished work in a time window."""
+        """Re-queue finished work in a time window. A re-queued job whose output is still in
+        place and unchanged is done again without restoring unless --force; in replace mode
+        the redo restores from the backed-up original, never from lmd's output."""
         start = parse_when(since, "--since")
         end = parse_when(until, "--until") if until else None
         if end is not None and end <= start:

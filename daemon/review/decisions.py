@@ -120,10 +120,7 @@ class ReviewService:
             signature = self.files.write(
                 plan, job, image, self._like(review), provenance, fence=self._fence(job_id, token)
             )
-        except (OutputError, ReviewRefused, OSError, ValueError) as exc:
-            self.store.release_review(job_id, token, note=f"accept failed: {exc}")
-            raise ReviewRefused(f"job {job_id}: cannot publish: {exc}") from exc
-        except Exception as exc:  # the worker's planning errors have their own types
+        except Exception as exc:  # output, planning (the worker's own types) or staging errors
             self.store.release_review(job_id, token, note=f"accept failed: {exc}")
             raise ReviewRefused(f"job {job_id}: cannot publish: {exc}") from exc
         done = published(plan, signature)

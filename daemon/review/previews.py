@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -100,14 +101,14 @@ class _Decoded:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, path: Path, load: object) -> np.ndarray:
+    def get(self, path: Path, load: Callable[[Path], np.ndarray]) -> np.ndarray:
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        image = load(path)  # type: ignore[operator]
+        image = load(path)
         with self._lock:
             self._items[key] = image
             while len(self._items) > self._size:

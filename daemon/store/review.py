@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -280,13 +281,35 @@ class ReviewOps(OutputOps):
             row = conn.execute(query).first()
         return None if row is None else _review(row)
 
-    def review_neighbours(self, job_id: int, state: str | None = None) -> tuple[int | None, ...]:
-        """The job ids before and after `job_id` in `list_reviews(state)` order (←, →)."""
-        ids = [r.job_id for r in self.list_reviews(state, limit=None)]
-        if job_id not in ids:
-            return (None, None)
-        i = ids.index(job_id)
-        return (ids[i - 1] if i > 0 else None, ids[i + 1] if i + 1 < len(ids) else None)
+    def review_neighbours(
+        self, job_id: int, state: str | None = None
+    ) -> tuple[int | None, int | None]:
+        """The job ids just before and after `job_id` in `list_reviews(state)` order (newest
+        restoration first): the detail page's ← and →."""
+        wanted = _states(state)
+
+        def neighbour(conn: Connection, at: Any, newer: bool) -> int | None:
+            key = (reviews.c.restored_at, reviews.c.job_id)
+            after = tuple_(*key) > tuple_(at.restored_at, job_id)
+            before = tuple_(*key) < tuple_(at.restored_at, job_id)
+            query = (
+                select(reviews.c.job_id)
+                .join(jobs, jobs.c.id == reviews.c.job_id)
+                .where(jobs.c.state == JobState.SUCCEEDED.value, after if newer else before)
+                .order_by(*(k.asc() if newer else k.desc() for k in key))
+                .limit(1)
+            )
+            if wanted is not None:
+                query = query.where(reviews.c.state.in_(wanted))
+            return conn.execute(query).scalar()
+
+        with self._read() as conn:
+            at = conn.execute(
+                select(reviews.c.restored_at).where(reviews.c.job_id == job_id)
+            ).first()
+            if at is None:
+                return (None, None)
+            return (neighbour(conn, at, True), neighbour(conn, at, False))
 
     def review_counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in ReviewState}

@@ -82,14 +82,14 @@ class Guard:
         self.loopback_only = loopback_only
         self.csrf = secrets.token_urlsafe(32)
 
-    def _same(self, given: str | None, secret: str) -> bool:
+    def same(self, given: str | None, secret: str) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), secret.encode())
 
     def authorised(self, headers: Headers) -> bool:
         if self.token is None:
             return True
         auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and self._same(auth[7:].strip(), self.token):
+        if auth.lower().startswith("bearer ") and self.same(auth[7:].strip(), self.token):
             return True
         cookie = SimpleCookie()
         try:
@@ -97,10 +97,10 @@ class Guard:
         except Exception:
             return False
         morsel = cookie.get(COOKIE)
-        return morsel is not None and self._same(morsel.value, self.token)
+        return morsel is not None and self.same(morsel.value, self.token)
 
     def csrf_ok(self, headers: Headers) -> bool:
-        return self._same(headers.get(CSRF_HEADER), self.csrf)
+        return self.same(headers.get(CSRF_HEADER), self.csrf)
 
     def host_ok(self, headers: Headers) -> bool:
         return not self.loopback_only or is_loopback(_host_name(headers.get("host", "")))
@@ -151,7 +151,7 @@ class GuardMiddleware:
         method = scope["method"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if guard.token is not None and method in SAFE_METHODS and "token" in query:
-            if not guard._same(query["token"], guard.token):
+            if not guard.same(query["token"], guard.token):
                 return PlainTextResponse("wrong token", 401)
             rest = urlencode({k: v for k, v in query.items() if k != "token"})
             response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), 303)

@@ -18,7 +18,6 @@ review operations (`daemon.store.review`), so they give the same answers.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,13 +36,12 @@ from daemon.output import (
     OutputError,
     OutputPlan,
     RevertConflict,
-    iter_records,
+    load_record,
     revert,
 )
-from daemon.review.gate import published
 from daemon.review.layout import ReviewDirs
 from daemon.review.previews import decode_png
-from daemon.review.publishing import AfterPublish, original_of
+from daemon.review.publishing import AfterPublish
 from daemon.store import Job, JobStore
 from daemon.store.review import Review, ReviewState
 
@@ -64,6 +62,8 @@ class OutputFiles(Protocol):
         self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,
         provenance: dict[str, Any], *, fence: Fence | None = None,
     ) -> FileSignature: ...
+
+    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +123,10 @@ class ReviewService:
         except Exception as exc:  # output, planning (the worker's own types) or staging errors
             self.store.release_review(job_id, token, note=f"accept failed: {exc}")
             raise ReviewRefused(f"job {job_id}: cannot publish: {exc}") from exc
-        done = published(plan, signature)
         recorded = self.store.finish_review(
             job_id, token, ReviewState.ACCEPTED, decided_by=by,
-            output=(done.path, done.signature), kind=done.kind, record=done.record,
+            output=(str(plan.destination), signature.to_dict()), kind=plan.kind,
+            record=self.files.record_of(plan, signature),
         )
         if not recorded:  # only a claim taken over as stale gets here
             raise ReviewRefused(f"job {job_id}: another decision took over; nothing recorded")
@@ -252,33 +252,34 @@ class ReviewService:
             raise ReviewRefused(f"job {review.job_id}: cannot revert: {exc}") from exc
 
     def _unpublish(self, job: Job, fence: Fence) -> str:
-        if not job.output_path:
+        """Take a published output back the way lmd takes its own writes back: the original
+        put back by `revert` (replace mode), lmd's own file removed under its directory's lock
+        (sidecars); never a file someone changed since."""
+        from daemon.worker.files import discard_output, write_root
+
+        if not job.output_path or not job.output_signature:
             return "nothing was published"
         output = Path(job.output_path)
-        written = (job.output_signature or {}).get("content_hash")
-        if job.output is not None and job.output.mode == "replace":
-            if job.output.backup_dir is None:
-                raise ReviewRefused("replace mode without a backup folder")
-            records = list(iter_records(job.output.backup_dir, original_of(job)))
-            ours = [
-                r for r in records
-                if r.output is not None and written and r.output.content_hash == written
-            ]
-            if not (ours or records):
-                raise ReviewRefused(f"no backup of {output} found in {job.output.backup_dir}")
+        written = FileSignature.from_dict(job.output_signature)
+        plan = self.files.plan(job)
+        if plan.kind == "replace":
+            record = self.files.record_of(plan, written)
+            if record is None:
+                raise ReviewRefused(
+                    f"no backup record names {output} as lmd's output (changed since, or "
+                    "already put back with `lmd revert`)"
+                )
             fence()
             try:
-                outcome = revert((ours or records)[-1])
+                outcome = revert(load_record(Path(record)))
             except RevertConflict as exc:
                 raise ReviewRefused(str(exc)) from exc
             return f"original put back at {outcome.target}"
         if not output.exists():
             return f"output {output} was already gone"
-        if not written or not hashing.matches(output, written):
-            raise ReviewRefused(f"{output} changed since lmd wrote it; left as it is")
         fence()
-        with contextlib.suppress(FileNotFoundError):
-            output.unlink()
+        if not discard_output(output, written, write_root(job, plan)):
+            raise ReviewRefused(f"{output} changed since lmd wrote it; left as it is")
         return f"output {output} removed"
 
     def _redo_spec(self, job: Job, restorer: str) -> Any:
@@ -303,4 +304,4 @@ def open_review_service(settings: Any, store: JobStore) -> ReviewService:
     """The service with the worker's own writer (one home for writing outputs)."""
     from daemon.worker.files import LibraryFiles
 
-    return ReviewService(settings, store, LibraryFiles())
+    return ReviewService(settings, store, LibraryFiles(index=store))

@@ -37,7 +37,6 @@ from core.images import resize
 from daemon.files.signature import FileSignature
 from daemon.output import OutputPlan, atomic_write_bytes
 from daemon.output.image import to_uint8
-from daemon.output.replace import record_path_for
 from daemon.publish.publishers import Publishers
 from daemon.review.layout import ReviewDirs
 from daemon.review.previews import encode, make_previews
@@ -52,21 +51,17 @@ Write = Callable[[np.ndarray], FileSignature]
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """What the worker records: the published output (`path`, `signature`, how it was written:
-    `kind`, and a replaced still's backup `record`), or nothing yet when the restoration waits
-    in staging (`staged`)."""
+    """What the worker records: the published output (`path`, `signature`), or nothing yet
+    when the restoration waits in staging (`staged`)."""
 
     path: str | None
     signature: dict[str, Any] | None
     staged: bool = False
-    kind: str | None = None
-    record: str | None = None
 
 
 def published(plan: OutputPlan, signature: FileSignature) -> Finished:
     """`Finished` for an output written as `plan` says."""
-    record = str(record_path_for(plan.backup)) if plan.kind == "replace" and plan.backup else None
-    return Finished(str(plan.destination), signature.to_dict(), False, plan.kind, record)
+    return Finished(str(plan.destination), signature.to_dict())
 
 
 class InputsLike(Protocol):

@@ -86,7 +86,7 @@ def make_previews(
         "reference": _fit(reference8, PREVIEW_MAX_SIDE),
         "thumb-after": _fit(after, THUMB_MAX_SIDE),
         "thumb-before": _fit(before, THUMB_MAX_SIDE),
-        "strip": comparison_image(frame8, restored8, reference8),
+        "strip": _fit(comparison_image(frame8, restored8, reference8), PREVIEW_MAX_SIDE),
     }
     for kind, picture in pictures.items():
         _write(dirs.preview(job_id, kind), encode(picture))

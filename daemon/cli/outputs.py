@@ -118,6 +118,15 @@ def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
     return note_output(record, current)
 
 
+def _holds(path: Path, digest: str) -> bool:
+    from core import hashing
+
+    try:
+        return path.is_file() and not path.is_symlink() and hashing.matches(path, digest)
+    except (OSError, hashing.UnknownDigest):
+        return False
+
+
 def _forget_outputs(record: ReplaceRecord, store: JobStore | None) -> None:
     """The index keeps the reverted outputs as lmd's, and their jobs stop claiming them."""
     if store is None:
@@ -181,11 +190,18 @@ def register(app: typer.Typer) -> None:
 
             results: list[dict[str, str]] = []
             failures = 0
-            # newest first: of two replacements of one still, the later one's original (a
-            # person's newer version) goes back first and the older one then finds it there
+            # newest first: of two replacements of one still, the later one's original (the
+            # person's newer version of it) is the one to put back; an older original of that
+            # still stays in its backup (`kept`) instead of overwriting the newer one
+            seen: set[Path] = set()
             for record in sorted(records, key=lambda r: r.created, reverse=True):
                 entry = {"target": str(record.target), "backup": str(record.backup)}
-                if dry_run:
+                newer = record.target in seen
+                seen.add(record.target)
+                if newer and not _holds(record.target, record.original.content_hash):
+                    entry["result"] = "kept"
+                    entry["note"] = "a newer original of this still was put back"
+                elif dry_run:
                     entry["result"] = "would revert"
                 else:
                     try:
@@ -210,7 +226,7 @@ def register(app: typer.Typer) -> None:
                 if "error" in entry:
                     console_err.print(f"[yellow]{line}[/] — {entry['error']}")
                 else:
-                    console.print(line)
+                    console.print(line + (f" ({entry['note']})" if "note" in entry else ""))
         failures += len(damaged)
         if failures:
             total = len(results) + len(damaged)

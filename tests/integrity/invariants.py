@@ -179,7 +179,9 @@ def _once(store: JobStore, jobs: list, drained: bool) -> list[str]:
 
 
 def revert_all_gives_back(people: People, backup_dir: Path) -> list[str]:
-    """After `lmd revert --all`: the library holds exactly the person's files again."""
+    """After `lmd revert --all`: the library holds exactly the person's files again, and no
+    backup record is left for a still that holds its record's original or output (only the
+    older originals of stills the person exported again stay kept)."""
     problems = []
     for path, wanted in people.files.items():
         here = Path(path)
@@ -189,6 +191,11 @@ def revert_all_gives_back(people: People, backup_dir: Path) -> list[str]:
         left = list(iter_records(backup_dir))
     except OutputError as exc:
         return [*problems, str(exc)]
-    problems += [f"record left after revert --all: {r.record_path}" for r in left
-                 if str(r.target) in people.files]
+    for record in left:
+        here = record.target
+        current = digest(here) if here.is_file() else None
+        if current == record.original.content_hash or (
+            record.output is not None and current == record.output.content_hash
+        ):
+            problems.append(f"record left after revert --all: {record.record_path}")
     return problems

@@ -195,6 +195,24 @@ def _residual(view: FrameView, key: PreparedKeyframe, flow: np.ndarray) -> np.nd
     return blur(np.abs(view.luma - warp(key.matching_luma, flow)), 2.0)
 
 
+def prefer_local(misfit_camera: np.ndarray, misfit_local: np.ndarray, margin: float,
+                 grow: int = 2) -> np.ndarray:
+    """Where the dense flow replaces the camera's homography, in [0, 1].
+
+    The homography is preferred everywhere it is not clearly worse: on flat or soft areas
+    dense flow is arbitrary by pixels, and a keyframe's fine detail pasted pixels off doubles
+    the error instead of removing it. The dense flow takes over, over a ramp as wide as
+    `margin`, where its structural disagreement is lower by more than `margin` (a subject that
+    moved on its own, parallax), grown by `grow` pixels so the subject's own edge moves with
+    it, and softened.
+    """
+    gain = np.clip((misfit_camera - misfit_local - margin) / margin, 0.0, 1.0)
+    if grow > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+        gain = cv2.dilate(gain.astype(np.float32), kernel)
+    return np.clip(blur(gain.astype(np.float32), grow / 2.0), 0.0, 1.0)
+
+
 def align(
     view: FrameView,
     key: PreparedKeyframe,
@@ -209,9 +227,9 @@ def align(
        predecessor; None for the first frame or without chaining); where the chained flow
        fits the keyframe better (lower local photometric misfit) it is kept instead.
     2. The camera's homography, fitted to that flow and refined on the images
-       (`core.video.homography`); wherever the dense flow agrees with it to within
-       `homography_tolerance` pixels, the homography's flow replaces it (far more precise),
-       elsewhere (a subject, parallax) the dense flow stays, with a soft transition.
+       (`core.video.homography`), is used everywhere the dense flow does not explain the
+       keyframe clearly better (`prefer_local`): far more precise, and right on flat areas
+       where dense flow is arbitrary; the dense flow stays on a subject or parallax.
     3. Reliability: structural agreement of the frame with the keyframe warped by the final
        flow, zero where the flow leaves the keyframe.
     """
@@ -223,6 +241,7 @@ def align(
         local = local + better * (chained - local)
     flow = local
     matrix = None
+    ratio = None
     if p.homography:
         start = homography.fit_to_flow(local, view.texture)
         if start is None:
@@ -233,11 +252,19 @@ def align(
             matrix = homography.refine(view.smooth_luma, key.smooth_luma, key.gradient, start,
                                        usable)
             camera = homography.homography_flow(matrix, h, w)
-            miss = blur(np.hypot(*np.moveaxis(local - camera, 2, 0)), 2.0)
-            follows = np.exp(-np.square(miss / p.homography_tolerance))[:, :, None]
-            flow = local + follows * (camera - local)
-    aligned = warp(key.matching_luma, flow)
-    ratio = structural_disagreement(view.luma, aligned, 1.0, 4.0, p.agree_floor**2)
+            floor = p.agree_floor**2
+            misfit_camera = structural_disagreement(
+                view.luma, warp(key.matching_luma, camera), 1.0, 4.0, floor)
+            misfit_local = structural_disagreement(
+                view.luma, warp(key.matching_luma, local), 1.0, 4.0, floor)
+            dense = prefer_local(misfit_camera, misfit_local, p.local_margin)
+            flow = camera + dense[:, :, None] * (local - camera)
+            # The misfit of the blend, from the two already measured (the blend is one or the
+            # other except on the soft seams between them).
+            ratio = misfit_camera + dense * (misfit_local - misfit_camera)
+    if ratio is None:
+        ratio = structural_disagreement(
+            view.luma, warp(key.matching_luma, flow), 1.0, 4.0, p.agree_floor**2)
     reliability = trust_from_disagreement(ratio, p.agree_tolerance)
     reliability *= inside_mask(flow, key.matching.shape[:2]).astype(np.float32)
     return Alignment(flow=flow.astype(np.float32, copy=False), reliability=reliability,

@@ -32,8 +32,9 @@ class GuidedVideoParams:
     homography: bool = True
     """Take the camera's motion from one homography fitted and refined over the whole frame
     wherever the dense flow follows it (see `core.video.homography`)."""
-    homography_tolerance: float = 0.75
-    """How closely (pixels) the dense flow must follow the homography for it to be used."""
+    local_margin: float = 0.1
+    """How much lower (structural disagreement) the dense flow's misfit must be than the
+    homography's for the dense flow to be used instead (see `core.video.keyframes`)."""
     supersample: int = 2
     """The keyframe is warped on a grid this many times finer than the output and averaged
     down: a bilinear warp at the output's own size would blur it by a sub-pixel amount that
@@ -95,7 +96,7 @@ class GuidedVideoParams:
 
 _RANGES: dict[str, tuple[float, float]] = {
     "supersample": (1, 4),
-    "homography_tolerance": (0.05, 64),
+    "local_margin": (1e-3, 2),
     "tone_sigma": (0, 64),
     "agree_floor": (1e-6, 1),
     "agree_tolerance": (1e-3, 10),

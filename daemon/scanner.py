@@ -103,6 +103,8 @@ class ScanAction(StrEnum):
     MOVED = "moved"  # its job follows the files to their new place
     UNCHANGED = "unchanged"  # a job with these inputs exists already
     ALREADY_REPLACED = "already replaced"  # replace mode: the target is lmd's output
+    OUTPUT_MOVED = "restored, moved"  # lmd's replaced still, found under a new path
+    OWN_OUTPUT = "lmd's own output"  # an input is lmd's output (or an edit of one): no input
     NOT_RESTORABLE = "not restorable"  # not reselected, or no usable reference (see reason)
     UNREADABLE = "unreadable"
 
@@ -285,40 +287,45 @@ def _record(
     own = store.find_outputs(sig.content_hash for sig in asset.signatures.values())
     target = asset.signatures.get("target")
     if target is not None and target.content_hash in own:
-        _restored(store, asset, own[target.content_hash], settings, weights, summary)
-        return
+        return _restored(store, asset, own[target.content_hash], settings, weights, summary)
     if own:
-        _not_an_input(asset, summary, "an input is lmd's own output")
-        return
+        return _not_an_input(asset, summary, "an input is lmd's own output")
     if settings.output.mode == "replace" and _already_replaced(store, asset):
-        return
+        return ScanAction.ALREADY_REPLACED
     spec = job_spec(asset, settings, weights)
     if store.job_with_identity(spec.identity) is None and _carries_lmd_provenance(asset):
-        _not_an_input(asset, summary, "its still carries lmd's provenance (lmd's output, edited)")
-        return
-    _enqueue(store, spec, asset, summary)
+        return _not_an_input(
+            asset, summary, "its still carries lmd's provenance (lmd's output, edited)"
+        )
+    return _enqueue(store, spec, asset, summary)
 
 
-def _enqueue(store: JobStore, spec: JobSpec, asset: LiveAsset, summary: ScanSummary) -> None:
+def _enqueue(
+    store: JobStore, spec: JobSpec, asset: LiveAsset, summary: ScanSummary
+) -> ScanAction:
     result = store.enqueue(spec)
     if result.created:
         summary.enqueued += 1
         log.info("job_enqueued", job_id=result.job_id, asset=asset.key)
-    elif result.moved:
+        return ScanAction.ENQUEUED
+    if result.moved:
         summary.moved += 1
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
+        return ScanAction.MOVED
+    return ScanAction.UNCHANGED
 
 
-def _not_an_input(asset: LiveAsset, summary: ScanSummary, why: str) -> None:
+def _not_an_input(asset: LiveAsset, summary: ScanSummary, why: str) -> ScanAction:
     summary.own_outputs += 1
     log.info("asset_is_lmd_output", asset=asset.key, path=str(asset.target or asset.reference),
              reason=why)
+    return ScanAction.OWN_OUTPUT
 
 
 def _restored(
     store: JobStore, asset: LiveAsset, output: Any, settings: Settings, weights: str,
     summary: ScanSummary,
-) -> None:
+) -> ScanAction:
     """The target is lmd's output of job `output.job_id` (replace mode). Under a new path, its
     job and index row follow it ("restored, moved"). Its input is the original that job
     restored (kept in the backups): under the current settings that is the same job (nothing
@@ -326,20 +333,20 @@ def _restored(
     job = store.get_job(output.job_id)
     recorded = (job.payload.get("signatures") or {}).get("target") if job else None
     if job is None or recorded is None:
-        _not_an_input(asset, summary, "the target is lmd's output")
-        return
+        return _not_an_input(asset, summary, "the target is lmd's output")
     original = dataclasses.replace(
         asset, signatures={**asset.signatures, "target": FileSignature.from_dict(recorded)}
     )
-    if output.path != str(asset.target):
+    moved = output.path != str(asset.target)
+    if moved:
         if _still_there(Path(output.path), target_hash(asset)):
-            _not_an_input(asset, summary, f"a copy of lmd's output {output.path}")
-            return
+            return _not_an_input(asset, summary, f"a copy of lmd's output {output.path}")
         store.output_moved(output.id, str(asset.target), asset.key, original.to_dict())
         summary.outputs_moved += 1
         log.info("output_moved", job_id=job.id, path=str(asset.target), previous=output.path)
     # the same job again (its signatures follow a touched input), or new work from the original
-    _enqueue(store, job_spec(original, settings, weights), original, summary)
+    action = _enqueue(store, job_spec(original, settings, weights), original, summary)
+    return ScanAction.OUTPUT_MOVED if moved and action == ScanAction.UNCHANGED else action
 
 
 def target_hash(asset: LiveAsset) -> str:

@@ -181,7 +181,9 @@ def test_accept_and_reject_by_button_and_keyboard(page: Page) -> None:
     page.driver.get(f"{page.url}job/{second}")
     ActionChains(page.driver).send_keys("r").perform()
     rejected = _decided(page, second, "rejected")
-    assert rejected.job.output_path is None and not dirs.staging_dir(second).exists()
+    assert rejected.job.output_path is None
+    # the staged still goes right after the decision is recorded
+    page.until(lambda: not dirs.staging_dir(second).exists(), "the staged still to go")
     _moved_on(page, second)
 
     page.driver.get(f"{page.url}job/{third}")

@@ -116,7 +116,14 @@ class AfterPublish:
             log.warning("announce_failed", job_id=job.id, error=str(exc))
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the publishers, after up to `timeout` s each for hooks and deliveries still
+        waiting: a short-lived command (`lmd review accept`, `lmd work`) must not exit with
+        the word to Immich or PhotoPrism still in memory."""
         with self._lock:
             publishers, self._publishers = self._publishers, None
-        if publishers is not None:
-            publishers.close(timeout)
+        if publishers is None:
+            return
+        for remote in (publishers.immich, publishers.photoprism):
+            if remote is not None:
+                remote.outbox.wait_idle(timeout)
+        publishers.close(timeout)

@@ -247,3 +247,55 @@ def test_hooks_and_xmp_sidecars_follow_publication_not_staging(
         assert sorted(p.name for p in direct_heard.iterdir()) == sorted(str(j.id) for j in jobs)
     finally:
         store.close()
+
+
+def test_immich_hears_of_a_restoration_when_accepted_and_hooks_of_a_failure(
+    tmp_path: Path, source_library: Path
+) -> None:
+    import sys
+
+    from core import RestoreError
+    from tests.publish.immich_standin import ImmichStandIn
+
+    class Broken(Upscale):
+        def restore(self, request):  # type: ignore[no-untyped-def]
+            raise RestoreError("this restorer refuses every photo")
+
+    failures = tmp_path / "failures"
+    failures.mkdir()
+    hook = [sys.executable, "-c",
+            "import os, sys; open(os.path.join(sys.argv[1], os.environ['LMD_EVENT'] + '-'"
+            " + os.environ['LMD_JOB_ID']), 'w')", str(failures)]
+    library = copy_library(source_library, tmp_path)
+    with ImmichStandIn(api_key="k") as immich:
+        settings = settings_for(
+            tmp_path, library, review={"required": True},
+            immich={"url": immich.url, "api_key": "k"}, hooks={"on_failure": hook},
+        )
+        store = scan_and_work(settings)
+        service = open_review_service(settings, store)
+        try:
+            assert immich.calls("POST", "/api/assets") == []  # staged: nothing to upload
+            job_id = service.list("awaiting")[0].job_id
+            service.accept(job_id, by="test")
+            service.close()  # waits for the delivery in flight
+            [upload] = immich.calls("POST", "/api/assets")
+            name = Path(store.get_job(job_id).output_path).name
+            assert upload.files["assetData"][0] == name
+        finally:
+            service.close()
+            store.close()
+    # a job that fails for good is announced to the failure hook by the worker
+    failing = tmp_path / "failing"
+    settings = settings_for(
+        failing, copy_library(source_library, failing), hooks={"on_failure": hook}
+    )
+    store = scan_and_work(settings, Broken())
+    try:
+        failed = store.list_jobs(state="failed")
+        assert len(failed) == 3
+        assert sorted(p.name for p in failures.iterdir()) == sorted(
+            f"failure-{job.id}" for job in failed
+        )
+    finally:
+        store.close()

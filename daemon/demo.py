@@ -6,18 +6,30 @@ original key time in its still-image-time track (IMG_1234.MOV), the low-quality 
 renders from the newly chosen frame (IMG_E1234.HEIC), and the AAE with the LivePhotoKeyFrame
 adjustment. Between the two key times the camera pans and a subject moves on its own, so the
 restorer has to align the reference, and must not ghost the subject.
+
+`run_demo` leaves a working set-up behind: `lmd.toml` (naming the library and the state
+directory) beside them, so `cd lmd-demo && lmd status` (or `lmd jobs list`, `lmd review serve`)
+works on the demo's queue, since the config search looks in `./lmd.toml`. It says what it does
+as it goes (`report`, one line per step), and the worker's progress goes to `watch`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from daemon.comparison import comparison_image
 from daemon.library.synth import write_reselected_live_photo
+
+if TYPE_CHECKING:
+    from daemon.store import JobStore
 
 VIDEO_SIZE = (480, 360)
 SCALE = 4
@@ -98,6 +110,7 @@ def build_sample_library(
     video_size: tuple[int, int] = VIDEO_SIZE,
     scale: int = SCALE,
     first_number: int = 1201,
+    report: Callable[[str], None] = lambda line: None,
 ) -> list[dict[str, Path]]:
     """Write `count` reselected Live Photos under `library/2026/` and return their paths."""
     rng = np.random.default_rng(seed)
@@ -112,12 +125,15 @@ def build_sample_library(
             subject = (0.3 + 0.03 * f, 0.55 - 0.01 * f)
             poses.append(_pose(scene, shift, subject))
         frames = [_video_frame(view, rng, video_size) for view in poses]
+        name = f"IMG_{first_number + index}"
         written.append(
             write_reselected_live_photo(
-                library / "2026", f"IMG_{first_number + index}", frames, FPS, T0_INDEX,
+                library / "2026", name, frames, FPS, T0_INDEX,
                 T1_INDEX, reference=poses[T0_INDEX], scale=scale,
             )
         )
+        report(f"  2026/{name}: key photo {width}×{height}, video {video_size[0]}×"
+               f"{video_size[1]}, reselected from {T0_INDEX / FPS:.1f} s to {T1_INDEX / FPS:.1f} s")
     return written
 
 
@@ -125,9 +141,31 @@ def build_sample_library(
 class DemoResult:
     library: Path
     state_dir: Path
+    config: Path
     outputs: list[Path]
     comparisons: list[Path]
     status: dict
+
+
+def _toml_string(value: object) -> str:
+    """A TOML basic string: JSON's escapes are TOML's (non-ASCII written as is)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def write_config(directory: Path, library: Path, state_dir: Path) -> Path:
+    """`directory/lmd.toml`: the demo's settings, for every lmd command run in `directory`."""
+    from daemon.output import atomic_write_bytes
+
+    config = directory / "lmd.toml"
+    text = (
+        "# Written by `lmd demo`: lmd commands run in this directory use it (./lmd.toml).\n"
+        f"library = {_toml_string(library)}\n"
+        f"state_dir = {_toml_string(state_dir)}\n\n"
+        "[restorer]\nname = \"guided\"  # CPU; \"livemoments\" needs a GPU and its weights\n\n"
+        "[watcher]\nmode = \"off\"\n"
+    )
+    atomic_write_bytes(config, text.encode("utf-8"), create_dirs=True)
+    return config
 
 
 def run_demo(
@@ -136,8 +174,13 @@ def run_demo(
     seed: int = 7,
     video_size: tuple[int, int] = VIDEO_SIZE,
     scale: int = SCALE,
+    *,
+    report: Callable[[str], None] = lambda line: None,
+    watch: Callable[[JobStore, int], AbstractContextManager[Any]] | None = None,
 ) -> DemoResult:
-    """Build the sample library, scan it, restore every job with `guided`, write comparisons."""
+    """Write the config, build the sample library, scan it, restore every job with `guided`,
+    write comparisons. `report` hears one line per step as it happens; `watch(store, jobs)`
+    gives the worker's `watcher` (progress of the restorations), entered around them."""
     from daemon.library.media import load_still
     from daemon.output import write_image
     from daemon.scanner import run_scan
@@ -148,18 +191,29 @@ def run_demo(
 
     directory = directory.resolve()
     library, state_dir = directory / "library", directory / "state"
-    build_sample_library(library, count=count, seed=seed, video_size=video_size, scale=scale)
-    settings = load_settings(None, library=library, state_dir=state_dir,
+    config = write_config(directory, library, state_dir)
+    report(f"wrote {config}")
+    report(f"building {count} sample Live Photo(s) in {library}")
+    build_sample_library(library, count=count, seed=seed, video_size=video_size, scale=scale,
+                         report=report)
+    # the file just written, with its values also as overrides: LMD_ variables of the
+    # caller's environment do not move the demo elsewhere
+    settings = load_settings(config, library=library, state_dir=state_dir,
                              restorer={"name": "guided"}, watcher={"mode": "off"})
     store = open_store(settings.database_url)
     try:
-        run_scan(settings, library, store=store, trigger="demo")
-        worker = Worker(settings, store, worker_id="demo")
-        worker.run_until_empty()
+        summary = run_scan(settings, library, store=store, trigger="demo")
+        report(f"scanned: {summary.assets_found} Live Photos, {summary.enqueued} enqueued")
+        waiting = sum(store.counts().get(s, 0) for s in ("pending", "deferred"))
+        report(f"restoring {waiting} photo(s) with guided on the CPU")
+        with (watch(store, waiting) if watch else nullcontext()) as watcher:
+            Worker(settings, store, worker_id="demo", watcher=watcher).run_until_empty()
         outputs, comparisons = [], []
         compare_dir = directory / "compare"
-        for job in store.list_jobs(state="succeeded", limit=1000):
+        for job in sorted(store.list_jobs(state="succeeded", limit=1000), key=lambda j: j.id):
             asset = job.payload
+            if not job.output_path:  # held for review: no published output
+                continue
             out = Path(job.output_path)
             outputs.append(out)
             frame = load_still(Path(asset["target"])) if asset.get("target") else None
@@ -170,7 +224,8 @@ def run_demo(
             path.parent.mkdir(parents=True, exist_ok=True)
             write_image(path, panel)
             comparisons.append(path)
+            report(f"comparison: {path}")
         status = status_payload(store, settings)
     finally:
         store.close()
-    return DemoResult(library, state_dir, outputs, comparisons, status)
+    return DemoResult(library, state_dir, config, outputs, comparisons, status)

@@ -2,7 +2,8 @@
 
 The loop decides *whether* to work (paused, outside the worker windows, nothing due) and keeps
 the worker's row in the store current for `lmd status`; what happens to a job is `run_job`'s
-table. An idle worker lets go of its model after `restorer.idle_unload_seconds`.
+table. An idle worker lets go of its model after `restorer.idle_unload_seconds`. A `watcher`
+(`lmd work`'s and `lmd demo`'s progress display) hears each job start, progress and end.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from core import CancelToken, Restorer
 from daemon.review.gate import FinishStep, PublishDirectly, ReviewGate
@@ -28,6 +30,17 @@ from daemon.worker.restorers import RestorerHolder
 #: An idle worker refreshes its row this often, so `lmd status` can tell a dead one (no
 #: refresh for several periods) from one that is merely waiting.
 WORKER_REFRESH_SECONDS = 60.0
+
+
+class JobWatcher(Protocol):
+    """Someone showing a person the jobs as they run: `started` and `finished` on the worker's
+    thread, `progress` from the job's heartbeat thread (about once a second, on changes)."""
+
+    def started(self, job: Job) -> None: ...
+
+    def progress(self, job: Job, fraction: float, stage: str) -> None: ...
+
+    def finished(self, job: Job, outcome: str) -> None: ...
 
 
 def default_worker_id() -> str:
@@ -50,6 +63,7 @@ class Worker:
         restorer: Restorer | None = None,
         files: JobFiles | None = None,
         review: FinishStep | None = None,
+        watcher: JobWatcher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -62,6 +76,7 @@ class Worker:
         # library, so they are written to directly
         self.review = review or (PublishDirectly() if files else ReviewGate(settings, store))
         self._on_alive = on_alive or (lambda: None)
+        self.watcher = watcher
         self._current_cancel: CancelToken | None = None
         self._state = WorkerState.STARTING
         self._published_at = 0.0
@@ -105,7 +120,7 @@ class Worker:
                 break
             done += 1
         self.review.close()
-        self._publish(WorkerState.IDLE)
+        self._publish(WorkerState.STOPPED)  # the process ends after this: not idle, gone
         return done
 
     def run_once(self, ignore_windows: bool = False) -> bool:
@@ -131,6 +146,8 @@ class Worker:
         if self.stop_event.is_set():
             cancel.cancel()
         self._publish(WorkerState.RUNNING, job_id=job.id, progress=0.0, stage="loading")
+        if self.watcher is not None:
+            self.watcher.started(job)
         work = self.settings.worker
         ctx = JobContext(
             store=self.store,
@@ -140,9 +157,7 @@ class Worker:
             lease_seconds=work.lease_seconds,
             heartbeat_seconds=work.heartbeat_seconds,
             defer_seconds=work.defer_seconds,
-            on_progress=lambda fraction, stage: self._publish(
-                WorkerState.RUNNING, job_id=job.id, progress=fraction, stage=stage
-            ),
+            on_progress=lambda fraction, stage: self._progress(job, fraction, stage),
             on_alive=self._on_alive,
             should_stop=lambda: "paused" if self.store.is_paused() else None,
             review=self.review,
@@ -150,12 +165,19 @@ class Worker:
         try:
             outcome = run_job(job, ctx, cancel)
             self.review.job_ended(job.id, outcome.value)  # hooks and viewers, at once
+            if self.watcher is not None:
+                self.watcher.finished(job, outcome.value)
             return outcome
         finally:
             self._current_cancel = None
             self._publish(WorkerState.IDLE)
 
     # ------------------------------------------------------------------------- helpers
+    def _progress(self, job: Job, fraction: float, stage: str) -> None:
+        self._publish(WorkerState.RUNNING, job_id=job.id, progress=fraction, stage=stage)
+        if self.watcher is not None:
+            self.watcher.progress(job, fraction, stage)
+
     def follow_records(self) -> int:
         """Make the backup records of replaced stills that a scan found under new paths name
         those paths (the scanner writes no files; the worker does)."""

@@ -34,15 +34,28 @@ class HeldRestorer:
         return RestoreResult(np.clip(up / (255 if up.max() > 1 else 1), 0, 1), Diagnostics())
 
 
-def test_status_moves_during_a_restoration(
+class Heard:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def started(self, job) -> None:
+        self.events.append(("started", job.id))
+
+    def progress(self, job, fraction: float, stage: str) -> None:
+        self.events.append(("progress", job.id, fraction, stage))
+
+    def finished(self, job, outcome: str) -> None:
+        self.events.append(("finished", job.id, outcome))
+
+
+def test_status_moves_during_a_restoration_and_work_ends_stopped(
     tmp_path: Path, configured: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
+    from daemon.logging import configure_logging
     from daemon.scanner import run_scan
     from daemon.settings import load_settings
     from daemon.store import open_store
     from daemon.worker import Worker
-
-    from daemon.logging import configure_logging
 
     configure_logging("warning")  # log lines to stderr, as main() sets them, from the start
     monkeypatch.setattr("daemon.worker.heartbeat.PROGRESS_SECONDS", 0.05)
@@ -52,8 +65,8 @@ def test_status_moves_during_a_restoration(
     store = open_store(settings.database_url)
     try:
         run_scan(settings, settings.library, store=store)
-        restorer = HeldRestorer()
-        worker = Worker(settings, store, worker_id="w", restorer=restorer)
+        restorer, heard = HeldRestorer(), Heard()
+        worker = Worker(settings, store, worker_id="w", restorer=restorer, watcher=heard)
         ran: list[int] = []
         thread = threading.Thread(target=lambda: ran.append(worker.run_until_empty(1)))
         thread.start()
@@ -69,5 +82,11 @@ def test_status_moves_during_a_restoration(
             restorer.release.set()
             thread.join(60)
         assert ran == [1]
+        [row] = store.get_workers()
+        assert row["state"] == "stopped" and row["job_id"] is None
+        job_id = store.list_jobs(state="succeeded")[0].id
+        assert heard.events[0] == ("started", job_id)
+        assert ("progress", job_id, 0.4, "tile 2/5") in heard.events
+        assert heard.events[-1] == ("finished", job_id, "succeeded")
     finally:
         store.close()

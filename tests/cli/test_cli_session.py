@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.foundation.lmd_entry import run_lmd
+from tests.foundation.lmd_entry import flat, run_lmd
 
 
 @pytest.fixture
@@ -22,17 +22,40 @@ def replace_mode(configured: Path) -> Path:
     return configured
 
 
-def test_scan_work_revert_and_the_history(tmp_path: Path, replace_mode: Path) -> None:
-    assert run_lmd(tmp_path, "scan").returncode == 0
-    work = run_lmd(tmp_path, "work")
-    assert work.returncode == 0, work.stderr
+def test_scan_work_look_revert_and_the_history(tmp_path: Path, replace_mode: Path) -> None:
+    library = tmp_path / "library" / "2026"
+    env = {"LMD_STATE_DIR": str(tmp_path / "state")}  # the same as ./lmd.toml says
+    assert run_lmd(tmp_path, "scan", env=env).returncode == 0
 
-    reverted = run_lmd(tmp_path, "revert", "--all", "--json")
+    # piped: one plain line per finished job, then the count; nothing else on stdout
+    work = run_lmd(tmp_path, "work", env=env)
+    assert work.returncode == 0, work.stderr
+    lines = work.stdout.splitlines()
+    assert [line.split(" in ")[0] for line in lines[:2]] == [
+        "job 1 of 2: succeeded 2026/IMG_1201", "job 2 of 2: succeeded 2026/IMG_1202"]
+    assert lines[0].split(" -> ")[1].split(";")[0] == str(library / "IMG_E1201.HEIC")
+    assert lines[2:] == ["ran 2 job(s)"]
+    assert "\x1b[" not in work.stdout + work.stderr
+
+    # the worker row says the worker is gone; no failures: the listing says so, stdout empty
+    status = json.loads(run_lmd(tmp_path, "status", "--json", env=env).stdout)
+    assert [(w["state"], w["stale"]) for w in status["worker"]] == [("stopped", False)]
+    failed = run_lmd(tmp_path, "jobs", "list", "--state", "failed", env=env)
+    assert (failed.returncode, failed.stdout, flat(failed.stderr)) == (0, "", "no failed jobs")
+
+    # piped tables are tab-separated with whole values: a long path is not cut at 80 columns
+    listed = run_lmd(tmp_path, "jobs", "list", env=env)
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert rows[0] == ["id", "state", "attempts", "path", "updated", "error"]
+    assert sorted(row[3] for row in rows[1:]) == [str(library / "IMG_E1201.HEIC"),
+                                                   str(library / "IMG_E1202.HEIC")]
+
+    reverted = run_lmd(tmp_path, "revert", "--all", "--json", env=env)
     assert reverted.returncode == 0, reverted.stderr
     assert {r["result"] for r in json.loads(reverted.stdout)} == {"reverted"}
 
-    shown = run_lmd(tmp_path, "jobs", "show", "1", "--json")
+    shown = run_lmd(tmp_path, "jobs", "show", "1", "--json", env=env)
     events = json.loads(shown.stdout)["events"]
-    original = tmp_path / "library" / "2026" / "IMG_E1201.HEIC"
-    assert events[-1]["reason"] == f"reverted: the original is back at {original}"
+    assert events[-1]["reason"] == f"reverted: the original is back at {library}/IMG_E1201.HEIC"
     assert (events[-1]["from_state"], events[-1]["to_state"]) == ("succeeded", "succeeded")
+    assert any(e["reason"].startswith("review: ") for e in events)  # the review decision

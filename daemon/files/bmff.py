@@ -16,7 +16,7 @@ is known in one place for both directions.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from daemon.files import budget
@@ -49,20 +49,26 @@ def _checked(btype: bytes, start: int, payload: int, size: int, limit: int) -> B
     return Box(btype, start, payload, start + size)
 
 
-def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterator[Box]:
-    """Top-level boxes of a file, reading 8-16 header bytes per box."""
-    limit = f.size if end is None else end
-    pos = start
+def _walk(
+    read: Callable[[int, int], bytes], pos: int, limit: int, *, stray_tail: bool
+) -> Iterator[Box]:
+    """The boxes from `pos` to `limit`, each header fetched by `read(offset, length)`.
+
+    One walker for files and buffers, so both apply the same size checks, box cap and budget.
+    A tail under 8 bytes is ignored when `stray_tail` allows it, else `UnreadableFile`.
+    """
     count = 0
     while pos < limit:
         if limit - pos < 8:
+            if stray_tail:
+                return
             raise UnreadableFile(f"{limit - pos} stray bytes after the last box")
-        size, btype = _HEAD.unpack(f.read_at(pos, 8))
+        size, btype = _HEAD.unpack(read(pos, 8))
         payload = pos + 8
         if size == 1:
             if pos + 16 > limit:
                 raise UnreadableFile("truncated 64-bit box size")
-            (size,) = _U64.unpack(f.read_at(pos + 8, 8))
+            (size,) = _U64.unpack(read(pos + 8, 8))
             payload = pos + 16
         elif size == 0:
             size = limit - pos
@@ -73,30 +79,18 @@ def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterat
         count += 1
         if count > MAX_BOXES:
             raise UnreadableFile(f"too many boxes: more than {MAX_BOXES} in one container")
+
+
+def file_boxes(f: BoundedFile, start: int = 0, end: int | None = None) -> Iterator[Box]:
+    """Top-level boxes of a file, reading 8-16 header bytes per box."""
+    limit = f.size if end is None else end
+    yield from _walk(f.read_at, start, limit, stray_tail=False)
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
     """Child boxes of an in-memory region `data[start:end]` (a tail under 8 bytes is ignored)."""
     limit = len(data) if end is None else min(end, len(data))
-    pos = max(start, 0)
-    count = 0
-    while pos + 8 <= limit:
-        size, btype = _HEAD.unpack_from(data, pos)
-        payload = pos + 8
-        if size == 1:
-            if pos + 16 > limit:
-                raise UnreadableFile("truncated 64-bit box size")
-            (size,) = _U64.unpack_from(data, pos + 8)
-            payload = pos + 16
-        elif size == 0:
-            size = limit - pos
-        box = _checked(btype, pos, payload, size, limit)
-        budget.visit("a box")
-        yield box
-        pos = box.end
-        count += 1
-        if count > MAX_BOXES:
-            raise UnreadableFile(f"too many boxes: more than {MAX_BOXES} in one container")
+    yield from _walk(lambda pos, n: data[pos : pos + n], max(start, 0), limit, stray_tail=True)
 
 
 def child(data: bytes, parent: Box, btype: bytes, skip: int = 0) -> Box | None:

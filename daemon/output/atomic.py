@@ -22,7 +22,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from core import hashing
@@ -144,6 +144,19 @@ def _discard(directory: Directory, temp: str, final: Path, exc: BaseException) -
     raise exc
 
 
+@contextlib.contextmanager
+def _discarded_on_failure(directory: Directory, temp: str, final: Path) -> Iterator[None]:
+    """The steps from a created temporary file to its rename: on any failure the temporary file
+    is removed and the error raised is `_discard`'s (base exceptions propagate as they are)."""
+    try:
+        yield
+    except BaseException as exc:
+        error = _discard(directory, temp, final, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
 def atomic_write(
     final: Path,
     writer: Callable[[int], None],
@@ -181,7 +194,7 @@ def atomic_write(
             fd = os.open(temp, flags, mode, dir_fd=directory.fd)
         except OSError as exc:
             raise os_failure(exc, "cannot create a file in", directory.path) from exc
-        try:
+        with _discarded_on_failure(directory, temp, final):
             try:
                 writer(fd)
                 _finish(fd, mode, owner, xattrs, mtime_ns)
@@ -191,11 +204,6 @@ def atomic_write(
             if verify is not None:
                 verify(directory.entry(temp))
             _place(directory, temp, final, fence)
-        except BaseException as exc:
-            error = _discard(directory, temp, final, exc)
-            if error is exc:
-                raise
-            raise error from exc
         fsync_dir(directory.fd)
     return signature
 
@@ -219,7 +227,7 @@ def atomic_symlink(
             os.symlink(link, temp, dir_fd=directory.fd)
         except OSError as exc:
             raise os_failure(exc, "cannot create a symlink in", directory.path) from exc
-        try:
+        with _discarded_on_failure(directory, temp, final):
             if meta is not None:
                 with contextlib.suppress(OSError):
                     os.chown(temp, meta.uid, meta.gid, dir_fd=directory.fd, follow_symlinks=False)
@@ -231,11 +239,6 @@ def atomic_symlink(
                         follow_symlinks=False,
                     )
             _place(directory, temp, final, fence)
-        except BaseException as exc:
-            error = _discard(directory, temp, final, exc)
-            if error is exc:
-                raise
-            raise error from exc
         fsync_dir(directory.fd)
 
 

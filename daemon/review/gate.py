@@ -33,13 +33,18 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from core.images import resize
 from daemon.files.signature import FileSignature
 from daemon.output import OutputPlan, atomic_write_bytes
-from daemon.output.image import to_uint8
 from daemon.publish.publishers import Publishers
 from daemon.review.layout import ReviewDirs
-from daemon.review.previews import encode, make_previews
+from daemon.review.previews import (
+    PREVIEW_MAX_SIDE,
+    as_uint8,
+    encode,
+    fit_within,
+    frame_window,
+    make_previews,
+)
 from daemon.review.publishing import AfterPublish
 from daemon.store import Job, JobState, JobStore
 
@@ -102,10 +107,16 @@ class PublishDirectly:
         return None
 
 
+FACE_CHECK_MAX_SIDE = PREVIEW_MAX_SIDE
+"""Faces are compared with both pictures within this size. The evidence of a face is the
+video frame's (≤ 1920 px on phones; Apple's edited still is that frame upscaled), so nothing
+is lost, and a 108 MP still is never converted to float whole for the check."""
+
+
 def _same_scale(frame: np.ndarray, like: np.ndarray) -> np.ndarray:
     """`frame` in `like`'s convention: uint8, or float32 in [0, 1]."""
     if like.dtype == np.uint8:
-        return to_uint8(frame)
+        return as_uint8(frame)
     if frame.dtype == np.uint8:
         return frame.astype(np.float32) / 255.0
     if frame.dtype == np.uint16:
@@ -114,30 +125,54 @@ def _same_scale(frame: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def face_check(frame: np.ndarray, restored: np.ndarray) -> dict[str, Any]:
-    """The face check as the review row keeps it (with the restored still's size, the one its
-    face boxes are in); a check that breaks says so instead of failing the job."""
+    """The face check as the review row keeps it: boxes in the restored still's pixels, with
+    its size; a check that breaks says so instead of failing the job."""
     from core.faces import check_identity
 
+    h, w = restored.shape[:2]
+    small = fit_within(restored, FACE_CHECK_MAX_SIDE)
     try:
-        check = check_identity(frame, restored)
+        check = check_identity(fit_within(frame, FACE_CHECK_MAX_SIDE), small)
     except Exception as exc:  # a bug or bad pixels in the guard must not lose a restoration
         log.warning("face_check_failed", error=str(exc))
         return {"status": "not_available", "reason": f"face check failed: {exc}", "faces": []}
-    return {**check.to_dict(), "size": [int(restored.shape[1]), int(restored.shape[0])]}
+    out = {**check.to_dict(), "size": [int(w), int(h)]}
+    sx, sy = w / small.shape[1], h / small.shape[0]
+    for face in out["faces"]:
+        left, top, right, bottom = face["box"]
+        face["box"] = [int(np.floor(left * sx)), int(np.floor(top * sy)),
+                       min(w, int(np.ceil(right * sx))), min(h, int(np.ceil(bottom * sy)))]
+    return out
 
 
-def _fall_back(frame: np.ndarray, restored: np.ndarray, check: dict[str, Any]) -> np.ndarray:
-    """`guided`'s answer to identity drift: the frame's own content inside each drifting face."""
+def keep_frame_faces(
+    frame: np.ndarray, restored: np.ndarray, check: dict[str, Any]
+) -> np.ndarray:
+    """`guided`'s answer to identity drift: the frame's own content inside each drifting face,
+    computed in a window around each face only (the mask is zero elsewhere)."""
     from core.faces import DRIFT_THRESHOLD, FaceCheck, FaceComparison, fall_back_inside_faces
 
-    faces = tuple(
-        FaceComparison(box=tuple(f["box"]), distance=f["distance"], drift=f["drift"])
-        for f in check["faces"]
-    )
-    verdict = FaceCheck("drift", check.get("threshold", DRIFT_THRESHOLD), faces)
+    out = restored.copy()
+    frame = _same_scale(frame, restored)
     h, w = restored.shape[:2]
-    upscaled = resize(_same_scale(frame, restored), h, w)
-    return fall_back_inside_faces(restored, upscaled, verdict)
+    for face in check["faces"]:
+        if not face["drift"]:
+            continue
+        left, top, right, bottom = face["box"]
+        # the feathered ellipse reaches (0.5 + margin) box sizes plus two sigmas from the
+        # centre and its blur three sigmas more: a whole box size beyond each edge covers it
+        bw, bh = right - left, bottom - top
+        x0, y0 = max(0, left - bw), max(0, top - bh)
+        x1, y1 = min(w, right + bw), min(h, bottom + bh)
+        window = out[y0:y1, x0:x1]
+        upscaled = frame_window(frame, (w, h), x0, y0, x1 - x0, y1 - y0)
+        local = FaceComparison(
+            box=(left - x0, top - y0, right - x0, bottom - y0), distance=face["distance"],
+            drift=True,
+        )
+        verdict = FaceCheck("drift", check.get("threshold", DRIFT_THRESHOLD), (local,))
+        out[y0:y1, x0:x1] = fall_back_inside_faces(window, upscaled, verdict)
+    return out
 
 
 BLENDS_BY_CONFIDENCE = frozenset({"guided"})
@@ -171,7 +206,7 @@ class ReviewGate:
         image = result.image
         check = face_check(inputs.target, image)
         if check["status"] == "drift" and job.restorer == "guided":
-            image = _fall_back(inputs.target, image, check)
+            image = keep_frame_faces(inputs.target, image, check)
             check["fallback"] = "the frame's own content inside each drifting face"
         provenance["face_check"] = check["status"]
         flow = getattr(result.diagnostics, "flow_confidence", None)
@@ -194,7 +229,7 @@ class ReviewGate:
         if hold:
             staged = self.dirs.new_staged_file(job.id)
             signature = atomic_write_bytes(
-                staged, encode(to_uint8(image), ".png"), create_dirs=True, mode=0o600
+                staged, encode(as_uint8(image), ".png"), create_dirs=True, mode=0o600
             )
             self.store.record_review(
                 job.id, staged=True, staged_signature={"file": staged.name, **signature.to_dict()},

@@ -34,12 +34,43 @@ LOUPE_SIDE = 240
 JPEG_QUALITY = 88
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
+SOURCE_MAX_SIDE = 4096
+"""The strip's sources and the loupe's frame are kept within this size: a 12 MP still passes
+whole, a 108 MP one is not copied three times over at full size (its 1:1 detail is the
+loupe's, read from the restoration itself)."""
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` shrunk (area averaging) so that neither side exceeds `max_side`."""
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     if scale >= 1.0:
         return image
     return resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 from uint8, uint16 or float in [0, 1]."""
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    return to_uint8(image)
+
+
+def frame_window(
+    frame: np.ndarray, still_size: tuple[int, int], left: int, top: int, width: int,
+    height: int,
+) -> np.ndarray:
+    """The window (left, top, width, height) of the still's pixels, taken from `frame` (the
+    same view at any other size) and scaled to the still's pixels, bicubic. Destination pixel
+    (u, v) samples the frame at the centre of still pixel (left + u, top + v)."""
+    w, h = still_size
+    fh, fw = frame.shape[:2]
+    sx, sy = fw / w, fh / h
+    matrix = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
+    return cv2.warpAffine(
+        frame, matrix, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def encode(image: np.ndarray, ext: str = ".jpg") -> bytes:
@@ -77,16 +108,18 @@ def make_previews(
 ) -> None:
     """Write every picture in `layout.PREVIEW_FILES` (and the frame for the loupe) for a
     finished job. Images: H×W×3 RGB, uint8 or float in [0, 1]."""
-    frame8, restored8, reference8 = (to_uint8(i) for i in (frame, restored, reference))
-    after = _fit(restored8, PREVIEW_MAX_SIDE)
+    frame8, restored8, reference8 = (
+        fit_within(as_uint8(i), SOURCE_MAX_SIDE) for i in (frame, restored, reference)
+    )
+    after = fit_within(restored8, PREVIEW_MAX_SIDE)
     before = resize(frame8, *after.shape[:2])  # the same size: the slider overlays them
     pictures = {
         "after": after,
         "before": before,
-        "reference": _fit(reference8, PREVIEW_MAX_SIDE),
-        "thumb-after": _fit(after, THUMB_MAX_SIDE),
-        "thumb-before": _fit(before, THUMB_MAX_SIDE),
-        "strip": _fit(comparison_image(frame8, restored8, reference8), PREVIEW_MAX_SIDE),
+        "reference": fit_within(reference8, PREVIEW_MAX_SIDE),
+        "thumb-after": fit_within(after, THUMB_MAX_SIDE),
+        "thumb-before": fit_within(before, THUMB_MAX_SIDE),
+        "strip": fit_within(comparison_image(frame8, restored8, reference8), PREVIEW_MAX_SIDE),
     }
     for kind, picture in pictures.items():
         _write(dirs.preview(job_id, kind), encode(picture))
@@ -140,14 +173,6 @@ def loupe(frame_path: Path, restored_path: Path, x: float, y: float) -> bytes:
     top = int(min(max(cy - side / 2, 0), h - side))
     after = restored[top : top + side, left : left + side]
     # the same window of the frame, scaled to the still's pixels (bicubic, as `before` is)
-    fh, fw = frame.shape[:2]
-    sx, sy = fw / w, fh / h
-    # destination pixel (u, v) of the crop samples the frame at the centre of still pixel
-    # (left + u, top + v): x = (left + u + 0.5) * sx - 0.5
-    matrix = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
-    before = cv2.warpAffine(
-        frame, matrix, (side, side), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    before = frame_window(frame, (w, h), left, top, side, side)
     gap = np.full((side, 4, 3), 255, np.uint8)
     return encode(np.concatenate([before, gap, after], axis=1))

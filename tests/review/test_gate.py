@@ -187,3 +187,31 @@ def test_identity_drift_is_held_even_without_review_and_guided_falls_back(
         assert diff_kept < 0.1 * diff_swap, (diff_kept, diff_swap)
     finally:
         store.close()
+
+
+def test_a_large_still_is_checked_within_2048_px_and_its_face_put_back_at_full_size() -> None:
+    pytest.importorskip("skimage", reason="scikit-image (test extra) ships the portrait")
+    from core.faces import availability
+
+    if not availability()[0]:
+        pytest.skip("lmd[faces] (dlib-bin, face-recognition-models) missing")
+    from daemon.review.gate import face_check, keep_frame_faces
+    from tests.faces import edits
+
+    scene = edits.scene(scale=4.05)  # a 2074 px still from a 512 px frame
+    h, w = scene.still.shape[:2]
+    swapped = edits.another_person(scene.still, scene.face, 0)
+    check = face_check(scene.frame, swapped)
+    assert check["status"] == "drift" and check["size"] == [w, h]
+    [face] = [f for f in check["faces"] if f["drift"]]  # (the portrait's badge passes)
+    left, top, right, bottom = face["box"]  # in the full still's pixels, on the pasted face
+    fl, ft, fr, fb = scene.face
+    assert fl - 40 <= left < right <= fr + 40 and ft - 40 <= top < bottom <= fb + 40
+    kept = keep_frame_faces(scene.frame, swapped, check)
+    upscaled = cv2.resize(scene.frame, (w, h), interpolation=cv2.INTER_CUBIC)
+    inner = (slice(top + 20, bottom - 20), slice(left + 20, right - 20))
+    # float32 pictures: inside the face the mask is 1, so the frame comes back to rounding
+    assert np.abs(kept[inner] - upscaled[inner]).max() < 1e-3
+    far = (slice(0, max(0, top - (bottom - top))), slice(None))  # beyond the face's window
+    assert np.array_equal(kept[far], swapped[far])
+    assert face_check(scene.frame, kept)["status"] == "passed"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -33,6 +34,29 @@ log = structlog.get_logger(__name__)
 
 #: What discovery yields: a Live Photo / Motion Photo, or a media file it could not examine.
 Discovery = LiveAsset | Unreadable
+
+
+def _undecided(partial: dict[str, Any], reason: str, **extra: Any) -> LiveAsset:
+    """An asset the rules could not decide on: no times, not reselected, `reason` says why."""
+    return LiveAsset(**partial, t0=None, t1=None, reselected=False, reason=reason, **extra)
+
+
+def _decided(
+    partial: dict[str, Any],
+    decision: rules.Decision,
+    signatures: dict[str, FileSignature],
+    **extra: Any,
+) -> LiveAsset:
+    """An asset as the rules decided it; the decision's target replaces the first guess."""
+    return LiveAsset(
+        **partial | {"target": decision.target},
+        t0=decision.t0,
+        t1=decision.t1,
+        reselected=decision.reselected,
+        reason=decision.reason,
+        signatures=signatures,
+        **extra,
+    )
 
 
 class AssetGrouper:
@@ -159,12 +183,9 @@ class AssetGrouper:
                 cid = _cid_or_none(read_still_meta(reference.path))
             mov = read_mov_info(video.path)
             if cid and mov.content_identifier and cid != mov.content_identifier.upper():
-                return LiveAsset(
-                    **partial,
-                    t0=None,
-                    t1=None,
-                    reselected=False,
-                    reason="ContentIdentifier of the still and the video differ",
+                return _undecided(
+                    partial,
+                    "ContentIdentifier of the still and the video differ",
                     content_identifier=cid,
                 )
             cid = cid or mov.content_identifier
@@ -190,21 +211,11 @@ class AssetGrouper:
                 }
             )
         except UnreadableFile as exc:
-            return LiveAsset(
-                **partial,
-                t0=None,
-                t1=None,
-                reselected=False,
-                reason=f"unreadable: {exc.reason}",
-                content_identifier=cid,
-            )
-        return LiveAsset(
-            **partial | {"target": decision.target},
-            t0=decision.t0,
-            t1=decision.t1,
-            reselected=decision.reselected,
-            reason=decision.reason,
-            signatures=signatures,
+            return _undecided(partial, f"unreadable: {exc.reason}", content_identifier=cid)
+        return _decided(
+            partial,
+            decision,
+            signatures,
             content_identifier=cid,
             other_adjustments=aae_info.other_adjustments if aae_info else (),
         )
@@ -236,17 +247,8 @@ class AssetGrouper:
                 )
             signatures = _signatures({"reference": still, "target": target})
         except UnreadableFile as exc:
-            return LiveAsset(
-                **partial, t0=None, t1=None, reselected=False, reason=f"unreadable: {exc.reason}"
-            )
-        return LiveAsset(
-            **partial | {"target": decision.target},
-            t0=decision.t0,
-            t1=decision.t1,
-            reselected=decision.reselected,
-            reason=decision.reason,
-            signatures=signatures,
-        )
+            return _undecided(partial, f"unreadable: {exc.reason}")
+        return _decided(partial, decision, signatures)
 
     def _repair_by_cid(
         self,

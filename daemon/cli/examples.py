@@ -41,10 +41,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("lmd scan --dry-run ~/Pictures/iPhone", "only list the Live Photos found"),
     ],
     "restore": [
-        ("lmd restore --reference IMG_1234.HEIC --frame IMG_E1234.HEIC -o restored.heic",
-         "restore one photo outside the queue"),
-        ("lmd restore --reference a.heic --frame b.heic -o out.jpg --compare side.jpg -p tile=512",
-         "with a side-by-side comparison and a restorer parameter"),
+        ("lmd restore --reference IMG_1234.HEIC --frame IMG_E1234.HEIC --video IMG_1234.MOV"
+         " -o restored.heic", "one photo outside the queue, with its video as the queue does"),
+        ("lmd restore --reference a.heic --frame b.heic -o out.jpg --compare cmp.jpg -p tile=512",
+         "with the comparison picture and a restorer parameter"),
     ],
     "restore-video": [
         ("lmd restore-video --reference IMG_1234.HEIC --video IMG_1234.MOV -o restored.MOV",

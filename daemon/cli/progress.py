@@ -29,33 +29,31 @@ from rich.progress import (
 
 from daemon.cli.context import console
 from daemon.cli.render import say
-from daemon.cli.restore import LOW_FLOW_CONFIDENCE
+from daemon.cli.restore import flow_warning
 
 if TYPE_CHECKING:
     from daemon.store import Job, JobStore
 
 
-def finished_line(index: int, total: int, result: dict[str, Any]) -> str:
-    """`job 3 of 12: succeeded 2026/IMG_1203 in 4.2 s -> /path/IMG_E1203.HEIC` (plain text)."""
+def finished_line(index: int, total: int, result: dict[str, Any], low_flow: float) -> str:
+    """`job 3 of 12: succeeded 2026/IMG_1203 in 4.2 s -> /path/IMG_E1203.HEIC` (plain text),
+    with a warning when the flow confidence is under `low_flow`."""
     head = f"job {index} of {total}: {result['outcome']} {result['asset']}"
     if result["outcome"] == "succeeded":
         line = head + (f" in {result['seconds']:.1f} s" if result.get("seconds") else "")
         line += f" -> {result['output']}" if result.get("output") else " (held for review)"
-        flow = result.get("flow_confidence")
-        if flow is not None and flow < LOW_FLOW_CONFIDENCE:
-            line += (f"; warning: flow confidence {flow:.2f} is under {LOW_FLOW_CONFIDENCE}: the"
-                     " reference could not be aligned with the frame, the result may keep the"
-                     " frame's blur")
-        return line
+        warning = flow_warning(result.get("flow_confidence"), low_flow)
+        return line + (f"; warning: {warning}" if warning else "")
     return head + (f": {result['error']}" if result.get("error") else "")
 
 
 class WorkProgress:
     """The `JobWatcher` of `lmd work` and `lmd demo`; use as a context manager."""
 
-    def __init__(self, store: JobStore, total: int, *, quiet: bool = False,
+    def __init__(self, store: JobStore, total: int, *, low_flow: float, quiet: bool = False,
                  out: Console | None = None) -> None:
         self._store = store
+        self._low_flow = low_flow
         self.total = total
         self.results: list[dict[str, Any]] = []
         self._out = out or console
@@ -113,7 +111,8 @@ class WorkProgress:
             "error": row.last_error if row is not None and outcome != "succeeded" else None,
         }
         self.results.append(result)
-        line = finished_line(len(self.results), max(self.total, len(self.results)), result)
+        line = finished_line(len(self.results), max(self.total, len(self.results)), result,
+                             self._low_flow)
         if self._bars is not None:
             self._bars.update(self._batch, completed=len(self.results))  # type: ignore[arg-type]
             self._bars.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -5,7 +5,8 @@ video frame at the original key time T0 as the low-quality reference (`--video C
 its still-image-time track or `--t0`; or a picture of that frame with `--reference-lq`). That
 frame is what lets the restorer align the reference taken at T0 with the frame chosen later:
 without it, and with much motion between the two, the flow confidence drops and the result
-keeps the frame's blur; any result under `LOW_FLOW_CONFIDENCE` prints a warning saying so.
+keeps the frame's blur; any result under `review.min_flow_confidence` (0.5; the threshold the
+review page flags at) prints a warning saying so.
 Runs `core.restore` with a progress bar, writes the result atomically through
 `daemon.output.write_image` (never over an input), and `--compare` writes lmd's one comparison
 layout (`daemon.comparison`).
@@ -23,18 +24,18 @@ from rich.markup import escape
 from daemon.cli.context import OperationalError, console_err, get_settings
 from daemon.cli.render import echo_json, say
 
-LOW_FLOW_CONFIDENCE = 0.5
-"""Below this share of the reference aligned with the frame, a restoration is likely poor."""
 
-
-def flow_warning(confidence: float | None, with_video_frame: bool) -> str | None:
-    """What a low flow confidence means, in words (None when it is not low)."""
-    if confidence is None or confidence >= LOW_FLOW_CONFIDENCE:
+def flow_warning(
+    confidence: float | None, least: float, with_video_frame: bool = True
+) -> str | None:
+    """What a flow confidence under `least` (`review.min_flow_confidence`; 0: never) means, in
+    words; None when it is not low."""
+    if confidence is None or confidence >= least:
         return None
     meaning = (
-        f"flow confidence {confidence:.2f} is under {LOW_FLOW_CONFIDENCE}: most of the reference"
-        " could not be aligned with the frame, so the result keeps much of the frame's blur (or"
-        " shows detail in the wrong place)."
+        f"flow confidence {confidence:.2f} is under {least:g}: most of the reference could not"
+        " be aligned with the frame, so the result keeps much of the frame's blur (or shows"
+        " detail in the wrong place)."
     )
     if with_video_frame:
         return meaning + " The scene changed too much between the two moments; check the result."
@@ -224,7 +225,8 @@ def register(app: typer.Typer) -> None:
 
         diag = result.diagnostics
         h, w = result.image.shape[:2]
-        warning = flow_warning(diag.flow_confidence, lq_img is not None)
+        warning = flow_warning(diag.flow_confidence, settings.review.min_flow_confidence,
+                               lq_img is not None)
         if as_json:
             echo_json({
                 "output": str(output), "restorer": name, "width": w, "height": h,

@@ -70,11 +70,13 @@ def register(app: typer.Typer) -> None:
         from daemon.cli.progress import WorkProgress
         from daemon.worker import Worker
 
+        settings = get_settings(ctx)
         with opened_store(ctx) as store:
             waiting = sum(store.counts().get(s, 0) for s in ("pending", "deferred"))
             total = min(waiting, max_jobs) if max_jobs is not None else waiting
-            with WorkProgress(store, total, quiet=as_json) as watcher:
-                done = Worker(get_settings(ctx), store, watcher=watcher).run_until_empty(max_jobs)
+            low_flow = settings.review.min_flow_confidence
+            with WorkProgress(store, total, low_flow=low_flow, quiet=as_json) as watcher:
+                done = Worker(settings, store, watcher=watcher).run_until_empty(max_jobs)
         if as_json:
             echo_json({"ran": done, "jobs": watcher.results})
         else:
@@ -98,13 +100,15 @@ def register(app: typer.Typer) -> None:
         from daemon.cli.status_view import render_status
         from daemon.demo import run_demo
         from daemon.logging import configure_logging
+        from daemon.settings import ReviewSettings
 
         video_size = _video_size(size)
         configure_logging("warning", "console")
         report = (lambda line: None) if as_json else say
 
         def watch(store: JobStore, total: int) -> WorkProgress:
-            return WorkProgress(store, total, quiet=as_json)
+            low_flow = ReviewSettings().min_flow_confidence  # the demo's settings: defaults
+            return WorkProgress(store, total, low_flow=low_flow, quiet=as_json)
 
         result = run_demo(directory, count=count, video_size=video_size, report=report,
                           watch=watch)

@@ -2,9 +2,9 @@
 
 Why made once: decoding a 12 MP HEIC and a video frame for every page view would make the page
 slow and the worker's files busy; JPEG previews of at most `PREVIEW_MAX_SIDE` pixels load at
-once in a browser (which cannot show HEIC at all). The comparison strip is the demo's layout
-(`daemon.demo.comparison_image`: frame | restored | reference, and the same centre crop of each
-at full resolution), so daemon jobs and the demo show the same thing.
+once in a browser (which cannot show HEIC at all). The comparison strip is lmd's one comparison
+layout (`daemon.comparison.comparison_image`: frame | restored | reference, whole and as 1:1
+crops of the same region), so daemon jobs, the demo and `lmd restore --compare` show the same.
 
 The loupe answers "what does this spot look like at 1:1": it crops the full-resolution
 restoration (the staged still, or the published output) and the reselected frame scaled to the
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from core.images import resize
-from daemon.demo import comparison_image
+from daemon.comparison import comparison_image
 from daemon.output import atomic_write_bytes
 from daemon.output.image import to_uint8
 from daemon.review.layout import ReviewDirs

@@ -10,7 +10,6 @@ into place, so an interrupted write never leaves a half-written file under a rea
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.livemoments.atomic_file import replace_file
 from core.livemoments.config import Size, sizes
 from core.livemoments.layout import (
     CONFIG_FILE,
@@ -39,14 +39,9 @@ from core.livemoments.layout import (
 
 
 def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp)` then rename to `path`: readers see the old file or the whole new one."""
+    """`replace_file` in a folder made first (a checkpoint is written folder by folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file(path, write)
 
 
 def _save_module(

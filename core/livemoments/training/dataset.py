@@ -25,7 +25,6 @@ interrupted write and is refused, never half read.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import cv2
 import numpy as np
 
 from core import hashing
+from core.livemoments.atomic_file import replace_file
 
 FORMAT = "lmd-training-pairs"
 VERSION = 1
@@ -135,16 +135,11 @@ def quantise(pair: PairImages) -> PairImages:
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """An RGB image as 8-bit PNG, under a temporary name renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
     bgr = cv2.cvtColor(np.ascontiguousarray(_u8(image)), cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", bgr)
     if not ok:
         raise PairSetError(f"{path}: PNG encoding failed")
-    try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file(path, lambda tmp: tmp.write_bytes(data.tobytes()))
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -243,12 +238,8 @@ class PairSetWriter:
             "skipped": self.skipped,
         }
         path = self.root / MANIFEST
-        tmp = path.with_name(f".{MANIFEST}.tmp")
-        try:
-            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+        replace_file(path, lambda tmp: tmp.write_text(text))
         return path
 
 

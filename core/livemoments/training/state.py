@@ -20,13 +20,14 @@ leaves the previous state whole.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from core.livemoments.atomic_file import replace_file
 
 RUN_FILE = "run.json"
 STATE_FILE = "train_state.pt"
@@ -37,19 +38,10 @@ class RunMismatch(ValueError):
     """The run folder belongs to a run with other settings."""
 
 
-def _replace(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_run(folder: Path, identity: Mapping[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(dict(identity), indent=2, sort_keys=True) + "\n"
-    _replace(folder / RUN_FILE, lambda p: p.write_text(text))
+    replace_file(folder / RUN_FILE, lambda p: p.write_text(text))
 
 
 def check_run(folder: Path, identity: Mapping[str, Any]) -> bool:
@@ -101,7 +93,7 @@ def save_state(folder: Path, state: TrainState) -> Path:
         "cuda_rng": state.cuda_rng,
     }
     path = folder / STATE_FILE
-    _replace(path, lambda p: torch.save(payload, p))
+    replace_file(path, lambda p: torch.save(payload, p))
     return path
 
 

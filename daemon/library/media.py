@@ -72,17 +72,26 @@ def _open_image(path: Path, fh: BinaryIO, max_pixels: int):
 
 
 @contextlib.contextmanager
+def _decoder_failures(what: str) -> Iterator[None]:
+    """Whatever a decoder raises inside (Pillow and PyAV raise many types for garbage input)
+    becomes `UnreadableFile` saying it cannot decode `what`; an `UnreadableFile` passes as is."""
+    try:
+        yield
+    except UnreadableFile:
+        raise
+    except Exception as exc:
+        raise UnreadableFile(f"cannot decode {what}: {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
 def _decoding(path: Path, max_pixels: int) -> Iterator[Any]:
     """Open an image for decoding (the file through `open_regular`, handed to Pillow open);
     any decoder failure becomes `UnreadableFile` with a reason."""
     with open_regular(path) as fh:
         img = _open_image(path, fh, max_pixels)
         try:
-            yield img
-        except UnreadableFile:
-            raise
-        except Exception as exc:
-            raise UnreadableFile(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+            with _decoder_failures("image"):
+                yield img
         finally:
             img.close()
 
@@ -167,19 +176,16 @@ def iter_frames(
         source.close()
         raise
     try:
-        if not container.streams.video:
-            raise UnreadableFile("no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i >= MAX_FRAMES:
-                break
-            t = float(frame.time) if frame.time is not None else i * _frame_dur(stream)
-            yield t, frame
-    except UnreadableFile:
-        raise
-    except Exception as exc:
-        raise UnreadableFile(f"cannot decode video: {type(exc).__name__}: {exc}") from None
+        with _decoder_failures("video"):
+            if not container.streams.video:
+                raise UnreadableFile("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i >= MAX_FRAMES:
+                    break
+                t = float(frame.time) if frame.time is not None else i * _frame_dur(stream)
+                yield t, frame
     finally:
         container.close()
         source.close()

@@ -85,17 +85,19 @@ def video_pair_set(
                 writer.skip(source, f"fewer than {options.interval + 1} frames")
         if progress is not None:
             progress(f"{clip}: {summary.pairs - before} pairs")
+    return _closed(writer, summary, val_fraction)
+
+
+def _closed(writer: PairSetWriter, summary: PairsSummary, val_fraction: float) -> PairsSummary:
+    """Close the pair set, then summarise it as closed: closing moves whole groups from train to
+    val, so the counts by split are taken from the records, not from what was added."""
     writer.close(val_fraction)
     summary.skipped = writer.skipped
-    summary.by_split = _splits(writer)
-    return summary
-
-
-def _splits(writer: PairSetWriter) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in writer.records:
         counts[record.split] = counts.get(record.split, 0) + 1
-    return counts
+    summary.by_split = counts
+    return summary
 
 
 def check_outside(out: Path, library: Path) -> None:
@@ -142,10 +144,7 @@ def library_pair_set(
             writer.skip(source, reason)
         if progress is not None:
             progress(f"{found.key}: {len(built)} pairs ({split})")
-    writer.close(val_fraction)
-    summary.skipped = writer.skipped
-    summary.by_split = _splits(writer)
-    return summary
+    return _closed(writer, summary, val_fraction)
 
 
 def _asset_source(asset: LiveAsset, library: Path) -> dict[str, Any]:

@@ -23,7 +23,9 @@ def lmd_command() -> list[str]:
     return [str(LMD)] if LMD.is_file() else [sys.executable, "-m", "daemon.cli"]
 
 
-def lmd_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def lmd_env(tmp_path: Path, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The clean environment with `extra` added; a None in `extra` removes that variable (e.g.
+    LMD_STATE_DIR, for a test whose config file must be the one that names the state dir)."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LMD_")}
     env.pop("NO_COLOR", None)
     env.update(
@@ -32,14 +34,21 @@ def lmd_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str,
         XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),  # no user's ~/.config/lmd/lmd.toml
         PYTHONPATH=str(REPO),
     )
-    env.update(extra or {})
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
 def run_lmd(
-    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    tmp_path: Path,
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """`lmd ARGS...` in `tmp_path` with `env` added to a clean environment."""
+    """`lmd ARGS...` in `tmp_path` with `env` added to a clean environment (see `lmd_env`)."""
     return subprocess.run(
         [*lmd_command(), *args], cwd=tmp_path, env=lmd_env(tmp_path, env),
         capture_output=True, text=True, timeout=timeout,

@@ -18,6 +18,7 @@ from daemon.settings import (
     load_settings,
     parse_window,
 )
+from tests.foundation.lmd_entry import run_lmd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,15 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "lmd.toml"
     path.write_text(text)
     return path
+
+
+def assert_refused(tmp_path: Path, toml: str, fragment: str) -> None:
+    """Loading `toml` fails with a message holding `fragment` and naming the file."""
+    path = write(tmp_path, toml)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    assert fragment in str(info.value)
+    assert f"[file {path}]" in str(info.value)
 
 
 def test_documented_default_file_loads_and_equals_the_code_defaults(tmp_path: Path) -> None:
@@ -97,11 +107,7 @@ def test_paths_derive_from_state_dir(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_name_key_value_and_expectation(tmp_path: Path, toml: str, fragment: str):
-    path = write(tmp_path, toml)
-    with pytest.raises(SettingsError) as info:
-        load_settings(path)
-    assert fragment in str(info.value)
-    assert f"[file {path}]" in str(info.value)
+    assert_refused(tmp_path, toml, fragment)
 
 
 def test_invalid_toml_and_missing_file_are_reported(tmp_path: Path) -> None:
@@ -118,24 +124,9 @@ def test_windows_parse_and_wrap() -> None:
         parse_window("25:00-01:00")
 
 
-def run_lmd(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LMD_")}
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
-
-
 def test_cli_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, '[worker]\nmax_attempts = 0\n')
-    result = run_lmd("--config", str(path), "config", "show")
+    result = run_lmd(tmp_path, "--config", str(path), "config", "show")
     assert result.returncode == 1
     assert "worker.max_attempts = 0" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -143,7 +134,10 @@ def test_cli_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
 
 def test_cli_config_show_json_reports_sources(tmp_path: Path) -> None:
     path = write(tmp_path, f'state_dir = "{tmp_path}"\n[output]\nmode = "replace"\n')
-    result = run_lmd("--config", str(path), "config", "show", "--json")
+    # the file names the state dir here, so the helper's LMD_STATE_DIR must not override it
+    result = run_lmd(
+        tmp_path, "--config", str(path), "config", "show", "--json", env={"LMD_STATE_DIR": None}
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["output.mode"] == {"value": "replace", "source": f"file {path}"}
@@ -151,8 +145,8 @@ def test_cli_config_show_json_reports_sources(tmp_path: Path) -> None:
     assert tomllib.loads(path.read_text())["state_dir"] == payload["state_dir"]["value"]
 
 
-def test_cli_usage_error_exits_2() -> None:
-    assert run_lmd("config", "show", "--no-such-flag").returncode == 2
+def test_cli_usage_error_exits_2(tmp_path: Path) -> None:
+    assert run_lmd(tmp_path, "config", "show", "--no-such-flag").returncode == 2
 
 
 # --- values that used to end in tracebacks or in failing jobs (issue 11, item 4) -------------
@@ -184,11 +178,7 @@ def test_cli_usage_error_exits_2() -> None:
     ],
 )
 def test_out_of_range_values_are_refused_at_load(tmp_path: Path, toml: str, fragment: str):
-    path = write(tmp_path, toml)
-    with pytest.raises(SettingsError) as info:
-        load_settings(path)
-    assert fragment in str(info.value)
-    assert f"[file {path}]" in str(info.value)
+    assert_refused(tmp_path, toml, fragment)
 
 
 def test_values_at_the_edges_of_the_ranges_load(tmp_path: Path) -> None:

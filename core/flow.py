@@ -174,11 +174,13 @@ def warp(
     *,
     offset: tuple[float, float] = (0.0, 0.0),
     border: str = "replicate",
+    interpolation: int = cv2.INTER_LINEAR,
 ) -> np.ndarray:
     """Sample `image` at p + flow(p) (+ offset (dy, dx)) for each pixel p of the flow's grid.
 
     `image` may be larger than the flow (a whole reference sampled for one tile): `offset`
-    is then the tile's position in the image's coordinates. Bilinear, float32.
+    is then the tile's position in the image's coordinates. Bilinear (or `interpolation`),
+    float32.
     """
     h, w = flow.shape[:2]
     gx, gy = identity_grid(h, w)
@@ -187,7 +189,7 @@ def warp(
     mode = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT101}.get(
         border, cv2.BORDER_CONSTANT
     )
-    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=mode)
+    out = cv2.remap(image, map_x, map_y, interpolation, borderMode=mode)
     if out.ndim == 2 and image.ndim == 3:
         out = out[:, :, None]
     return out
@@ -199,6 +201,7 @@ def warp_window(
     *,
     offset: tuple[float, float] = (0.0, 0.0),
     bounds: tuple[int, int, int, int] | None = None,
+    interpolation: int = cv2.INTER_LINEAR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`warp(image, flow, offset=offset)` reading only the part of `image` the flow reaches.
 
@@ -217,12 +220,13 @@ def warp_window(
     map_x = gx + flow[:, :, 0] + np.float32(offset[1])
     map_y = gy + flow[:, :, 1] + np.float32(offset[0])
     ih, iw = image.shape[:2]
-    # floor − 1 and floor + 3: the bilinear neighbours, with room for OpenCV rounding the
-    # coordinate to 1/32 pixel before it takes them.
-    y0 = min(max(int(np.floor(map_y.min())) - 1, 0), ih - 1)
-    y1 = max(min(int(np.floor(map_y.max())) + 3, ih), y0 + 1)
-    x0 = min(max(int(np.floor(map_x.min())) - 1, 0), iw - 1)
-    x1 = max(min(int(np.floor(map_x.max())) + 3, iw), x0 + 1)
+    # The interpolation's neighbours (bilinear: floor and floor + 1; bicubic: floor − 1 to
+    # floor + 2), with a pixel's room for OpenCV rounding the coordinate to 1/32 first.
+    reach = 2 if interpolation == cv2.INTER_CUBIC else 1
+    y0 = min(max(int(np.floor(map_y.min())) - reach, 0), ih - 1)
+    y1 = max(min(int(np.floor(map_y.max())) + reach + 2, ih), y0 + 1)
+    x0 = min(max(int(np.floor(map_x.min())) - reach, 0), iw - 1)
+    x1 = max(min(int(np.floor(map_x.max())) + reach + 2, iw), x0 + 1)
     reached = np.ones((h, w), bool)
     if bounds is not None:
         by0, by1, bx0, bx1 = bounds
@@ -231,16 +235,18 @@ def warp_window(
             y0, y1, x0, x1 = capped
             if y1 <= y0 or x1 <= x0:
                 return np.zeros((h, w, *image.shape[2:]), np.float32), np.zeros((h, w), bool)
-            # A sample is whole when both its neighbours lie in the window (or it is clamped
+            # A sample is whole when all its neighbours lie in the window (or it is clamped
             # at the image's own edge, as `warp` would clamp it).
             reached = (
-                ((map_x >= x0) | (x0 == 0)) & ((map_x <= x1 - 2) | (x1 == iw))
-                & ((map_y >= y0) | (y0 == 0)) & ((map_y <= y1 - 2) | (y1 == ih))
+                ((map_x >= x0 + reach - 1) | (x0 == 0))
+                & ((map_x <= x1 - reach - 1) | (x1 == iw))
+                & ((map_y >= y0 + reach - 1) | (y0 == 0))
+                & ((map_y <= y1 - reach - 1) | (y1 == ih))
             )
     window = as_float(image[y0:y1, x0:x1])
     map_x -= np.float32(x0)
     map_y -= np.float32(y0)
-    out = cv2.remap(window, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(window, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
     if out.ndim == 2 and image.ndim == 3:
         out = out[:, :, None]
     return out, reached

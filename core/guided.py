@@ -4,22 +4,26 @@ No model weights. The reselected frame is a low-resolution, noisy, compressed vi
 the same scene as the high-quality reference, moved a little (hand shake) and with subjects
 that may have moved on their own. So:
 
-1. Upscale the frame bicubically to the reference's size: the fallback everywhere.
-2. Global flow, frame → reference at video resolution (the reference degraded to video
-   resolution, or the real video frame at T0 when we have it), with forward-backward
-   consistency and a photometric agreement check giving a first confidence map.
-3. Per overlapping tile (bounded memory, cancellable): PCR picks the reference crop, dense
-   local flow at full resolution refines the alignment (seeded with the global flow), and the
-   reference is warped onto the frame's grid.
-4. Trust is re-checked after bringing the warped reference down to the frame's resolution:
-   where its structure (a band-pass, normalised by local contrast, so blur, noise and tone
-   differences do not count) disagrees with the frame's (a moved subject, an occlusion, a flow
-   failure), the confidence drops. Forward-backward inconsistency of the global flow counts
-   only on textured areas (on flat ones flow is arbitrary and harmless). The mask is eroded
-   and feathered so edges never ghost.
-5. Two-band transfer: output = warped reference's band above the video resolution + the
-   frame's low band (colour and tone from the frame, smoothed so its noise does not return),
-   blended with the bicubic frame by the confidence.
+1. The frame, upscaled bicubically to the reference's size, is the fallback everywhere.
+2. At the frame's scale (`core.alignment.align`): a dense flow to the reference (degraded to
+   the frame's size, or the real video frame at T0 when we have it), a camera model (a
+   homography fitted to the reliable flow, made sub-pixel on tracked corners) that aligns the
+   static scene everywhere, flat areas included, the dense flow where it explains the frame
+   better (a moved subject), and a confidence map.
+3. Per overlapping tile, in row order (memory bounded: full resolution exists one tile at a
+   time, an 8-bit reference is read window by window and finished rows leave at once): PCR
+   picks the reference crop, the alignment is brought to full resolution (the camera model
+   exactly, the dense flow refined by a local flow where it is used) and the reference is
+   warped onto the frame's grid (bicubic).
+4. Per-region reliability at the frame's scale (`core.reliability.transfer_weight`): the
+   warped reference, brought down to the frame's resolution, must agree with the frame in
+   structure (a band-pass normalised by local contrast: blur, noise and tone do not count) and
+   in plain residual (a wrong shape next to a strong edge), within the alignment's confidence
+   and where the reference was reached; the weight is eroded and feathered so it fades to the
+   frame's own content, without a seam and without a ghost along a moved subject's border.
+5. Two-band transfer: output = warped reference + the frame's tone (its colour and exposure
+   relative to the softened reference, smoothed so its noise does not return), blended with the
+   bicubic frame by the weight.
 
 Parameters (request.params override constructor options) are the fields of `GuidedParams`.
 """
@@ -35,28 +39,21 @@ from typing import Any, get_args, get_type_hints
 import cv2
 import numpy as np
 
+from core.alignment import Alignment, align
 from core.api import Diagnostics, RestoreError, RestoreRequest, RestoreResult
 from core.colorfix import wavelet_color_fix
 from core.degrade import LivePhotoDegradation
-from core.flow import (
-    FlowEstimator,
-    forward_backward_confidence,
-    inside_mask,
-    make_flow_estimator,
-    warp,
-    warp_window,
-)
+from core.flow import FlowEstimator, inside_mask, make_flow_estimator, warp_window
 from core.images import resize
 from core.memory import PeakMemory
 from core.registry import register
-from core.reliability import (
-    blur,
-    structural_disagreement,
-    texture_weight,
-    trust_from_disagreement,
-)
+from core.reliability import transfer_weight
 from core.resample import area_downscale, as_float, resize_window
 from core.tiling import StreamingBlender, Tile, pcr_offset, place_crop, tile_grid
+
+MATCH_SOFTNESS = 0.7
+"""σ (frame pixels) that softens a downscaled reference like a video frame (optics, scaler
+and codec): `core.degrade.LivePhotoDegradation`'s default blur."""
 
 
 @dataclass(slots=True)
@@ -82,12 +79,24 @@ class GuidedParams:
     """Forward-backward tolerance of the global flow in video pixels: a coarse check for
     occlusions and gross failures (the local flow refines the rest, and the photometric check
     after degrading the warped reference is the fine one)."""
-    erode: int = 3
-    """Shrink the trusted area by this many reference pixels (keeps halos off moved edges)."""
+    erode: int = 8
+    """Shrink the trusted area by this many reference pixels (keeps halos off moved edges):
+    twice the feather, so the soft edge of the mask stays inside the area it trusts."""
     feather: float = 4.0
     """σ (reference pixels) of the mask's soft edge, so trusted/untrusted seams do not show."""
     color_fix: bool = False
     """Wavelet colour fix of each tile against the bicubic frame (see `core.colorfix`)."""
+    camera_model: bool = True
+    """Align the static scene with a homography fitted to the reliable flow (`core.motion`):
+    sub-pixel even on flat areas, where a dense flow is arbitrary; the dense flow stays where
+    it explains the frame better (a moved subject, parallax)."""
+    residual_factor: float = 6.0
+    """Distrust where the tone-corrected warped reference differs from the frame (at the
+    frame's scale) by more than this many times the typical residual of the tile's trusted
+    areas (noise, codec); 0 switches the check off."""
+    local_share: float = 0.02
+    """Refine with local flow at full resolution only tiles where the dense flow covers more
+    than this share (the rest is aligned by the camera model, which needs no refinement)."""
     frame_pixels: int = 4_000_000
     """Largest frame worked on whole: a larger target with no video frame at T0 is brought down
     to this many pixels first (Live Photo videos have at most 2.8 MP; a larger frame is a render
@@ -119,7 +128,7 @@ class GuidedParams:
 _RANGES: dict[str, tuple[float, float]] = {
     "tile": (32, 16384), "raft_iters": (1, 100), "tone_sigma": (0, 256), "agree_floor": (1e-6, 1),
     "agree_tolerance": (1e-3, 10), "fb_sigma": (1e-3, 1024), "erode": (0, 256), "feather": (0, 256),
-    "frame_pixels": (1024, 50_000_000),
+    "frame_pixels": (1024, 50_000_000), "local_share": (0, 1), "residual_factor": (0, 1000),
 }
 """Where each numeric parameter makes sense: a zero tolerance or floor divides by zero, and a σ
 of 1e300 asks OpenCV for a kernel no memory holds."""
@@ -207,15 +216,6 @@ def _finisher(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rows: np.clip(rows, 0.0, 1.0)
 
 
-@dataclass(slots=True)
-class _Global:
-    """What the whole-image step hands each tile: the frame and its alignment, frame scale."""
-
-    frame: np.ndarray
-    flow: np.ndarray
-    confidence: np.ndarray
-
-
 @register("guided")
 class GuidedRestorer:
     """Reference-guided detail transfer with flow alignment and a no-ghosting trust mask.
@@ -255,8 +255,10 @@ class GuidedRestorer:
         diag.peak_memory_bytes = peak.peak_bytes
         return RestoreResult(image=image, diagnostics=diag)
 
-    def _global(self, request: RestoreRequest, p: GuidedParams) -> _Global:
-        """Global flow, frame → reference, and its confidence, all at the frame's scale."""
+    def _global(
+        self, request: RestoreRequest, p: GuidedParams
+    ) -> tuple[np.ndarray, Alignment]:
+        """The frame at its working size and its alignment to the reference, frame scale."""
         frame = working_target(request.target, request.reference_lq, p.frame_pixels)
         h, w = frame.shape[:2]
         if request.reference_lq is not None:
@@ -269,17 +271,16 @@ class GuidedRestorer:
                 else resize(as_float(reference), h, w, interpolation="bicubic")
             )
             reference_lq = LivePhotoDegradation.for_matching((h, w)).apply(small)
-        estimator = self._estimator(p, p.global_preset)
-        fwd = estimator(frame, reference_lq)
-        bwd = estimator(reference_lq, frame)
-        conf_fb = forward_backward_confidence(fwd, bwd, sigma=p.fb_sigma)
-        aligned_lq = warp(reference_lq, fwd)
-        ratio = structural_disagreement(frame, aligned_lq, 1.0, 4.0, p.agree_floor**2)
-        texture = texture_weight(frame, 1.0, 4.0, p.agree_floor**2)
-        confidence = trust_from_disagreement(ratio, p.agree_tolerance) * (
-            1.0 - texture * (1.0 - conf_fb)
+        alignment = align(
+            frame,
+            reference_lq,
+            self._estimator(p, p.global_preset),
+            fb_sigma=p.fb_sigma,
+            agree_floor=p.agree_floor,
+            agree_tolerance=p.agree_tolerance,
+            camera_model=p.camera_model,
         )
-        return _Global(frame=frame, flow=fwd, confidence=confidence)
+        return frame, alignment
 
     def _restore(self, request: RestoreRequest, p: GuidedParams) -> tuple[np.ndarray, Diagnostics]:
         timings: dict[str, float] = {}
@@ -297,7 +298,7 @@ class GuidedRestorer:
         started = clock
 
         progress(0.0, "global flow")
-        glob = self._global(request, p)
+        frame, alignment = self._global(request, p)
         lap("global_flow")
         cancel.raise_if_cancelled()
 
@@ -313,7 +314,7 @@ class GuidedRestorer:
         for i, tile in enumerate(tiles):
             cancel.raise_if_cancelled()
             progress(0.05 + 0.9 * i / len(tiles), f"tile {i + 1}/{len(tiles)}")
-            out, mask = self._tile(tile, glob, reference, local_flow, p)
+            out, mask = self._tile(tile, frame, alignment, reference, local_flow, p)
             blender.add(tile, out)
             transfer_sum += float(mask.mean()) * tile.h * tile.w
         lap("tiles")
@@ -328,7 +329,7 @@ class GuidedRestorer:
         diag = Diagnostics(
             timings=timings,
             tiles=len(tiles),
-            flow_confidence=float(glob.confidence.mean()),
+            flow_confidence=float(alignment.confidence.mean()),
             device="cpu" if p.flow == "dis" else p.device,
             extra={
                 "transfer_fraction": transfer_sum / covered,
@@ -340,56 +341,60 @@ class GuidedRestorer:
     def _tile(
         self,
         tile: Tile,
-        glob: _Global,
+        frame_small: np.ndarray,
+        alignment: Alignment,
         reference: np.ndarray,
         local_flow: FlowEstimator,
         p: GuidedParams,
     ) -> tuple[np.ndarray, np.ndarray]:
         rh, rw = reference.shape[:2]
-        h, w = glob.frame.shape[:2]
-        scale_h = h / rh
+        h, w = frame_small.shape[:2]
+        scale_h, scale_w = h / rh, w / rw
         ys, xs = tile.slices
-        # The whole-image arrays at full resolution, for this tile only.
-        frame = np.clip(resize_window(glob.frame, rh, rw, ys, xs, "bicubic"), 0.0, 1.0)
-        flow_up = resize_window(glob.flow, rh, rw, ys, xs, "bilinear")
-        flow_up[:, :, 0] *= rw / w
-        flow_up[:, :, 1] *= rh / h
-        conf_up = resize_window(glob.confidence, rh, rw, ys, xs, "bilinear")
+        # The frame and its alignment at full resolution, for this tile only.
+        frame = np.clip(resize_window(frame_small, rh, rw, ys, xs, "bicubic"), 0.0, 1.0)
+        flow, dense = alignment.flow_window(rh, rw, ys, xs)
+        conf_up = resize_window(alignment.confidence, rh, rw, ys, xs, "bilinear")
         here = Tile(0, 0, tile.h, tile.w)
-        cy, cx = place_crop(tile, pcr_offset(flow_up, here, conf_up > 0.5), (rh, rw))
-        crop = as_float(reference[cy : cy + tile.h, cx : cx + tile.w])
-        crop_lq = _roundtrip(crop, scale_h, w / rw)  # as blurry as the frame, for matching
-        # The global flow in crop coordinates seeds the local search (DIS); RAFT ignores it.
-        init = flow_up.copy()
-        init[:, :, 0] += tile.x - cx
-        init[:, :, 1] += tile.y - cy
-        # (A crop can only differ from the tile in size if the reference were smaller than the
-        # tile grid; keep the global flow then.)
-        same = crop.shape[:2] == frame.shape[:2]
-        flow = local_flow(frame, crop_lq, init) if same else init
-        del crop, crop_lq, init
+        cy, cx = place_crop(tile, pcr_offset(flow, here, conf_up > 0.5), (rh, rw))
+        # The flow in crop coordinates; where the dense flow is used, a local search at full
+        # resolution (DIS, seeded with it; RAFT ignores the seed) refines it. (A crop can only
+        # differ from the tile in size if the reference were smaller than the tile grid.)
+        flow[:, :, 0] += tile.x - cx
+        flow[:, :, 1] += tile.y - cy
+        crop = reference[cy : cy + tile.h, cx : cx + tile.w]
+        if crop.shape[:2] == frame.shape[:2] and float(dense.mean()) > p.local_share:
+            crop_lq = _roundtrip(as_float(crop), scale_h, scale_w)  # as blurry as the frame
+            flow += dense[:, :, None] * (local_flow(frame, crop_lq, flow) - flow)
+            del crop_lq
+        del crop
         # Sample around the crop (not just in it) so flow leaving the crop still works; a tile
         # beyond that is not this tile's content.
         bounds = (cy - p.tile, cy + tile.h + p.tile, cx - p.tile, cx + tile.w + p.tile)
-        aligned, reached = warp_window(reference, flow, offset=(cy, cx), bounds=bounds)
+        aligned, reached = warp_window(
+            reference, flow, offset=(cy, cx), bounds=bounds, interpolation=cv2.INTER_CUBIC
+        )
         inside = (inside_mask(flow, (rh, rw), offset=(cy, cx)) & reached).astype(np.float32)
 
         # Trust and tone are judged at the frame's own resolution: the frame holds no
         # information above it, and it is 4-5x cheaper than at the reference's.
-        lh, lw = max(1, round(tile.h * scale_h)), max(1, round(tile.w * w / rw))
-        frame_s = resize(frame, lh, lw, interpolation="area")
-        aligned_s = resize(aligned, lh, lw, interpolation="area")
-        ratio = structural_disagreement(frame_s, aligned_s, 1.0, 4.0, p.agree_floor**2)
-        mask = trust_from_disagreement(ratio, p.agree_tolerance)
-        mask = np.minimum(mask, resize(conf_up, lh, lw, interpolation="area"))
-        mask = np.minimum(mask, resize(inside, lh, lw, interpolation="area"))
-        erode = round(p.erode * scale_h)
-        if erode > 0:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1,) * 2)
-            mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
-        mask = np.clip(blur(mask, p.feather * scale_h), 0.0, 1.0)
-        tone_s = blur(frame_s - aligned_s, p.tone_sigma * scale_h)
-
+        lh, lw = max(1, round(tile.h * scale_h)), max(1, round(tile.w * scale_w))
+        prior = np.minimum(
+            resize(conf_up, lh, lw, interpolation="area"),
+            resize(inside, lh, lw, interpolation="area"),
+        )
+        mask, tone_s = transfer_weight(
+            resize(frame, lh, lw, interpolation="area"),
+            resize(aligned, lh, lw, interpolation="area"),
+            prior,
+            floor=p.agree_floor**2,
+            tolerance=p.agree_tolerance,
+            residual_factor=p.residual_factor,
+            erode=round(p.erode * scale_h),
+            feather=p.feather * scale_h,
+            tone_sigma=p.tone_sigma * scale_h,
+            softness=MATCH_SOFTNESS,
+        )
         mask_up = resize(mask, tile.h, tile.w, interpolation="bilinear")
         tone = resize(tone_s, tile.h, tile.w, interpolation="bicubic")
         out = frame + mask_up[:, :, None] * (aligned + tone - frame)

@@ -40,7 +40,12 @@ def channel_energy(image: np.ndarray) -> np.ndarray:
 
 
 def structural_disagreement(
-    a: np.ndarray, b: np.ndarray, fine: float, coarse: float, floor: float
+    a: np.ndarray,
+    b: np.ndarray,
+    fine: float,
+    coarse: float,
+    floor: float,
+    window: float | None = None,
 ) -> np.ndarray:
     """How differently a and b are structured locally, in [0, 2]: H×W float32.
 
@@ -51,12 +56,15 @@ def structural_disagreement(
     energy of contrast too faint to matter): 0 when the structure matches (even if one is
     blurrier), ≈ 1 when it is unrelated (a subject that moved, an occlusion, a flow failure),
     up to 2 when it is inverted. Normalising makes a high-contrast edge that is merely a little
-    softer in the frame count as agreement.
+    softer in the frame count as agreement. The energies are averaged over a Gaussian `window`
+    (σ, default `coarse`): a small window sees a thin band of disagreement (a smeared edge of a
+    moved subject) that a large one would average away.
     """
+    window = coarse if window is None else window
     band_a = blur(a, fine) - blur(a, coarse)
     band_b = blur(b, fine) - blur(b, coarse)
-    mismatch = blur(channel_energy(band_a - band_b), coarse)
-    signal = blur(channel_energy(band_a) + channel_energy(band_b), coarse)
+    mismatch = blur(channel_energy(band_a - band_b), window)
+    signal = blur(channel_energy(band_a) + channel_energy(band_b), window)
     return (mismatch / (signal + floor)).astype(np.float32)
 
 
@@ -75,3 +83,70 @@ def texture_weight(image: np.ndarray, fine: float, coarse: float, floor: float) 
 def trust_from_disagreement(ratio: np.ndarray, tolerance: float) -> np.ndarray:
     """exp(−(ratio / tolerance)²): 1 where the structure agrees, → 0 where it does not."""
     return np.exp(-np.square(ratio / tolerance)).astype(np.float32)
+
+
+def residual_trust(
+    residual: np.ndarray,
+    trusted: np.ndarray,
+    factor: float,
+    *,
+    window: float = 1.5,
+    contrast: float = 0.1,
+    frame: np.ndarray | None = None,
+) -> np.ndarray:
+    """Trust from the plain residual frame − (warped reference, softened, + tone), frame scale.
+
+    The structural check divides by local contrast, so next to a strong edge a wrong shape
+    (the pasted-over border of a moved subject, a bulge) can pass. The residual's local energy
+    (Gaussian `window`) is compared with what a right alignment leaves: the typical energy where
+    `trusted` is high (noise, codec), plus `contrast` × the local energy of the frame's detail
+    when `frame` is given (a hair of misalignment on a strong edge). exp(−energy / (factor ·
+    allowed)): 1 where the residual is ordinary, → 0 far above it.
+    """
+    energy = blur(channel_energy(residual), window)
+    sure = trusted > 0.8
+    typical = float(np.median(energy[sure])) if sure.any() else float(np.median(energy))
+    allowed = np.float32(max(typical, 1e-6))
+    if frame is not None:
+        allowed = allowed + contrast * blur(channel_energy(frame - blur(frame, 4 * window)), window)
+    return np.exp(-energy / (factor * allowed)).astype(np.float32)
+
+
+def transfer_weight(
+    frame: np.ndarray,
+    aligned: np.ndarray,
+    prior: np.ndarray,
+    *,
+    floor: float,
+    tolerance: float,
+    residual_factor: float,
+    erode: int,
+    feather: float,
+    tone_sigma: float,
+    softness: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, tone) at the frame's scale for transferring a warped reference onto a frame.
+
+    `weight` (H×W in [0, 1]) is how much of the reference to take where: the structural
+    agreement of `aligned` with `frame`, capped by `prior` (the alignment's own confidence,
+    where the reference was reached), by the plain residual (`residual_trust`, off when
+    `residual_factor` is 0), then shrunk by `erode` pixels and feathered (σ `feather`) so the
+    soft edge stays inside what is trusted: the output fades to the frame's own content where
+    the reference does not apply, without a seam and without a ghost at the border. `tone`
+    (H×W×C) is the frame's colour and exposure relative to the reference (a Gaussian of σ
+    `tone_sigma` over their difference, the reference first softened like the frame by
+    `softness`, so an edge does not spread out as a halo); the restorer adds it to the
+    reference it transfers.
+    """
+    ratio = structural_disagreement(frame, aligned, 1.0, 4.0, floor)
+    weight = np.minimum(trust_from_disagreement(ratio, tolerance), prior)
+    soft = blur(aligned, softness)
+    tone = blur(frame - soft, tone_sigma)
+    if residual_factor > 0:
+        trust = residual_trust(frame - soft - tone, weight, residual_factor, frame=frame)
+        weight = np.minimum(weight, trust)
+    if erode > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1,) * 2)
+        weight = cv2.erode(weight, kernel, borderType=cv2.BORDER_REPLICATE)
+    weight = np.clip(blur(weight, feather), 0.0, 1.0)
+    return weight.astype(np.float32), tone

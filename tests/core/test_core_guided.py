@@ -9,7 +9,7 @@ import pytest
 import core
 from core.api import Cancelled, CancelToken, RestoreError, RestoreRequest
 from core.degrade import LivePhotoDegradation
-from core.metrics import psnr_y
+from core.metrics import block_psnr_gain, psnr_y
 
 REF_H, REF_W = 360, 480
 FRAME_H, FRAME_W = 180, 240
@@ -50,7 +50,9 @@ def test_guided_transfers_reference_detail(image_factory):
     diag = result.diagnostics
     assert diag.tiles == len(core.tiling.tile_grid(REF_H, REF_W, 128, 32))
     assert 0.5 < diag.flow_confidence <= 1.0
-    assert diag.extra["transfer_fraction"] > 0.6
+    # Most of the picture takes the reference's detail (the trusted area is shrunk by
+    # `erode` around everything uncertain, so not all of it).
+    assert diag.extra["transfer_fraction"] > 0.45
     assert diag.timings["tiles"] > 0 and diag.peak_memory_bytes > 0
 
 
@@ -70,6 +72,48 @@ def test_moved_subject_does_not_ghost(image_factory):
     assert np.mean((result.image[rest] - truth[rest]) ** 2) < 0.7 * np.mean(
         (bicubic.image[rest] - truth[rest]) ** 2
     )
+
+
+def _moved_patch_scene(image_factory):
+    """The camera moved (6, −5) and a disc of the scene moved on its own by (16, 24) with a
+    hard edge; the place it left shows other content (from elsewhere in the picture). Unlike
+    a foreign object, the subject's content is in the reference (at its old place), so a flow
+    can follow it and smear its border: where ghosts come from."""
+    big = image_factory(REF_H + 40, REF_W + 40, seed=0)
+    reference = big[20 : 20 + REF_H, 20 : 20 + REF_W].copy()
+    truth = big[26 : 26 + REF_H, 15 : 15 + REF_W].copy()
+    yy, xx = np.mgrid[0:REF_H, 0:REF_W]
+    left = (yy - 160) ** 2 + (xx - 220) ** 2 <= 48**2
+    arrived = (yy - 176) ** 2 + (xx - 244) ** 2 <= 48**2
+    scene = truth.copy()
+    scene[left] = np.roll(truth, (120, -170), (0, 1))[left]
+    scene[arrived] = np.roll(truth, (16, 24), (0, 1))[arrived]
+    frame = LivePhotoDegradation(size=(FRAME_H, FRAME_W)).apply(scene, seed=0)
+    subject = cv2.dilate((left | arrived).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    return reference, frame, scene, subject
+
+
+def test_a_subject_that_moved_on_its_own_leaves_no_ghost(image_factory):
+    """Issue 14 item 0: no 32-px block over the moved subject (16 frame px; a 64-px block at
+    12 MP is 30) is worse than bicubic by more than 0.6 dB, while the static scene gains. With
+    the reliability of before (no camera model, no residual check, erosion 3 px) the worst
+    block over the subject was −2.3 dB."""
+    reference, frame, truth, subject = _moved_patch_scene(image_factory)
+    result = _restore(reference, frame).image
+    bicubic = core.restore(RestoreRequest(target=frame, reference=reference, restorer="bicubic"))
+    block = 32
+    gains = block_psnr_gain(result, bicubic.image, truth, block)
+    rows, cols = gains.shape
+    touched = subject[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    over_subject = touched.any(axis=(1, 3))
+    assert gains[over_subject].min() > -0.6, np.round(np.sort(gains[over_subject])[:4], 2)
+    static = ~cv2.dilate(subject.astype(np.uint8), np.ones((33, 33), np.uint8)).astype(bool)
+    static[:16], static[-16:], static[:, :16], static[:, -16:] = False, False, False, False
+
+    def mse(image):
+        return float(np.mean((image[static] - truth[static]) ** 2))
+
+    assert 10 * np.log10(mse(bicubic.image) / mse(result)) > 3.0
 
 
 def test_reference_lq_is_used_when_given(image_factory):

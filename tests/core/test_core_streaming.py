@@ -60,16 +60,18 @@ def test_area_downscale_from_strips_equals_opencv(src, dst):
     np.testing.assert_allclose(strips, full, rtol=0, atol=terms * EPS)
 
 
-def test_warp_window_reads_a_window_and_equals_warp():
+@pytest.mark.parametrize("interpolation", [cv2.INTER_LINEAR, cv2.INTER_CUBIC])
+def test_warp_window_reads_a_window_and_equals_warp(interpolation):
     rng = np.random.default_rng(3)
     image = (rng.random((300, 400, 3)) * 255).astype(np.uint8)
     flow = cv2.GaussianBlur(rng.standard_normal((64, 80, 2)).astype(np.float32) * 6, (0, 0), 4)
-    whole = warp(image.astype(np.float32) / 255.0, flow, offset=(120.0, 150.0))
-    window, reached = warp_window(image, flow, offset=(120.0, 150.0))
+    kw = {"offset": (120.0, 150.0), "interpolation": interpolation}
+    whole = warp(image.astype(np.float32) / 255.0, flow, **kw)
+    window, reached = warp_window(image, flow, **kw)
     # Same coordinates moved by whole pixels (exact in float32): the same neighbours, weights.
     np.testing.assert_array_equal(window, whole)
     assert reached.all()
-    capped, reached = warp_window(image, flow, offset=(120.0, 150.0), bounds=(130, 170, 0, 400))
+    capped, reached = warp_window(image, flow, bounds=(130, 170, 0, 400), **kw)
     assert 0 < reached.mean() < 1
     np.testing.assert_array_equal(capped[reached], whole[reached])
 
@@ -112,8 +114,9 @@ def _whole_image_path(monkeypatch: pytest.MonkeyPatch) -> None:
     def whole_area(image, out_h, out_w):
         return cv2.resize(as_float(image), (out_w, out_h), interpolation=cv2.INTER_AREA)
 
-    def whole_warp(image, flow, offset, bounds):
-        return warp(as_float(image), flow, offset=offset), np.ones(flow.shape[:2], bool)
+    def whole_warp(image, flow, offset, bounds, interpolation):
+        whole = warp(as_float(image), flow, offset=offset, interpolation=interpolation)
+        return whole, np.ones(flow.shape[:2], bool)
 
     monkeypatch.setattr(guided, "resize_window", whole_window)
     monkeypatch.setattr(guided, "area_downscale", whole_area)

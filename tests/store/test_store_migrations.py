@@ -61,20 +61,28 @@ def test_the_backups_table_is_dropped_and_comes_back_on_downgrade(sqlite_url: st
         engine.dispose()
 
 
-def test_upgrade_from_first_migration_keeps_rows(store_url: str) -> None:
-    migrate(store_url, "0001")
+def _insert_old_job(
+    store_url: str, identity: str, asset_key: str, state: str, *, attempts: int, params: str
+) -> None:
+    """A jobs row as the code of 0001/0002 wrote it: raw SQL with only the columns it had."""
     engine = create_store_engine(store_url)
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO jobs (identity, asset_key, state, priority, attempts, max_attempts,"
                 " created_at, updated_at, payload, restorer, weights_digest, params, force)"
-                " VALUES ('abc', 'lib/IMG_1', 'succeeded', 0, 1, 3, :t, :t, '{}', 'guided',"
-                " 'none', '{}', false)"
+                " VALUES (:identity, :asset_key, :state, 0, :attempts, 3, :t, :t, '{}', 'guided',"
+                " 'none', :params, false)"
             ),
-            {"t": "2026-01-01 00:00:00"},
+            {"identity": identity, "asset_key": asset_key, "state": state,
+             "attempts": attempts, "params": params, "t": "2026-01-01 00:00:00"},
         )
     engine.dispose()
+
+
+def test_upgrade_from_first_migration_keeps_rows(store_url: str) -> None:
+    migrate(store_url, "0001")
+    _insert_old_job(store_url, "abc", "lib/IMG_1", "succeeded", attempts=1, params="{}")
     with open_store(store_url) as store:
         [job] = store.list_jobs()
         assert job.identity == "abc" and job.asset_key == "lib/IMG_1"
@@ -89,18 +97,9 @@ def test_upgrade_to_pinned_outputs_keeps_jobs_without_inventing_an_output(store_
     migrate(store_url, "0002")
     assert {d[3].name for d in _drift(store_url) if isinstance(d, tuple) and d[0] == "add_column"
             } >= {"output_mode", "output_root", "jpeg_quality", "heic_quality"}
-    engine = create_store_engine(store_url)
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO jobs (identity, asset_key, state, priority, attempts, max_attempts,"
-                " created_at, updated_at, payload, restorer, weights_digest, params, force)"
-                " VALUES ('old', 'lib/IMG_2', 'pending', 0, 0, 3, :t, :t, '{}', 'guided',"
-                " 'none', '{\"restorer\": {}}', false)"
-            ),
-            {"t": "2026-01-01 00:00:00"},
-        )
-    engine.dispose()
+    _insert_old_job(
+        store_url, "old", "lib/IMG_2", "pending", attempts=0, params='{"restorer": {}}'
+    )
     with open_store(store_url) as store:
         [job] = store.list_jobs()
         assert (job.identity, job.state, job.params) == ("old", "pending", {"restorer": {}})

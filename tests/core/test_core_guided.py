@@ -172,12 +172,32 @@ def test_colour_fix_option_keeps_the_frames_colours(image_factory):
     assert np.abs(out.mean((0, 1)) - up.mean((0, 1))).max() < 0.02
 
 
-def test_baselines(image_factory):
-    reference, frame, truth, _ = _scene(image_factory, subject=False)
+def test_baselines_restore_the_frame_alone(image_factory):
+    """`bicubic` is exactly the frame upscaled bicubically (clipped); `sharpen` is a Lanczos
+    upscale plus an unsharp mask of strength `amount`. Both are single-image yardsticks: the
+    reference must make no difference at all."""
+    reference, frame, _, _ = _scene(image_factory, subject=False)
+    unrelated = image_factory(REF_H, REF_W, seed=9)
+
+    def run(name, ref, **params):
+        request = RestoreRequest(target=frame, reference=ref, restorer=name, params=params)
+        return core.restore(request).image
+
     for name in ("bicubic", "sharpen"):
-        res = core.restore(RestoreRequest(target=frame, reference=reference, restorer=name))
-        assert res.image.shape == reference.shape
-        assert 20 < psnr_y(res.image, truth) < 40
+        np.testing.assert_array_equal(run(name, reference), run(name, unrelated))
+    upscaled = np.clip(cv2.resize(frame, (REF_W, REF_H), interpolation=cv2.INTER_CUBIC), 0, 1)
+    np.testing.assert_array_equal(run("bicubic", reference), upscaled)
+
+    lanczos = np.clip(cv2.resize(frame, (REF_W, REF_H), interpolation=cv2.INTER_LANCZOS4), 0, 1)
+    np.testing.assert_array_equal(run("sharpen", reference, amount=0.0), lanczos)
+
+    def detail(image):  # energy above the frame's resolution
+        return float(np.mean((image - cv2.GaussianBlur(image, (0, 0), 2.0)) ** 2))
+
+    gentle, strong = run("sharpen", reference, amount=0.3), run("sharpen", reference, amount=1.2)
+    assert detail(upscaled) < detail(gentle) < detail(strong)
+    # Sharpening adds detail, not a colour or tone shift (clipping aside).
+    assert np.abs(strong.mean((0, 1)) - upscaled.mean((0, 1))).max() < 0.01
 
 
 def test_structural_disagreement_tolerates_blur_and_tone_but_not_displacement(image_factory):

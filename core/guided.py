@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, get_args, get_type_hints
 
@@ -44,7 +44,7 @@ from core.api import Diagnostics, RestoreError, RestoreRequest, RestoreResult
 from core.colorfix import wavelet_color_fix
 from core.degrade import LivePhotoDegradation
 from core.flow import FlowEstimator, inside_mask, make_flow_estimator, warp_window
-from core.images import resize
+from core.images import finish_pixels, resize
 from core.memory import PeakMemory
 from core.registry import register
 from core.reliability import transfer_weight
@@ -208,14 +208,6 @@ def _roundtrip(image: np.ndarray, scale_h: float, scale_w: float) -> np.ndarray:
     return resize(resize(image, sh, sw, interpolation="area"), h, w, interpolation="bicubic")
 
 
-def _finisher(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
-    """Finished rows → the output's dtype: clipped to [0, 1], or to 8 bits as files store them
-    (the same rounding as `daemon.output`'s writer, so an 8-bit result writes the same file)."""
-    if dtype == np.uint8:
-        return lambda rows: np.clip(np.rint(rows * 255.0), 0, 255).astype(np.uint8)
-    return lambda rows: np.clip(rows, 0.0, 1.0)
-
-
 @register("guided")
 class GuidedRestorer:
     """Reference-guided detail transfer with flow alignment and a no-ghosting trust mask.
@@ -308,7 +300,9 @@ class GuidedRestorer:
         tiles = tile_grid(rh, rw, p.tile, p.overlap)
         out_dtype = np.dtype(np.uint8 if reference.dtype == np.uint8 else np.float32)
         blender = StreamingBlender(
-            np.empty((rh, rw, 3), out_dtype), tiles[0].h, finish=_finisher(out_dtype)
+            np.empty((rh, rw, 3), out_dtype),
+            tiles[0].h,
+            finish=lambda rows: finish_pixels(rows, out_dtype),
         )
         transfer_sum = 0.0
         for i, tile in enumerate(tiles):

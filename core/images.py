@@ -79,3 +79,12 @@ def to_luma(image: np.ndarray) -> np.ndarray:
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
     """8-bit luma, the input OpenCV's DIS flow wants."""
     return np.clip(to_luma(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def finish_pixels(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float pixels as a result of `dtype`: clipped to [0, 1], or 8 bits rounded as files store
+    them (the rounding of `daemon.output`'s writer, so an 8-bit result writes the same file as
+    the float one would)."""
+    if dtype == np.uint8:
+        return np.clip(np.rint(rows * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(rows, 0.0, 1.0).astype(np.float32, copy=False)

@@ -47,6 +47,27 @@ def _cubic_coeffs(x: np.ndarray) -> np.ndarray:
     return np.stack([c0, c1, c2, c3], axis=1).astype(np.float32)
 
 
+def _lanczos_coeffs(x: np.ndarray) -> np.ndarray:
+    """OpenCV's `interpolateLanczos4` (8 taps, normalised in float32), for fractions x: N → N×8."""
+    s45 = 0.70710678118654752440084436210485
+    cs = ((1, 0), (-s45, -s45), (0, 1), (s45, -s45), (-1, 0), (s45, s45), (0, -1), (-s45, s45))
+    exact = x < np.finfo(np.float32).eps  # on a source pixel: that pixel alone
+    xd = np.where(exact, 0.5, x).astype(np.float64)
+    y0 = -(xd + 3) * math.pi * 0.25
+    s0, c0 = np.sin(y0), np.cos(y0)
+    coeffs = np.empty((x.size, 8), np.float32)
+    for i, (a, b) in enumerate(cs):
+        y = -(xd + 3 - i) * math.pi * 0.25
+        coeffs[:, i] = ((a * s0 + b * c0) / (y * y)).astype(np.float32)
+    total = np.zeros(x.size, np.float32)
+    for i in range(8):
+        total += coeffs[:, i]
+    coeffs *= (np.float32(1.0) / total)[:, None]
+    coeffs[exact] = 0.0
+    coeffs[exact, 3] = 1.0
+    return coeffs
+
+
 @lru_cache(maxsize=64)
 def taps(src: int, dst: int, kind: str, axis: str) -> tuple[np.ndarray, np.ndarray]:
     """(source indices dst×k, weights dst×k float32) of `cv2.resize` along one axis.
@@ -72,14 +93,21 @@ def taps(src: int, dst: int, kind: str, axis: str) -> tuple[np.ndarray, np.ndarr
     elif kind == "bicubic":
         index = start[:, None] + np.arange(-1, 3)[None, :]
         weight = _cubic_coeffs(frac)
+    elif kind == "lanczos":
+        index = start[:, None] + np.arange(-3, 5)[None, :]
+        weight = _lanczos_coeffs(frac)
     else:
-        raise ValueError(f"unsupported interpolation {kind!r}; 'bilinear' or 'bicubic'")
+        raise ValueError(f"unsupported interpolation {kind!r}; bilinear, bicubic or lanczos")
     index = np.clip(index, 0, src - 1)
     index.flags.writeable = weight.flags.writeable = False
     return index, weight
 
 
-_CV_KINDS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+_CV_KINDS = {
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
 _MAX_PERIOD = 64
 """Longest source period for which `resize_window` lets OpenCV resize an aligned crop."""
 
@@ -92,8 +120,8 @@ def _aligned_span(src: int, dst: int, lo: int, hi: int) -> tuple[int, int, int] 
     p, q = src // g, dst // g
     if p > _MAX_PERIOD:
         return None
-    a = max(0, (lo - 2) // p * p)
-    b = min(src, -(-(hi + 2) // p) * p)
+    a = max(0, (lo - 4) // p * p)
+    b = min(src, -(-(hi + 4) // p) * p)
     return a, b, a // p * q
 
 

@@ -214,3 +214,24 @@ def test_load_still_in_8_bits_is_the_float_image_before_scaling(tmp_path):
     np.testing.assert_array_equal(eight.astype(np.float32) / 255.0, as_float32)
     with pytest.raises(ValueError, match="float32 or uint8"):
         load_still(tmp_path / "turned.jpg", dtype=np.float64)
+
+
+def test_baselines_by_bands_equal_the_whole_image(image_factory):
+    """600 output rows (bands of 256, the unsharp mask's blur reaching across band edges)."""
+    frame = image_factory(300, 200, seed=7)
+    reference = np.zeros((600, 400, 3), np.uint8)  # only its size and dtype matter
+
+    def run(name, **params):
+        request = RestoreRequest(target=frame, reference=reference, restorer=name, params=params)
+        return core.restore(request).image
+
+    up = cv2.resize(frame, (400, 600), interpolation=cv2.INTER_CUBIC)
+    lanczos = cv2.resize(frame, (400, 600), interpolation=cv2.INTER_LANCZOS4)
+    sharpened = lanczos + 0.8 * (lanczos - cv2.GaussianBlur(lanczos, (0, 0), 1.5))
+    for got, whole in ((run("bicubic"), up), (run("sharpen", amount=0.8), sharpened)):
+        assert got.dtype == np.uint8  # an 8-bit reference gets an 8-bit result
+        # The same rounding as the writer's: equal except where float32 sums of a different
+        # order land on either side of a half step (one level at most).
+        expected = np.clip(np.rint(whole * 255.0), 0, 255)
+        assert np.abs(got.astype(np.int16) - expected).max() <= 1
+        assert (got == expected).mean() > 0.999

@@ -26,3 +26,27 @@ def configured(tmp_path: Path) -> Path:
         '[restorer]\nname = "guided"\n[watcher]\nmode = "off"\n'
     )
     return config
+
+
+@pytest.fixture
+def here(configured: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """In-process commands (`daemon.cli.main`) run as `lmd` would in `tmp_path`: its
+    `./lmd.toml` applies, no LMD_ variable of the caller does."""
+    import os
+
+    for name in [n for n in os.environ if n.upper().startswith("LMD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(configured.parent)
+    return configured
+
+
+def scan_in_process(config: Path) -> int:
+    """Scan the sample library (the scan's own command line is tested in test_cli_scan.py);
+    returns how many jobs were enqueued."""
+    from daemon.logging import configure_logging
+    from daemon.scanner import run_scan
+    from daemon.settings import load_settings
+
+    configure_logging("warning")  # to stderr, as `lmd` does: stdout is for the command's output
+    settings = load_settings(config)
+    return run_scan(settings, settings.library).enqueued

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
 from daemon.settings.load import find_config
 from tests.foundation.lmd_entry import run_lmd
 
@@ -27,9 +28,18 @@ def test_config_show_names_the_working_directory_file_before_the_user_file(
                                     "source": "working directory"}
     assert shown["worker.max_attempts"] == {"value": 4, "source": f"file {tmp_path / 'lmd.toml'}"}
 
-    # piped, the table is tab-separated: the file's whole path, then where it was found
-    done = run_lmd(tmp_path, "config", "show")
-    lines = done.stdout.splitlines()
+
+
+def test_config_show_table_names_the_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process through `main` (the `lmd` script's function); piped, the table is
+    tab-separated: the file's whole path, then where it was found."""
+    monkeypatch.delenv("LMD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lmd.toml").write_text("")
+    assert main(["config", "show"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].split("\t") == ["setting", "value", "source"]
     assert lines[1].split("\t") == ["config_file", str(tmp_path / "lmd.toml"), "working directory"]
 

@@ -14,7 +14,7 @@ from daemon.store.db import create_store_engine, current_revision, head_revision
 from tests.foundation.lmd_entry import flat, run_lmd
 
 
-def test_status_and_doctor_on_a_fresh_machine_create_nothing(tmp_path: Path) -> None:
+def test_status_on_a_fresh_machine_creates_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"  # lmd_env's LMD_STATE_DIR
     done = run_lmd(tmp_path, "status")
     assert done.returncode == 1
@@ -24,25 +24,24 @@ def test_status_and_doctor_on_a_fresh_machine_create_nothing(tmp_path: Path) -> 
     assert "migrat" not in done.stderr
     assert not state.exists()
 
-    done = run_lmd(tmp_path, "doctor", "--json")
-    findings = {f["check"]: f for f in json.loads(done.stdout)}
-    assert findings["database"]["status"] == "warn"
-    assert findings["database"]["detail"].startswith("no database yet at")
-    assert not state.exists()
 
-
-def test_jobs_list_and_show_create_nothing(
+def test_jobs_list_show_config_and_doctor_create_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """In-process, through `main` (the function the `lmd` script calls)."""
     monkeypatch.delenv("LMD_CONFIG", raising=False)
     monkeypatch.delenv("LMD_DATABASE_URL", raising=False)
     monkeypatch.setenv("LMD_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
-    for args in (["jobs", "list"], ["jobs", "show", "1"], ["config", "show"]):
-        code = main(args)
-        assert code == (0 if args[0] == "config" else 1), args
-        if args[0] == "jobs":
-            assert "no database yet at" in flat(capsys.readouterr().err)
+    for args in (["jobs", "list"], ["jobs", "show", "1"]):
+        assert main(args) == 1, args
+        assert "no database yet at" in flat(capsys.readouterr().err)
+    assert main(["config", "show"]) == 0
+    assert capsys.readouterr().out.startswith("setting\tvalue\tsource\n")
+    main(["doctor", "--json"])  # exit 1: no library configured
+    findings = {f["check"]: f for f in json.loads(capsys.readouterr().out)}
+    assert findings["database"]["status"] == "warn"
+    assert findings["database"]["detail"].startswith("no database yet at")
     assert not (tmp_path / "state").exists()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from daemon import comparison
+from daemon.cli import main
 from daemon.library.media import decode_frame_at, load_still
 from daemon.library.quicktime import read_mov_info
 from tests.foundation.lmd_entry import flat, run_lmd
@@ -59,18 +60,23 @@ def test_video_frame_at_the_still_image_time_is_the_low_quality_reference(
 
 
 def test_low_flow_confidence_warns_and_the_comparison_is_labelled(
-    tmp_path: Path, sample: Path
+    tmp_path: Path, sample: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In-process through `main`, the `lmd` script's function (the script: the test above)."""
+    monkeypatch.delenv("LMD_CONFIG", raising=False)
+    monkeypatch.setenv("LMD_STATE_DIR", str(tmp_path / "state"))
     # the reference of one photo against the frame of another: nothing aligns
     out, compare = tmp_path / "restored.png", tmp_path / "compare.png"
-    done = run_lmd(tmp_path, "--config", "/dev/null", "restore",
-                   "--reference", str(sample / "IMG_1201.HEIC"),
-                   "--frame", str(sample / "IMG_E1202.HEIC"), "-o", str(out),
-                   "--compare", str(compare))
-    assert done.returncode == 0, done.stderr
-    confidence = float(done.stdout.split("flow confidence ")[1].split(",")[0])
+    code = main(["--config", "/dev/null", "restore",
+                 "--reference", str(sample / "IMG_1201.HEIC"),
+                 "--frame", str(sample / "IMG_E1202.HEIC"), "-o", str(out),
+                 "--compare", str(compare)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    confidence = float(stdout.split("flow confidence ")[1].split(",")[0])
     assert confidence < 0.5
-    warning = flat(done.stderr)
+    warning = flat(stderr)
     assert f"warning: flow confidence {confidence:.2f} is under 0.5" in warning
     assert "could not be aligned" in warning and "--video" in warning
 

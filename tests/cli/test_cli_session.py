@@ -1,8 +1,9 @@
-"""A first session with lmd through the real `lmd` script, piped as a script would run it
-(issue 13 items 4, 5 and 7): scan, work, look, revert, look again.
+"""A first session with lmd, piped as a script would run it (issue 13 items 4, 5 and 7):
+work, look, revert, look again.
 
-One sample library in replace mode, so that revert has something to put back; each command is
-one subprocess (about a second of start-up each), so the assertions are grouped per command.
+One sample library in replace mode, so that revert has something to put back. `work`, the
+listing and `revert` run through the real `lmd` script (a subprocess each, about a second of
+start-up); the looks in between call `main`, the function that script runs, in-process.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
+from tests.cli.conftest import scan_in_process
 from tests.foundation.lmd_entry import flat, run_lmd
 
 
 @pytest.fixture
-def replace_mode(configured: Path) -> Path:
-    with configured.open("a") as config:
+def replace_mode(here: Path) -> Path:
+    with here.open("a") as config:
         config.write('[output]\nmode = "replace"\n')
-    return configured
+    return here
 
 
-def test_scan_work_look_revert_and_the_history(tmp_path: Path, replace_mode: Path) -> None:
+def test_work_look_revert_and_the_history(
+    tmp_path: Path, replace_mode: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     library = tmp_path / "library" / "2026"
     env = {"LMD_STATE_DIR": str(tmp_path / "state")}  # the same as ./lmd.toml says
-    assert run_lmd(tmp_path, "scan", env=env).returncode == 0
+    assert scan_in_process(replace_mode) == 2
 
     # piped: one plain line per finished job, then the count; nothing else on stdout
     work = run_lmd(tmp_path, "work", env=env)
@@ -38,10 +43,12 @@ def test_scan_work_look_revert_and_the_history(tmp_path: Path, replace_mode: Pat
     assert "\x1b[" not in work.stdout + work.stderr
 
     # the worker row says the worker is gone; no failures: the listing says so, stdout empty
-    status = json.loads(run_lmd(tmp_path, "status", "--json", env=env).stdout)
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
     assert [(w["state"], w["stale"]) for w in status["worker"]] == [("stopped", False)]
-    failed = run_lmd(tmp_path, "jobs", "list", "--state", "failed", env=env)
-    assert (failed.returncode, failed.stdout, flat(failed.stderr)) == (0, "", "no failed jobs")
+    assert main(["jobs", "list", "--state", "failed"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, flat(err)) == ("", "no failed jobs")
 
     # piped tables are tab-separated with whole values: a long path is not cut at 80 columns
     listed = run_lmd(tmp_path, "jobs", "list", env=env)
@@ -54,8 +61,8 @@ def test_scan_work_look_revert_and_the_history(tmp_path: Path, replace_mode: Pat
     assert reverted.returncode == 0, reverted.stderr
     assert {r["result"] for r in json.loads(reverted.stdout)} == {"reverted"}
 
-    shown = run_lmd(tmp_path, "jobs", "show", "1", "--json", env=env)
-    events = json.loads(shown.stdout)["events"]
+    assert main(["jobs", "show", "1", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)["events"]
     assert events[-1]["reason"] == f"reverted: the original is back at {library}/IMG_E1201.HEIC"
     assert (events[-1]["from_state"], events[-1]["to_state"]) == ("succeeded", "succeeded")
     assert any(e["reason"].startswith("review: ") for e in events)  # the review decision

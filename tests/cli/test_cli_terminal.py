@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.cli.conftest import scan_in_process
 from tests.foundation.lmd_entry import lmd_command, lmd_env
 from tests.foundation.test_cli_conventions import colour_codes, run_in_terminal
 
@@ -19,10 +20,12 @@ def test_work_on_a_terminal_shows_bars_and_no_color_holds(
     lmd = " ".join(lmd_command())
     env = lmd_env(tmp_path, {"TERM": "xterm-256color"})
     env.pop("LMD_STATE_DIR")  # ./lmd.toml names the state directory
-    coloured = run_in_terminal(["sh", "-c", f"{lmd} doctor"], env, tmp_path)
+    # before the scan: "no database yet", an error line that rich colours
+    coloured = run_in_terminal(["sh", "-c", f"{lmd} jobs list"], env, tmp_path)
     assert colour_codes(coloured), "the control run must show colour, or the test proves nothing"
 
-    script = f"{lmd} scan && {lmd} work && {lmd} jobs list"
+    assert scan_in_process(configured) == 2
+    script = f"{lmd} work && {lmd} jobs list"
     shown = run_in_terminal(["sh", "-c", script], {**env, "NO_COLOR": "1"}, tmp_path)
     assert colour_codes(shown) == set(), shown
     text = _CONTROL.sub("", shown)

@@ -4,10 +4,10 @@ The command reads the job as a JSON document on stdin and as `LMD_*` environment
 (`JobOutcome.to_document` / `to_environment`: LMD_EVENT, LMD_JOB_ID, LMD_ASSET,
 LMD_ORIGINAL, LMD_OUTPUT, LMD_MODE, LMD_ERROR, LMD_RESTORER), on top of lmd's own
 environment less lmd's own `LMD_*` settings: those may hold secrets (LMD_IMMICH__API_KEY) and
-would be mistaken for the job's facts. It runs in a session of its own (its own process group), so at the timeout the
-whole group, children included, is sent SIGTERM and, 2 s later, SIGKILL. (A child that starts
-a session of its own, e.g. with `setsid`, leaves the group and is out of reach: a hook that
-wants to start a long task should do exactly that.)
+would be mistaken for the job's facts. It runs in a session of its own (its own process
+group), so at the timeout the whole group, children included, is sent SIGTERM and, 2 s later,
+SIGKILL. (A child that starts a session of its own, e.g. with `setsid`, leaves the group and
+is out of reach: a hook that wants to start a long task should do exactly that.)
 
 Why hooks never block the queue: `HookRunner.submit` only appends to a bounded in-memory
 queue that one background thread works through, one hook at a time, each bounded by the

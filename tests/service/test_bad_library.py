@@ -47,6 +47,10 @@ def test_daemon_survives_the_corpus_and_reports_it(tmp_path: Path) -> None:
         status: dict = {}
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            if not (tmp_path / "state" / "lmd.sqlite3").exists():
+                # `lmd status` only reads: it says "no database yet" until the daemon made one
+                time.sleep(0.1)
+                continue
             status = status_json(config)
             if status["jobs"]["succeeded"] >= 1 and status["last_scan"]:
                 break

@@ -19,8 +19,9 @@ that may have moved on their own. So:
    warped reference, brought down to the frame's resolution, must agree with the frame in
    structure (a band-pass normalised by local contrast: blur, noise and tone do not count) and
    in plain residual (a wrong shape next to a strong edge), within the alignment's confidence
-   and where the reference was reached; the weight is eroded and feathered so it fades to the
-   frame's own content, without a seam and without a ghost along a moved subject's border.
+   and where the reference was reached (flat areas only where the reference has detail to
+   give); the weight is eroded and feathered so it fades to the frame's own content, without
+   a seam and without a ghost along a moved subject's border.
 5. Two-band transfer: output = warped reference + the frame's tone (its colour and exposure
    relative to the softened reference, smoothed so its noise does not return), blended with the
    bicubic frame by the weight.
@@ -47,7 +48,7 @@ from core.flow import FlowEstimator, inside_mask, make_flow_estimator, warp_wind
 from core.images import finish_pixels, resize
 from core.memory import PeakMemory
 from core.registry import register
-from core.reliability import transfer_weight
+from core.reliability import blur, channel_energy, texture_weight, transfer_weight
 from core.resample import area_downscale, as_float, resize_window
 from core.tiling import StreamingBlender, Tile, pcr_offset, place_crop, tile_grid
 
@@ -94,6 +95,10 @@ class GuidedParams:
     """Distrust where the tone-corrected warped reference differs from the frame (at the
     frame's scale) by more than this many times the typical residual of the tile's trusted
     areas (noise, codec); 0 switches the check off."""
+    detail_floor: float = 1.0
+    """Grey levels (RMS, of 255) of detail above the frame's resolution that the warped
+    reference must hold for a flat area to take it: where it holds none, transferring only
+    risks a misplaced grain, so flat areas keep the frame's own content; 0 switches it off."""
     local_share: float = 0.02
     """Refine with local flow at full resolution only tiles where the dense flow covers more
     than this share (the rest is aligned by the camera model, which needs no refinement)."""
@@ -128,7 +133,8 @@ class GuidedParams:
 _RANGES: dict[str, tuple[float, float]] = {
     "tile": (32, 16384), "raft_iters": (1, 100), "tone_sigma": (0, 256), "agree_floor": (1e-6, 1),
     "agree_tolerance": (1e-3, 10), "fb_sigma": (1e-3, 1024), "erode": (0, 256), "feather": (0, 256),
-    "frame_pixels": (1024, 50_000_000), "local_share": (0, 1), "residual_factor": (0, 1000),
+    "frame_pixels": (1024, 50_000_000), "local_share": (0, 1), "detail_floor": (0, 255),
+    "residual_factor": (0, 1000),
 }
 """Where each numeric parameter makes sense: a zero tolerance or floor divides by zero, and a σ
 of 1e300 asks OpenCV for a kernel no memory holds."""
@@ -377,9 +383,18 @@ class GuidedRestorer:
             resize(conf_up, lh, lw, interpolation="area"),
             resize(inside, lh, lw, interpolation="area"),
         )
+        frame_s = resize(frame, lh, lw, interpolation="area")
+        aligned_s = resize(aligned, lh, lw, interpolation="area")
+        if p.detail_floor > 0:
+            # What the reference has to give above the frame's resolution, where it is flat.
+            above = aligned - resize(aligned_s, tile.h, tile.w, interpolation="bicubic")
+            energy = blur(resize(channel_energy(above), lh, lw, interpolation="area"), 1.5)
+            gives = energy / (energy + (p.detail_floor / 255.0) ** 2)
+            flat = 1.0 - texture_weight(frame_s, 1.0, 4.0, p.agree_floor**2)
+            prior = prior * (1.0 - flat * (1.0 - gives))
         mask, tone_s = transfer_weight(
-            resize(frame, lh, lw, interpolation="area"),
-            resize(aligned, lh, lw, interpolation="area"),
+            frame_s,
+            aligned_s,
             prior,
             floor=p.agree_floor**2,
             tolerance=p.agree_tolerance,

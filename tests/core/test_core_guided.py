@@ -230,7 +230,10 @@ def test_a_render_at_still_size_is_restored_like_the_video_frame(image_factory):
     from_render = _restore(reference, render, reference_lq=lq)
     bicubic = psnr_y(np.clip(render, 0, 1), truth, crop=16)
     assert psnr_y(from_render.image, truth, crop=16) > bicubic + 2.0
-    assert from_render.diagnostics.extra["transfer_fraction"] > 0.45
+    # As much of the reference is taken as from the video frame itself (without the frame
+    # at T0 to see through the upscale, under a tenth is).
+    transfer = from_render.diagnostics.extra["transfer_fraction"]
+    assert transfer > 0.3 and transfer > 0.9 * from_frame.diagnostics.extra["transfer_fraction"]
     assert abs(
         psnr_y(from_render.image, truth, crop=16) - psnr_y(from_frame.image, truth, crop=16)
     ) < 1.0

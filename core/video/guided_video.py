@@ -65,7 +65,7 @@ from core.video.registry import register_clip
 
 KEY_DISTANCE_FRAMES = 15.0
 """With several keyframes, a keyframe this many frames away weighs half as much as one at the
-frame itself (where both are reliable)."""
+frame itself where both are reliable (it never lowers how much the keyframes are used)."""
 
 
 @dataclass(slots=True)
@@ -186,7 +186,8 @@ class GuidedVideoRestorer:
         homographies: list[np.ndarray | None] = []
         raw_reliability: list[np.ndarray] = []
         candidates: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
+        nearness: list[float] = []
         for k, key in enumerate(keys):
             chained = None
             if prev is not None and motion is not None and p.chain:
@@ -210,11 +211,11 @@ class GuidedVideoRestorer:
             if tone.shape[:2] != out_size:
                 tone = resize(tone, *out_size, interpolation="bicubic")
             candidates.append(detail + tone)
-            near = 1.0 / (1.0 + abs(index - key.index) / KEY_DISTANCE_FRAMES)
-            weights.append(shape_mask(reliability, p.erode, p.feather) * near)
+            nearness.append(1.0 / (1.0 + abs(index - key.index) / KEY_DISTANCE_FRAMES))
+            masks.append(shape_mask(reliability, p.erode, p.feather))
             clock = self._lap("transfer", clock)
 
-        output = self._blend(own, candidates, weights, out_size)
+        output, coverage = self._blend(own, candidates, masks, nearness, out_size)
         if prev is not None and motion is not None:
             to_prev = motion.to_prev
             valid = motion.valid
@@ -226,9 +227,7 @@ class GuidedVideoRestorer:
             output = carry(output, previous, p.temporal_output * valid * gate)
         output = np.clip(output, 0.0, 1.0)
         self._lap("stabilise", clock)
-        self.diagnostics.reference_fraction.append(
-            float(np.mean(np.minimum(sum(weights), 1.0))) if weights else 0.0
-        )
+        self.diagnostics.reference_fraction.append(float(coverage.mean()))
         kept = _Previous(frame=frame, gray=gray, own=own, output=output, flows=flows,
                          reliability=raw_reliability, homographies=homographies)
         return output, kept
@@ -237,25 +236,33 @@ class GuidedVideoRestorer:
     def _blend(
         own: np.ndarray,
         candidates: list[np.ndarray],
-        weights: list[np.ndarray],
+        masks: list[np.ndarray],
+        nearness: list[float],
         out_size: tuple[int, int],
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Keyframe candidates where reliable, the frame's own content elsewhere.
 
-        Each keyframe's weight is its shaped reliability times its nearness in time; where the
-        weights add up to more than 1 the candidates share by weight, where less the rest is
-        the frame's own content (upscaled bicubically when the output is larger).
+        How much of a pixel comes from the keyframes is their combined reliability,
+        1 − Π(1 − mask); between several keyframes it is shared by reliability times nearness
+        in time (nearness never lowers the total: one keyframe far away, where it applies, is
+        used fully). The rest is the frame's own content, upscaled bicubically when the output
+        is larger. Returns the blend and the combined reliability (frame scale).
         """
         base = own if own.shape[:2] == out_size else np.clip(
             resize(own, *out_size, interpolation="bicubic"), 0.0, 1.0)
-        total = np.zeros(own.shape[:2], np.float32)
-        for weight in weights:
-            total += weight
+        missing = np.ones(own.shape[:2], np.float32)
+        for mask in masks:
+            missing *= 1.0 - mask
+        coverage = 1.0 - missing
+        weights = [mask * near for mask, near in zip(masks, nearness, strict=True)]
+        total = np.maximum(sum(weights), 1e-6)
+        shares = [coverage * w / total for w in weights]
         if out_size != own.shape[:2]:
-            weights = [resize(w, *out_size, interpolation="bilinear") for w in weights]
-            total = resize(total, *out_size, interpolation="bilinear")
-        share = np.maximum(total, 1.0)
-        mixed = base * np.clip(1.0 - total, 0.0, 1.0)[:, :, None]
-        for candidate, weight in zip(candidates, weights, strict=True):
-            mixed += candidate * (weight / share)[:, :, None]
-        return mixed.astype(np.float32, copy=False)
+            shares = [resize(w, *out_size, interpolation="bilinear") for w in shares]
+            kept = resize(missing, *out_size, interpolation="bilinear")
+        else:
+            kept = missing
+        mixed = base * kept[:, :, None]
+        for candidate, share in zip(candidates, shares, strict=True):
+            mixed += candidate * share[:, :, None]
+        return mixed.astype(np.float32, copy=False), coverage

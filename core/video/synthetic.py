@@ -8,9 +8,9 @@ photo with its own path and turn), so both ways a keyframe stops applying are pr
 it never saw (the camera panned beyond its view) and regions where it shows something else
 (where the subject was, and where it is now).
 
-- The ground truth is rendered at `detail` × the frame size and area-averaged down, so it holds
-  the photo's real detail at the frames' resolution;
-- the key photo is the fine render at `key_index` (the high-quality still of that moment);
+- the scene is rendered at 2 × `detail` × the frame size and area-averaged down to the ground
+  truth, so it holds the photo's real detail at the frames' resolution, and to the key photo
+  (`detail` × the frame size) at `key_index`, the high-quality still of that moment;
 - the degraded clip is the ground truth through the Live Photo video path: blur and sensor
   noise (`core.degrade.LivePhotoDegradation`), then the whole clip through one H.264 (or HEVC)
   encoder, so the codec's temporal behaviour (P frames, changing quantisation) is real.
@@ -120,24 +120,32 @@ def render_truth(
     view: float = 0.88,
     motion: float = 1.0,
     fps: float = 30.0,
+    oversample: int = 2,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(key photo, ground-truth frames): the camera path over the centre `view` of `photo`
-    (so the path stays inside it) plus the moving subject; see the module's docstring."""
+    (so the path stays inside it) plus the moving subject; see the module's docstring.
+
+    The scene is rendered at `oversample` × the key photo's size and area-averaged down to
+    both the key photo and the frames, as a sensor integrates light over its pixels: a render
+    at the key's own size would be softened by the interpolation by an amount that depends on
+    each frame's sub-pixel position, a flicker in the ground truth itself.
+    """
     fh, fw = frame_size
     kh, kw = fh * detail, fw * detail
+    rh, rw = kh * oversample, kw * oversample
     ph, pw = photo.shape[:2]
-    # The photo at the scale where the view window is exactly the key photo's size.
-    scale = min(kh / (ph * view), kw / (pw * view))
+    # The photo at the scale where the view window is exactly the render's size.
+    scale = min(rh / (ph * view), rw / (pw * view))
     scene = resize(photo.astype(np.float32) / (255.0 if photo.dtype == np.uint8 else 1.0),
-                   max(kh, round(ph * scale)), max(kw, round(pw * scale)))
-    oy, ox = (scene.shape[0] - kh) / 2.0, (scene.shape[1] - kw) / 2.0
+                   max(rh, round(ph * scale)), max(rw, round(pw * scale)))
+    oy, ox = (scene.shape[0] - rh) / 2.0, (scene.shape[1] - rw) / 2.0
     shift = np.array([[1.0, 0.0, ox], [0.0, 1.0, oy], [0.0, 0.0, 1.0]])
-    paths = camera_homographies(frames, (kh, kw), key_index, seed, motion, fps)
+    paths = camera_homographies(frames, (rh, rw), key_index, seed, motion, fps)
     rng = np.random.default_rng(seed + 1)
-    patch, alpha = _subject(scene, (kh, kw), rng)
-    start = np.array([rng.uniform(0.3, 0.45) * kw, rng.uniform(0.35, 0.65) * kh])
+    patch, alpha = _subject(scene, (rh, rw), rng)
+    start = np.array([rng.uniform(0.3, 0.45) * rw, rng.uniform(0.35, 0.65) * rh])
     # Across a quarter of the width and 8-15 degrees of turn per 3 s, whatever the clip's length.
-    per_second = np.array([0.25 * kw, rng.uniform(-0.08, 0.08) * kh]) / 3.0
+    per_second = np.array([0.25 * rw, rng.uniform(-0.08, 0.08) * rh]) / 3.0
     travel = per_second * rng.choice([-1, 1]) * motion
     turn = rng.uniform(8.0, 15.0) / 3.0 * motion
     key = None
@@ -145,7 +153,7 @@ def render_truth(
     for i in range(frames):
         grid_to_scene = shift @ paths[i]
         fine = cv2.warpPerspective(
-            scene, grid_to_scene, (kw, kh), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            scene, grid_to_scene, (rw, rh), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REFLECT,
         )
         seconds = i / fps
@@ -153,7 +161,8 @@ def render_truth(
         fine = np.clip(_composite(fine, patch, alpha, (centre[0], centre[1]), turn * seconds),
                        0.0, 1.0)
         if i == key_index:
-            key = np.clip(np.rint(fine * 255.0), 0, 255).astype(np.uint8)
+            key_fine = cv2.resize(fine, (kw, kh), interpolation=cv2.INTER_AREA)
+            key = np.clip(np.rint(key_fine * 255.0), 0, 255).astype(np.uint8)
         small = cv2.resize(fine, (fw, fh), interpolation=cv2.INTER_AREA)
         truth.append(np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8))
     assert key is not None

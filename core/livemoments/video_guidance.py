@@ -1,0 +1,143 @@
+"""Motion-guided latent guidance for restoring a clip with the LiveMoments bridge (MGLD-VSR).
+
+Why: restoring each frame of a clip with the diffusion bridge on its own gives each frame its own
+small hallucinations, and they flicker. MGLD-VSR (Yang et al., "Motion-Guided Latent Diffusion
+for Temporally Consistent Real-world Video Super-resolution", 2023) keeps neighbouring frames
+consistent during sampling: the previous frame's latent is warped along the optical flow
+(brought down to the latent grid) onto the current frame, and the gradient of the *latent
+warping error* between it and the current frame's predicted clean latent, over the pixels the
+flow does not occlude, is subtracted at every step.
+
+Here, for the bridge's six Euler steps (`core.livemoments.sampler`): with the velocity v at
+noise level σ, the predicted clean latent is x̂0 = z − σ·v (rectified flow: z = (1 − σ)·x0 + σ·ε
+and v = ε − x0). The latent warping error is E = ½·Σ M·(x̂0 − W)² (W: the previous frame's final
+latent warped onto this frame, M: non-occlusion at latent resolution, in [0, 1]); its gradient
+with respect to z, holding v fixed (no back-propagation through the networks, so the guidance
+costs no network call), is M·(x̂0 − W). Each step first moves z by −`strength` times that
+gradient, then takes the Euler step.
+
+Strength, in [0, 1]: each step shrinks the predicted clean latent's discrepancy from the warped
+previous frame by the factor (1 − strength·M) before the network's next move, so where the flow
+holds (M = 1) `DEFAULT_STRENGTH` = 0.2 removes at most 1 − 0.8⁶ ≈ 74 % of it over the six steps
+(the network may pull part of it back), and nothing where the flow is occluded (M = 0): new
+content and a subject that turned stay the network's own. Larger values copy the previous frame
+more faithfully, its errors with it; 0 is plain sampling.
+
+Everything here is tensor math; the tile loop that keeps each tile's previous latent belongs to
+the pipeline that restores clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.livemoments.sampler import StepCallback, VelocityFn, bridge_sigmas
+
+DEFAULT_STRENGTH = 0.2
+LATENT_FACTOR = 8
+"""Pixels per latent cell of the SD3 VAE."""
+
+
+def latent_flow(flow: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
+    """A pixel flow (H×W×2, current frame → previous, `core.flow`'s convention) on the latent
+    grid: [1, 2, h, w], vectors in latent cells (area-averaged, divided by the scale)."""
+    import cv2
+
+    h, w = latent_size
+    small = cv2.resize(np.ascontiguousarray(flow, dtype=np.float32), (w, h),
+                       interpolation=cv2.INTER_AREA)
+    small[..., 0] *= w / flow.shape[1]
+    small[..., 1] *= h / flow.shape[0]
+    return torch.from_numpy(small).permute(2, 0, 1)[None].contiguous()
+
+
+def latent_mask(confidence: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
+    """A pixel non-occlusion map (H×W in [0, 1], e.g. forward-backward confidence) on the latent
+    grid: [1, 1, h, w], area-averaged (a cell half occluded counts half)."""
+    import cv2
+
+    h, w = latent_size
+    small = cv2.resize(np.ascontiguousarray(confidence, dtype=np.float32), (w, h),
+                       interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(np.clip(small, 0.0, 1.0))[None, None].contiguous()
+
+
+def warp_latent(latent: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample `latent` [B, C, h, w] at p + flow(p) (flow [B or 1, 2, h, w] in cells), bilinear,
+    borders replicated: the previous frame's latent brought onto the current frame's grid."""
+    b, _, h, w = latent.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=flow.dtype, device=flow.device),
+        torch.arange(w, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
+    x = xs + flow[:, 0]
+    y = ys + flow[:, 1]
+    # grid_sample's normalised coordinates with align_corners=True: -1 and 1 are the centres
+    # of the first and last cells, the pixel-centre convention of `core.flow`.
+    grid = torch.stack([2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0], dim=-1)
+    grid = grid.expand(b, -1, -1, -1).to(latent.dtype)
+    return F.grid_sample(latent, grid, mode="bilinear", padding_mode="border",
+                         align_corners=True)
+
+
+def latent_warping_error(
+    latent: torch.Tensor, warped_previous: torch.Tensor, mask: torch.Tensor
+) -> float:
+    """Σ M·(latent − W)² / (Σ M · channels): the mean squared latent difference where the flow
+    holds (0 when the mask is empty)."""
+    weight = mask.expand_as(latent).to(torch.float64)
+    total = float(weight.sum())
+    if total <= 0:
+        return 0.0
+    diff = (latent.to(torch.float64) - warped_previous.to(torch.float64)) ** 2
+    return float((diff * weight).sum() / total)
+
+
+@dataclass(slots=True)
+class MotionGuidance:
+    """What guides one frame's sampling: the previous frame's final latent warped onto this
+    frame (`warp_latent`), where that holds (`latent_mask`), and how strongly."""
+
+    warped_previous: torch.Tensor
+    mask: torch.Tensor
+    strength: float = DEFAULT_STRENGTH
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"guidance strength must be within [0, 1], got {self.strength!r}")
+
+
+def guided_euler_sample(
+    velocity_fn: VelocityFn,
+    z0: torch.Tensor,
+    guidance: MotionGuidance | None,
+    sigmas: Sequence[float] | None = None,
+    on_step: StepCallback | None = None,
+) -> torch.Tensor:
+    """`core.livemoments.sampler.euler_sample` with the motion guidance applied at every step.
+
+    Without guidance (or at strength 0) the result is exactly `euler_sample`'s: the same
+    velocity calls, the same update, in the same precision.
+    """
+    sig = bridge_sigmas() if sigmas is None else list(sigmas)
+    n = len(sig) - 1
+    work = torch.promote_types(z0.dtype, torch.float32)
+    z = z0
+    for k in range(n):
+        if on_step is not None:
+            on_step(k, n)
+        v = velocity_fn(z, sig[k])
+        if guidance is not None and guidance.strength > 0:
+            zw, vw = z.to(work), v.to(work)
+            predicted = zw - sig[k] * vw
+            target = guidance.warped_previous.to(work)
+            gradient = guidance.mask.to(work) * (predicted - target)
+            z = (zw - guidance.strength * gradient).to(z0.dtype)
+        z = (z.to(work) + (sig[k + 1] - sig[k]) * v.to(work)).to(z0.dtype)
+    return z

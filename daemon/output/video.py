@@ -26,6 +26,7 @@ arrive, so a clip is never held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -74,8 +75,9 @@ class SourceMovie:
         except (OSError, ValueError, av.FFmpegError) as exc:
             raise OutputError(f"cannot read {self.label}: {exc}") from None
 
-    def moov_and_reader(self) -> tuple[bytes, Callable[[int, int], bytes]]:
-        """The source's `moov` box and a bounded reader of its bytes."""
+    @contextlib.contextmanager
+    def metadata_reader(self) -> Iterator[tuple[bytes, Callable[[int, int], bytes]]]:
+        """The source's `moov` box and a bounded reader of its bytes, while open."""
         if self.data is not None:
             data = self.data
 
@@ -84,21 +86,19 @@ class SourceMovie:
                     raise UnreadableFile("sample outside the embedded video")
                 return data[offset : offset + length]
 
-            boxes = list(bmff.boxes(data))
-            moov = next((b for b in boxes if b.type == b"moov"), None)
+            moov = next((b for b in bmff.boxes(data) if b.type == b"moov"), None)
             if moov is None:
                 raise UnreadableFile("no moov box")
-            return data[moov.start : moov.end], read_bytes
+            yield data[moov.start : moov.end], read_bytes
+            return
         assert self.path is not None
-        handle = BoundedFile(self.path, max_total=MAX_SOURCE_BYTES)
-        moov = next((b for b in bmff.file_boxes(handle) if b.type == b"moov"), None)
-        if moov is None:
-            handle.close()
-            raise UnreadableFile("no moov box")
-        if moov.end - moov.start > MAX_MOOV_BYTES:
-            handle.close()
-            raise UnreadableFile("moov box too large")
-        return handle.read_at(moov.start, moov.end - moov.start), handle.read_at
+        with BoundedFile(self.path, max_total=MAX_SOURCE_BYTES) as handle:
+            moov = next((b for b in bmff.file_boxes(handle) if b.type == b"moov"), None)
+            if moov is None:
+                raise UnreadableFile("no moov box")
+            if moov.end - moov.start > MAX_MOOV_BYTES:
+                raise UnreadableFile("moov box too large")
+            yield handle.read_at(moov.start, moov.end - moov.start), handle.read_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,13 +235,8 @@ def _rebuild_tail(fd: int, source: SourceMovie) -> None:
     if moov_at is None or sum(moov_at) != size:
         raise OutputError("the encoder did not write its moov box last")
     encoded_moov = os.pread(fd, moov_at[1], moov_at[0])
-    source_moov, read_source = source.moov_and_reader()
-    try:
+    with source.metadata_reader() as (source_moov, read_source):
         mdat, moov = carry_metadata(encoded_moov, source_moov, read_source, moov_at[0])
-    finally:
-        close = getattr(getattr(read_source, "__self__", None), "close", None)
-        if close is not None:
-            close()
     os.ftruncate(fd, moov_at[0])
     os.pwrite(fd, mdat + moov, moov_at[0])
 
@@ -263,7 +258,8 @@ def write_video(
 
     Raises `OutputError` (nothing written, no temporary file left) when the source cannot be
     read, the frame count differs from the source's, or the encoder fails; whatever the
-    `frames` iterator raises (a restorer's error, a cancellation) passes through the same way.
+    `frames` iterator raises (a restorer's error, a cancellation) is raised as it was, also
+    with nothing written and no temporary file left.
     Returns the signature of the written file.
     """
     fmt = FORMATS.get(output.suffix.lower())
@@ -273,11 +269,21 @@ def write_video(
         raise OutputError(f"unknown codec {codec!r}; one of {', '.join(ENCODERS)}")
     quality = QUALITY_CRF[codec] if crf is None else crf
     timing = source_timing(source)
+    raised: list[Exception] = []
+
+    def guarded() -> Iterator[np.ndarray]:
+        """The frames, remembering what their producer raised (it is re-raised as it was,
+        after the temporary file is gone: a cancellation stays a cancellation)."""
+        try:
+            yield from frames
+        except Exception as exc:
+            raised.append(exc)
+            raise
 
     def write(fd: int) -> None:
         with os.fdopen(os.dup(fd), "w+b") as handle:
             try:
-                count = _encode(handle, fmt, iter(frames), source, timing, codec, quality)
+                count = _encode(handle, fmt, guarded(), source, timing, codec, quality)
             except OutputError:
                 raise
             except Exception as exc:
@@ -296,5 +302,10 @@ def write_video(
         if len(written.pts) != len(timing.pts):
             raise OutputError("the written movie lost frames")
 
-    return atomic_write(output, write, mode=mode, verify=verify, root=root,
-                        create_dirs=create_dirs, fence=fence)
+    try:
+        return atomic_write(output, write, mode=mode, verify=verify, root=root,
+                            create_dirs=create_dirs, fence=fence)
+    except OutputError:
+        if raised:
+            raise raised[0] from None
+        raise

@@ -22,6 +22,9 @@ unless said otherwise:
    the keyframe never appears as a ghost.
 5. The output is averaged with the warped previous output where the motion is safe and the two
    agree, which removes the remaining frame-to-frame flicker without dragging moved detail.
+6. Faces keep their identity: with `lmd[faces]` installed, the still restorers' face guard
+   (`core.faces`) compares every face of the frame with the restored frame, and inside a face
+   that drifted the frame's own content is used (about 0.14 CPU s per 1280×960 frame).
 
 With two keyframes (the key photo at T0 and a restored reselected still at T1), each region
 takes the reliable ones, the nearer in time weighing more. Memory: a few frames at the output's
@@ -101,6 +104,7 @@ class GuidedVideoRestorer:
         self.options = dict(options)
         GuidedVideoParams.from_mapping(self.options)  # fail early on bad configuration
         self.diagnostics = ClipDiagnostics()
+        self._faces = False
 
     def restore_clip(self, request: ClipRequest) -> Iterator[np.ndarray]:
         """Check the request now; the returned iterator restores frame by frame."""
@@ -118,6 +122,12 @@ class GuidedVideoRestorer:
         near_flow = make_flow_estimator("dis", preset=p.neighbour_preset)
         keys: list[PreparedKeyframe] = []
         prev: _Previous | None = None
+        self._faces = False
+        if p.face_check:
+            from core.faces import availability
+
+            self._faces, why = availability()
+            diag.extra["face_check"] = "on" if self._faces else f"not available: {why}"
         video_size = out_size = (0, 0)
         total = request.frame_count
         started = time.perf_counter()
@@ -226,11 +236,29 @@ class GuidedVideoRestorer:
             gate = agreement(output, previous, p.change_tolerance)
             output = carry(output, previous, p.temporal_output * valid * gate)
         output = np.clip(output, 0.0, 1.0)
-        self._lap("stabilise", clock)
+        clock = self._lap("stabilise", clock)
+        if self._faces:
+            output = self._guard_faces(index, frame, own, output)
+            self._lap("faces", clock)
         self.diagnostics.reference_fraction.append(float(coverage.mean()))
         kept = _Previous(frame=frame, gray=gray, own=own, output=output, flows=flows,
                          reliability=raw_reliability, homographies=homographies)
         return output, kept
+
+    def _guard_faces(
+        self, index: int, frame: np.ndarray, own: np.ndarray, output: np.ndarray
+    ) -> np.ndarray:
+        """The face-identity guard of stills (`core.faces`), per frame: inside a face whose
+        identity drifted from the frame's, the frame's own content is used instead."""
+        from core.faces import check_identity, fall_back_inside_faces
+
+        check = check_identity(frame, output)
+        if not check.drifted:
+            return output
+        self.diagnostics.extra.setdefault("face_drift_frames", []).append(index)
+        base = own if own.shape[:2] == output.shape[:2] else np.clip(
+            resize(own, *output.shape[:2], interpolation="bicubic"), 0.0, 1.0)
+        return np.clip(fall_back_inside_faces(output, base, check), 0.0, 1.0)
 
     @staticmethod
     def _blend(

@@ -66,6 +66,8 @@ class GuidedVideoParams:
     keyframe and own content does not flicker."""
     temporal_output: float = 0.3
     """Weight of the warped previous output in the output, where it agrees with the new one."""
+    face_check: bool = True
+    """Run the face-identity guard on every frame when `lmd[faces]` is installed."""
     seed: int | None = None
     """Accepted for interchangeability with stochastic restorers; guided-video is
     deterministic."""

@@ -40,8 +40,9 @@ def test_live_photo_video_restored_and_still_paired(
     video.write_bytes(synth.add_live_metadata(movie, CID, small_clip.key_index / small_clip.fps))
     out, xt = tmp_path / "out" / "IMG_0001_restored.MOV", tmp_path / "xt.png"
     out.parent.mkdir()
+    # The face guard has its own test (test_video_faces); no faces here, so no dlib to load.
     code = main(["restore-video", "--reference", str(key), "--video", str(video), "-o", str(out),
-                 "--compare", str(xt)])
+                 "--compare", str(xt), "-p", "face_check=false"])
     assert code == 0
     info = read_mov_info(out)
     assert info.content_identifier == CID
@@ -67,7 +68,7 @@ def test_motion_photo_gets_a_sidecar_mp4(small_clip: SyntheticClip, tmp_path: Pa
     before = photo.read_bytes()
     out = tmp_path / "PXL_0001.mp4"
     code = main(["restore-video", "--reference", str(photo), "--video", str(photo),
-                 "-o", str(out)])
+                 "-o", str(out), "-p", "face_check=false"])
     assert code == 0
     assert photo.read_bytes() == before  # the Motion Photo itself is never rewritten
     assert len(frames_of(out)) == len(small_clip.degraded)

@@ -43,7 +43,7 @@ def face_error(frames: list[np.ndarray], clip: SyntheticClip) -> float:
 def test_a_drifting_face_falls_back_to_the_frame(swapped: SyntheticClip) -> None:
     # Trust everything (agree_tolerance 10): without the guard the other face is pasted in.
     pasted = run_guided_video(swapped, agree_tolerance=10.0, face_check=False)
-    guarded = run_guided_video(swapped, agree_tolerance=10.0)
+    guarded = run_guided_video(swapped, agree_tolerance=10.0, face_check=True)
     assert guarded.diagnostics.extra["face_check"] == "on"
     assert guarded.diagnostics.extra["face_drift_frames"] == [0, 1]
     assert "face_drift_frames" not in pasted.diagnostics.extra
@@ -60,5 +60,5 @@ def test_without_the_extra_it_says_so(swapped: SyntheticClip,
     monkeypatch.setattr(faces, "availability", lambda: (False, "dlib missing"))
     short = SyntheticClip(swapped.key_photo, 0, swapped.truth[:1], swapped.degraded[:1],
                           swapped.fps)
-    restored = run_guided_video(short)
+    restored = run_guided_video(short, face_check=True)
     assert restored.diagnostics.extra["face_check"] == "not available: dlib missing"

@@ -24,6 +24,16 @@ LATENT = (8, 8)
 SHIFT = 1  # the scene moves one latent cell (8 pixels) right between the two frames
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny networks are latency-bound: on a shared, loaded machine OpenMP's spinning threads
+    make them many times slower (as tests/livemoments found), so run them single-threaded."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def velocity() -> TwoBranchVelocity:
     torch.manual_seed(5)

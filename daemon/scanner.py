@@ -293,10 +293,10 @@ def _record(
     if settings.output.mode == "replace" and _already_replaced(store, asset):
         return ScanAction.ALREADY_REPLACED
     spec = job_spec(asset, settings, weights)
-    if store.job_with_identity(spec.identity) is None and _carries_lmd_provenance(asset):
-        return _not_an_input(
-            asset, summary, "its still carries lmd's provenance (lmd's output, edited)"
-        )
+    if store.job_with_identity(spec.identity) is None:
+        writer = _lmd_provenance(asset)
+        if writer is not None:
+            return _unindexed_output(store, asset, writer, settings, weights, summary)
     return _enqueue(store, spec, asset, summary)
 
 
@@ -367,21 +367,54 @@ def _still_there(path: Path, digest: str) -> bool:
 LMD_NS = "https://lmd.invalid/ns/1.0/"
 
 
-def _carries_lmd_provenance(asset: LiveAsset) -> bool:
-    """Whether a still of the asset carries the provenance lmd writes into its outputs' XMP
-    (the job id). Read only for assets that would make a new job."""
+def _lmd_provenance(asset: LiveAsset) -> int | None:
+    """The job named by the provenance lmd writes into its outputs' XMP, when a still of the
+    asset carries it (0: lmd's, the job unknown), else None. Read only for assets that would
+    make a new job."""
     for path in (asset.target, asset.reference):
         if path is None:
             continue
         try:
             packet = read_still_meta(path).xmp
-            if packet and any(
-                split(el.tag)[0] == LMD_NS for el in parse_packet(packet).root.iter()
-            ):
-                return True
+            if not packet:
+                continue
+            ours = [el for el in parse_packet(packet).root.iter() if split(el.tag)[0] == LMD_NS]
         except UnreadableFile:
             continue
-    return False
+        if ours:
+            named = [el.text for el in ours if split(el.tag)[1] == "job_id"]
+            try:
+                return int(named[0]) if named and named[0] else 0
+            except ValueError:
+                return 0
+    return None
+
+
+def _unindexed_output(
+    store: JobStore, asset: LiveAsset, job_id: int, settings: Settings, weights: str,
+    summary: ScanSummary,
+) -> ScanAction:
+    """A still carrying lmd's provenance whose content is not in the index: lmd's output edited
+    by a person, or written by a worker killed before it could record it. Never an input. Where
+    it moved, the job its provenance names follows it (under the same identity: a skipped job
+    is queued again), and so do that job's index row and the record of its original."""
+    why = "its still carries lmd's provenance (lmd's output, edited or not yet recorded)"
+    job = store.get_job(job_id) if job_id else None
+    recorded = (job.payload.get("signatures") or {}).get("target") if job else None
+    if job is None or recorded is None or asset.target is None:
+        return _not_an_input(asset, summary, why)
+    original = dataclasses.replace(
+        asset, signatures={**asset.signatures, "target": FileSignature.from_dict(recorded)}
+    )
+    spec = job_spec(original, settings, weights)
+    if spec.identity == job.identity:
+        store.enqueue(spec)
+    for row in reversed(store.outputs_of_job(job.id)):
+        if row.record and row.path != str(asset.target) and not Path(row.path).exists():
+            store.output_moved(row.id, str(asset.target), asset.key, original.to_dict())
+            summary.outputs_moved += 1
+            break
+    return _not_an_input(asset, summary, why)
 
 
 def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:

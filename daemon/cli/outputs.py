@@ -101,6 +101,7 @@ def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
     from daemon.files.signature import written_signature
     from daemon.worker.records import note_output
 
+    record = _located(record, store)
     if store is None or not record.target.is_file() or record.target.is_symlink():
         return record
     try:
@@ -118,6 +119,35 @@ def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
     return note_output(record, current)
 
 
+def _latest_first(records: list[ReplaceRecord]) -> list[ReplaceRecord]:
+    """Records grouped by still, the one to put back first: the record whose output the still
+    holds now, else the newest (by creation, then by when the record was last written)."""
+    from core import hashing
+
+    def current(target: Path) -> str | None:
+        try:
+            return hashing.digest_file(target) if target.is_file() else None
+        except OSError:
+            return None
+
+    now = {target: current(target) for target in {r.target for r in records}}
+
+    def rank(record: ReplaceRecord) -> tuple[int, str, int]:
+        holds = record.output is not None and record.output.content_hash == now[record.target]
+        try:
+            written = record.record_path.stat().st_mtime_ns
+        except OSError:
+            written = 0
+        return (0 if holds else 1, _descending(record.created), -written)
+
+    return sorted(records, key=lambda r: (str(r.target), *rank(r)))
+
+
+def _descending(text: str) -> str:
+    """A key that sorts ISO timestamps newest first."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)
+
+
 def _holds(path: Path, digest: str) -> bool:
     from core import hashing
 
@@ -125,6 +155,31 @@ def _holds(path: Path, digest: str) -> bool:
         return path.is_file() and not path.is_symlink() and hashing.matches(path, digest)
     except (OSError, hashing.UnknownDigest):
         return False
+
+
+def _located(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
+    """`record`, made to follow its still when nothing is at the path it names any more: to
+    where the index last saw an output written over it, or where the jobs that restore its
+    original see the still now (a still that holds its original again, after a write was
+    undone, is known to no index row)."""
+    import os
+
+    from daemon.worker.records import follow
+
+    if store is None or os.path.lexists(record.target):
+        return record
+    rows = reversed(store.outputs_with_record(str(record.record_path)))
+    places = [row.path for row in rows] + store.targets_holding(record.original.content_hash)
+    for place in places:
+        if place != str(record.target) and Path(place).is_file():
+            return follow(record, Path(place))
+    return record
+
+
+def _gone(record: ReplaceRecord) -> bool:
+    import os
+
+    return not os.path.lexists(record.target) and not record.target.parent.is_dir()
 
 
 def _forget_outputs(record: ReplaceRecord, store: JobStore | None) -> None:
@@ -190,17 +245,22 @@ def register(app: typer.Typer) -> None:
 
             results: list[dict[str, str]] = []
             failures = 0
-            # newest first: of two replacements of one still, the later one's original (the
-            # person's newer version of it) is the one to put back; an older original of that
-            # still stays in its backup (`kept`) instead of overwriting the newer one
+            # of two replacements of one still, the later one's original (the person's newer
+            # version of it) is the one to put back; an older original of that still stays in
+            # its backup (`kept`) instead of overwriting the newer one
             seen: set[Path] = set()
-            for record in sorted(records, key=lambda r: r.created, reverse=True):
+            for record in _latest_first(records):
                 entry = {"target": str(record.target), "backup": str(record.backup)}
                 newer = record.target in seen
                 seen.add(record.target)
                 if newer and not _holds(record.target, record.original.content_hash):
                     entry["result"] = "kept"
                     entry["note"] = "a newer original of this still was put back"
+                elif not dry_run and _gone(record := _located(record, store)):
+                    # deleted (or moved where neither the index nor a job can see it), with
+                    # its folder: nowhere to put it back; the backup keeps the original
+                    entry["target"], entry["result"] = str(record.target), "gone"
+                    entry["note"] = f"its folder is gone; the original stays in {record.backup}"
                 elif dry_run:
                     entry["result"] = "would revert"
                 else:

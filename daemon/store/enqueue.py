@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from daemon.store.base import StoreBase
 from daemon.store.jobs import EnqueueResult, JobSpec, utcnow
 from daemon.store.models import jobs
+from daemon.store.outputs import OutputOps
 from daemon.store.states import JobState
 
 #: the asset paths inside a payload; a change here with the same identity is a move
@@ -49,7 +49,7 @@ def _moved_output(
     return None
 
 
-class EnqueueOps(StoreBase):
+class EnqueueOps(OutputOps):
     def enqueue(self, spec: JobSpec) -> EnqueueResult:
         """Add work for one asset. The same identity again is a no-op (or a move, when only
         the paths changed); a new identity cancels the asset's waiting/failed jobs, and an
@@ -79,6 +79,9 @@ class EnqueueOps(StoreBase):
                 if moved and output is not None:
                     values["output_path"] = output
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                old_target, new_target = existing.payload.get("target"), spec.payload.get("target")
+                if moved and old_target and new_target and old_target != new_target:
+                    self._still_moved(conn, old_target, new_target, now)
                 why = (
                     f"moved: {existing.asset_key} -> {spec.asset_key}" if moved
                     else "inputs touched: their signatures updated"

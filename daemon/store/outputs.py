@@ -127,7 +127,9 @@ class OutputOps(StoreBase):
     ) -> bool:
         """A replaced still found under a new path ("restored, moved"): the index, and its job's
         key, paths and recorded output follow it, with an event saying so. The job keeps its
-        identity and state. False when the output row is gone."""
+        identity and state. Every other output lmd knew at the old path moves along (earlier
+        outputs over the same still, whose records must follow it too), and so does the output
+        path of every job that recorded one there. False when the output row is gone."""
 
         def run(conn: Connection) -> bool:
             row = conn.execute(select(outputs).where(outputs.c.id == output_id)).first()
@@ -135,6 +137,7 @@ class OutputOps(StoreBase):
                 return False
             now = utcnow()
             conn.execute(update(outputs).where(outputs.c.id == output_id).values(path=new_path))
+            self._still_moved(conn, row.path, new_path, now)
             job = conn.execute(
                 select(jobs.c.state, jobs.c.asset_key, jobs.c.output_path)
                 .where(jobs.c.id == row.job_id)
@@ -144,8 +147,6 @@ class OutputOps(StoreBase):
             values: dict[str, Any] = {
                 "asset_key": asset_key, "payload": dict(payload), "updated_at": now,
             }
-            if job.output_path == row.path:
-                values["output_path"] = new_path
             conn.execute(update(jobs).where(jobs.c.id == row.job_id).values(**values))
             state = JobState(job.state)
             self._event(
@@ -155,6 +156,16 @@ class OutputOps(StoreBase):
             return True
 
         return self._retrying(run)
+
+    @staticmethod
+    def _still_moved(conn: Connection, old: str, new: str, now: datetime) -> None:
+        """Everything lmd knows at the still's old path follows it, in the caller's
+        transaction: the outputs it wrote there (so their backup records follow too) and the
+        output path of every job that recorded one there."""
+        conn.execute(update(outputs).where(outputs.c.path == old).values(path=new))
+        conn.execute(
+            update(jobs).where(jobs.c.output_path == old).values(output_path=new, updated_at=now)
+        )
 
     def records_to_follow(self) -> list[RecordedOutput]:
         """Outputs whose backup record still names a target the still has moved away from."""

@@ -67,6 +67,18 @@ class QueryOps(StoreBase):
             ).all()
         return [job_from_row(r) for r in rows]
 
+    def targets_holding(self, digest: str) -> list[str]:
+        """The target paths (where the jobs last saw them) of the jobs whose target input has
+        this content digest, newest job first: where a still lmd knows by its content is now
+        (a record of its original can follow it there)."""
+        content = jobs.c.payload["signatures"]["target"]["content_hash"].as_string()
+        with self._read() as conn:
+            rows = conn.execute(
+                select(jobs.c.payload["target"].as_string())
+                .where(content == digest).order_by(jobs.c.id.desc())
+            ).scalars().all()
+        return [path for path in dict.fromkeys(rows) if path]
+
     def events(self, job_id: int) -> list[JobEvent]:
         with self._read() as conn:
             rows = conn.execute(

@@ -38,6 +38,7 @@ from daemon.output import (
     RevertConflict,
     check_writable,
     commit_replace,
+    iter_records,
     plan_output,
     signature_of,
     undo_replace,
@@ -120,8 +121,9 @@ def output_target(asset: LiveAsset) -> Path:
 
 def plan_job_output(job: Job) -> OutputPlan:
     """The destination of `job`'s output, from the output pinned on the job. In replace mode
-    the backup is named after the original the job restores (its recorded digest), never
-    after what the library holds now, which may already be lmd's output."""
+    the backup is named after what the target holds now (a backup is never written over one
+    of other content); where that is lmd's output, the commit finds the record keeping the
+    original and writes no backup."""
     spec = job.output
     if spec is None:
         raise BadOutputPlan(
@@ -129,12 +131,8 @@ def plan_job_output(job: Job) -> OutputPlan:
             "the next scan enqueues its replacement"
         )
     asset = LiveAsset.from_dict(job.payload)
-    original = asset.signatures.get("target")
     try:
-        return plan_output(
-            output_target(asset), spec.root, spec, references=(asset.reference,),
-            target_hash=original.content_hash if original and asset.target else None,
-        )
+        return plan_output(output_target(asset), spec.root, spec, references=(asset.reference,))
     except OutputError as exc:
         raise BadOutputPlan(f"bad output setting: {exc}") from exc
 
@@ -170,19 +168,20 @@ class LibraryFiles:
         return plan
 
     def _at_kept_original(self, job: Job, plan: OutputPlan) -> OutputPlan:
-        """A replace plan whose backup is the one already keeping this job's original, where
-        the still moved since it was replaced (its record stays where it was written)."""
+        """A replace plan whose backup lies in the folder of the record already keeping this
+        job's original, where the still moved since it was replaced (its record stays where it
+        was written), so the commit finds that record there."""
         assert job.output is not None
         original = LiveAsset.from_dict(job.payload).signatures.get("target")
         if original is None or plan.backup is None:
             return plan
         record = find_original(
             plan.target, original.content_hash, job.output.backup_dir, job.output.root,
-            self.index,
+            self.index, search_all=False,  # check_inputs looked everywhere (and followed it)
         )
-        if record is None or record.backup == plan.backup:
+        if record is None or record.backup.parent == plan.backup.parent:
             return plan
-        return dataclasses.replace(plan, backup=record.backup)
+        return dataclasses.replace(plan, backup=record.backup.parent / plan.backup.name)
 
     def check_inputs(self, job: Job) -> LiveAsset:
         """The asset to restore from: the job's inputs as they are on disk (a touched file is
@@ -208,7 +207,7 @@ class LibraryFiles:
             current = signature_of(asset.target)
         except OSError as exc:
             raise InputsChanged(f"the target {asset.target.name} is gone ({exc})") from None
-        if not is_lmd_output(asset.target, current, record, self.index):
+        if not is_lmd_output(asset.target, current, record, self.index, job):
             raise InputsChanged(f"the target {asset.target.name} changed since the scan")
         if record is None:
             raise InputsChanged(
@@ -251,12 +250,26 @@ class LibraryFiles:
             keep_live_identity=plan.keep_live_identity, root=write_root(job, plan), fence=fence,
         )
 
-    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
-        """The backup record naming `written` as its output (replace mode), for the index."""
+    def record_of(self, plan: OutputPlan, job: Job, written: FileSignature) -> str | None:
+        """The backup record naming `written` as its output (replace mode), for the index. A
+        record another writer saved over since (a worker that lost its lease, saving after its
+        successor) is found by the original it keeps. Nothing is written here: this runs before
+        the success is recorded, possibly in a worker that lost its lease; a record that lags is
+        brought up to date by whoever next relies on it (a redo's input check, `lmd revert`)."""
         if plan.kind != "replace" or plan.backup is None:
             return None
         record = record_for_output(plan.backup.parent, plan.target, written)
-        return str(record.record_path) if record is not None else None
+        if record is None:
+            original = LiveAsset.from_dict(job.payload).signatures.get("target")
+            kept = [
+                r for r in iter_records(plan.backup.parent, plan.target, recursive=False,
+                                        unreadable=[])
+                if original is not None and r.original.content_hash == original.content_hash
+            ]
+            if not kept:
+                return None
+            record = kept[0]
+        return str(record.record_path)
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
         """Take back a write whose result could not be recorded (the lease was lost after the

@@ -114,6 +114,9 @@ def provenance_of(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, Any
         "t0": asset.t0,
         "t1": asset.t1,
         "job_id": job.id,
+        # the lease generation it was written under: tells an output a crash kept from being
+        # recorded (a later claim) from a person's edit of a recorded one (`daemon.worker.records`)
+        "claim": job.lease_generation,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "lmd_version": LMD_VERSION,
         "tiles": getattr(diagnostics, "tiles", None),
@@ -202,7 +205,7 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
         ctx.store.succeed(
             job.id, ctx.worker_id, done.path, done.signature, provenance,
             generation=generation, kind=plan.kind if published else None,
-            record=ctx.files.record_of(plan, written[-1]) if published else None,
+            record=ctx.files.record_of(plan, job, written[-1]) if published else None,
         )
         bound.info("job_succeeded", path=done.path, staged=done.staged,
                    seconds=provenance["seconds"])

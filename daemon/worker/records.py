@@ -23,15 +23,16 @@ import structlog
 
 from core import hashing
 from daemon.files.signature import FileSignature
-from daemon.output import OutputError, iter_records, load_record
-from daemon.output.plan import relative_to_library
-from daemon.output.replace import (
-    RECORD_SUFFIX,
-    ReplaceRecord,
-    backup_name,
-    is_own_output,
-    save_record,
+from daemon.output import (
+    OutputError,
+    iter_records,
+    load_record,
+    read_metadata,
+    read_provenance,
 )
+from daemon.output.plan import relative_to_library
+from daemon.output.replace import RECORD_SUFFIX, ReplaceRecord, backup_name, save_record
+from daemon.store import Job
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,8 @@ class OutputIndex(Protocol):
     """What the worker reads of the store's index of outputs (`daemon.store.outputs`)."""
 
     def find_outputs(self, hashes: Iterable[str]) -> Mapping[str, Any]: ...
+
+    def outputs_at(self, path: str) -> list[Any]: ...
 
 
 class RecordFollower(Protocol):
@@ -82,12 +85,15 @@ def find_original(
     backup_dir: Path | None,
     root: Path,
     index: OutputIndex | None,
+    *,
+    search_all: bool = True,
 ) -> ReplaceRecord | None:
     """The record keeping the original with `original_hash` of `target`, with its backup intact,
     or None. Looked for where replace mode names it for the target's path, then through the
     index (the output now at `target`, whose row names its record), then among the records of
-    the target's backup folder. A record found for another path (the still moved since) is made
-    to follow `target`."""
+    the target's backup folder, and (`search_all`) among all records for one of a still that
+    moved away. A record found for another path (the still moved since) is made to follow
+    `target`."""
     if backup_dir is None:
         return None
     candidates: list[Path] = []
@@ -105,21 +111,35 @@ def find_original(
         for record in iter_records(folder, target, recursive=False, unreadable=[]):
             if _keeps(record, original_hash):
                 return record
+    if not search_all:
+        return None
+    # last, every record: a still that moved before anything recorded its output (a crash
+    # after the rename) is known to no index row; its record names where it was
+    for record in iter_records(Path(backup_dir), unreadable=[]):
+        if (
+            record.target.name == target.name and record.target != target
+            and not record.target.exists() and _keeps(record, original_hash)
+        ):
+            return follow(record, target)
     return None
 
 
 def _indexed_records(target: Path, index: OutputIndex | None) -> Iterator[Path]:
-    """The record of the output now at `target`, as the index knows it (read lazily: only
-    when the record is not where replace mode names it)."""
+    """The records the index knows for `target` (read lazily: only when the record is not
+    where replace mode names it): that of the output now there, then those of every output
+    lmd last knew at that path (the still may hold an output a crash kept from the index)."""
     if index is None:
         return
     try:
         current = hashing.digest_file(target)
     except OSError:
-        return
-    row = index.find_outputs([current]).get(current)
+        current = None
+    row = index.find_outputs([current]).get(current) if current else None
     if row is not None and getattr(row, "record", None):
         yield Path(row.record)
+    for other in index.outputs_at(str(target)):
+        if other.record:
+            yield Path(other.record)
 
 
 def _keeps(record: ReplaceRecord, original_hash: str) -> bool:
@@ -133,18 +153,44 @@ def _keeps(record: ReplaceRecord, original_hash: str) -> bool:
 
 
 def is_lmd_output(
-    path: Path, current: FileSignature, record: ReplaceRecord | None, index: OutputIndex | None
+    path: Path, current: FileSignature, record: ReplaceRecord | None,
+    index: OutputIndex | None, job: Job | None = None,
 ) -> bool:
     """Whether the file at `path` (with signature `current`) is lmd's own output: its content is
-    in the index, or is the output `record` names, or (a record whose output was never noted:
-    a crash between the rename and the record's update) it carries lmd's XMP provenance."""
+    in the index, or is the output `record` names. A write cut short between its rename and the
+    record's update (a crash, a lost lease) left an output nothing recorded; it is recognised by
+    its XMP provenance: any, where the record never named an output, else one written by `job`
+    under a later claim than the job's last recorded success (a person's edit of a recorded
+    output keeps that output's claim, so it is never taken for lmd's)."""
     if index is not None and index.find_outputs([current.content_hash]):
         return True
     if record is None:
         return False
-    if record.output is not None:
-        return hashing.same_content(record.output.content_hash, current.content_hash, path)
-    return is_own_output(path)
+    if record.output is not None and hashing.same_content(
+        record.output.content_hash, current.content_hash, path
+    ):
+        return True
+    try:
+        provenance = read_provenance(read_metadata(path).xmp)
+    except OutputError:
+        return False
+    if provenance is None:
+        return False
+    if record.output is None:
+        return True
+    return job is not None and _later_claim(provenance, job)
+
+
+def _later_claim(provenance: Mapping[str, Any], job: Job) -> bool:
+    """The provenance names `job`, under a claim later than its last recorded success."""
+    try:
+        if int(provenance.get("job_id", -1)) != job.id:
+            return False
+        claim = int(provenance.get("claim", -1))
+        recorded = (job.provenance or {}).get("claim")
+        return recorded is None or claim > int(recorded)
+    except (TypeError, ValueError):
+        return False
 
 
 def note_output(record: ReplaceRecord, current: FileSignature) -> ReplaceRecord:

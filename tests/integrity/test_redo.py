@@ -102,19 +102,26 @@ def test_another_restorer_redoes_replaced_stills_from_their_originals(
         store.close()
 
 
+@pytest.mark.parametrize("redo", [False, True], ids=["first restoration", "redo"])
 @pytest.mark.parametrize("where", ["before the final record write", "before succeed"])
 def test_a_crash_after_the_rename_is_redone_from_the_original(
-    settings: Settings, library: Path, monkeypatch: pytest.MonkeyPatch, where: str
+    settings: Settings, library: Path, monkeypatch: pytest.MonkeyPatch, where: str, redo: bool
 ) -> None:
     """Killed after the rename, just before the record names the output (or just before the
     job's success is recorded): the next scan does not take the output for new input (it is
     not in the index yet, but carries lmd's provenance), and the retry restores from the
-    original, once."""
+    original, once. As a redo (another restorer setting), the record still names the earlier
+    job's output when the crash comes: the unrecorded output is known by the claim in its XMP."""
     people = People(library)
     people.scan_in()
     store = open_store(settings.database_url)
     try:
         assert run_scan(settings, library, store=store).enqueued == 3
+        if redo:
+            assert worker(settings, store, restorer=Tinted(0.05)).run_until_empty() == 3
+            settings = settings.model_copy(update={"restorer": settings.restorer.model_copy(
+                update={"params": {"seed": 7}})})
+            assert run_scan(settings, library, store=store).enqueued == 3
         killed = worker(settings, store, restorer=Tinted(0.1))
         if where == "before succeed":
             def dies(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -132,12 +139,13 @@ def test_a_crash_after_the_rename_is_redone_from_the_original(
             killed.run_once(ignore_windows=True)
         monkeypatch.undo()
         [job] = store.list_jobs(state=JobState.RUNNING)
-        originals = _original_of(settings, job)
+        assert store.get_job(job.id).output_signature is None  # nothing recorded
         assert run_scan(settings, library, store=store).enqueued == 0  # no job on lmd's output
         expire(store, job.id)
+        originals = _original_of(settings, job)
         retry = Tinted(0.2)
         assert worker(settings, store, restorer=retry).run_until_empty() == 3
-        redone = [p for p, r in zip(_restored_from(retry), retry.requests, strict=True)
+        redone = [p for p in _restored_from(retry)
                   if p.shape == originals.shape and np.array_equal(p, originals)]
         assert len(redone) == 1
         assert store.get_job(job.id).state == JobState.SUCCEEDED

@@ -16,7 +16,7 @@ import numpy as np
 from core import Diagnostics, RestoreRequest, RestoreResult
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset, Platform
-from daemon.output import OutputPlan
+from daemon.output import OutputPlan, plan_output
 from daemon.store import Job, JobState, LeaseLost, OutputSpec
 from daemon.store.states import WorkerState
 from daemon.worker.files import InputsChanged, plan_job_output
@@ -148,6 +148,9 @@ class FakeStore:
     def find_outputs(self, hashes: Any) -> dict[str, Any]:
         return {}
 
+    def outputs_at(self, path: str) -> list[Any]:
+        return []
+
     def records_to_follow(self) -> list[Any]:
         return []
 
@@ -190,7 +193,14 @@ class FakeFiles:
     def plan(self, job: Job) -> OutputPlan:
         if self.plan_error is not None:
             raise self.plan_error
-        plan = plan_job_output(job)
+        if job.output is not None and job.output.mode == "replace":
+            # the real planner names the backup after the target's content; there is no file
+            asset = LiveAsset.from_dict(job.payload)
+            assert asset.target is not None
+            plan = plan_output(asset.target, job.output.root, job.output,
+                               references=(asset.reference,), target_hash="blake3:" + "0" * 64)
+        else:
+            plan = plan_job_output(job)
         self.planned.append(plan)
         return plan
 
@@ -210,7 +220,7 @@ class FakeFiles:
         self.written.append((plan.destination, provenance))
         return self.WRITTEN
 
-    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
+    def record_of(self, plan: OutputPlan, job: Job, written: FileSignature) -> str | None:
         return "/state/backups/record.lmd.json" if plan.kind == "replace" else None
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:

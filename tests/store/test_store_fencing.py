@@ -159,3 +159,34 @@ def test_upgrade_indexes_the_outputs_of_earlier_jobs(store_url: str) -> None:
         assert {j.lease_generation for j in store.list_jobs()} == {0}
         job = store.claim("w", 60)
         assert job is not None and job.lease_generation == 1
+
+
+def test_a_moved_still_takes_every_output_at_its_path_and_jobs_find_it_by_content(
+    store: JobStore,
+) -> None:
+    """Two outputs were written over one still (two jobs); the still moves: both index rows,
+    both jobs' output paths move (so the records of both follow), and the still is found
+    where the jobs now see it by its original content."""
+    import dataclasses
+
+    old, new = "/photos/2026/IMG_E1.HEIC", "/photos/2026-trip/IMG_E1.HEIC"
+    ids = []
+    for n in (1, 2):
+        spec = make_spec(key="2026/IMG_1", content=f"v{n}")
+        payload = {**spec.payload, "target": old,
+                   "signatures": {"target": {"size": 1, "mtime_ns": 1,
+                                             "content_hash": "blake3:orig"}}}
+        job_id = store.enqueue(dataclasses.replace(spec, payload=payload)).job_id
+        job = store.claim("w", 60)
+        signature = {**SIG, "content_hash": f"blake3:out{n}"}
+        store.succeed(job_id, "w", old, signature, {}, generation=job.lease_generation,
+                      kind="replace", record=f"/state/b/r{n}.lmd.json")
+        ids.append(job_id)
+    [newest] = store.outputs_of_job(ids[1])
+    moved = {**store.get_job(ids[1]).payload, "target": new}
+    assert store.output_moved(newest.id, new, "2026-trip/IMG_1", moved)
+    assert {store.get_job(i).output_path for i in ids} == {new}
+    assert {row.path for i in ids for row in store.outputs_of_job(i)} == {new}
+    assert {row.record for row in store.records_to_follow()} == {
+        "/state/b/r1.lmd.json", "/state/b/r2.lmd.json"}
+    assert store.targets_holding("blake3:orig")[0] == new

@@ -63,7 +63,7 @@ class OutputFiles(Protocol):
         provenance: dict[str, Any], *, fence: Fence | None = None,
     ) -> FileSignature: ...
 
-    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None: ...
+    def record_of(self, plan: OutputPlan, job: Job, written: FileSignature) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +126,7 @@ class ReviewService:
         recorded = self.store.finish_review(
             job_id, token, ReviewState.ACCEPTED, decided_by=by,
             output=(str(plan.destination), signature.to_dict()), kind=plan.kind,
-            record=self.files.record_of(plan, signature),
+            record=self.files.record_of(plan, job, signature),
         )
         if not recorded:  # only a claim taken over as stale gets here
             raise ReviewRefused(f"job {job_id}: another decision took over; nothing recorded")
@@ -263,7 +263,7 @@ class ReviewService:
         written = FileSignature.from_dict(job.output_signature)
         plan = self.files.plan(job)
         if plan.kind == "replace":
-            record = self.files.record_of(plan, written)
+            record = self.files.record_of(plan, job, written)
             if record is None:
                 raise ReviewRefused(
                     f"no backup record names {output} as lmd's output (changed since, or "

@@ -119,9 +119,12 @@ def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
     return note_output(record, current)
 
 
-def _latest_first(records: list[ReplaceRecord]) -> list[ReplaceRecord]:
+def _latest_first(
+    records: list[ReplaceRecord], store: JobStore | None
+) -> list[ReplaceRecord]:
     """Records grouped by still, the one to put back first: the record whose output the still
-    holds now, else the newest (by creation, then by when the record was last written)."""
+    holds now, else the one over which lmd last wrote (the index's order), else the newest by
+    creation (seconds) and by when the record was last written."""
     from core import hashing
 
     def current(target: Path) -> str | None:
@@ -132,13 +135,15 @@ def _latest_first(records: list[ReplaceRecord]) -> list[ReplaceRecord]:
 
     now = {target: current(target) for target in {r.target for r in records}}
 
-    def rank(record: ReplaceRecord) -> tuple[int, str, int]:
+    def rank(record: ReplaceRecord) -> tuple[int, int, str, int]:
         holds = record.output is not None and record.output.content_hash == now[record.target]
+        rows = store.outputs_with_record(str(record.record_path)) if store is not None else []
         try:
             written = record.record_path.stat().st_mtime_ns
         except OSError:
             written = 0
-        return (0 if holds else 1, _descending(record.created), -written)
+        last = max((row.id for row in rows), default=0)
+        return (0 if holds else 1, -last, _descending(record.created), -written)
 
     return sorted(records, key=lambda r: (str(r.target), *rank(r)))
 
@@ -249,7 +254,7 @@ def register(app: typer.Typer) -> None:
             # version of it) is the one to put back; an older original of that still stays in
             # its backup (`kept`) instead of overwriting the newer one
             seen: set[Path] = set()
-            for record in _latest_first(records):
+            for record in _latest_first(records, store):
                 entry = {"target": str(record.target), "backup": str(record.backup)}
                 newer = record.target in seen
                 seen.add(record.target)

@@ -6,8 +6,9 @@ Shared by the lifecycle test (tests/integrity/test_lifecycle.py) and the soak (b
 1. every original can be recovered byte-identical: each file the person put in the library is
    either there, or lmd's output stands in its place and a record keeps that exact original in
    an intact backup;
-2. every recorded output matches its file: the job that last recorded an output path agrees
-   with the file there (unless the person changed that file since);
+2. every recorded output matches its file: the newest output lmd recorded at a path is the
+   file there (unless the person changed it since), and every succeeded job's recorded output
+   is in the index;
 3. no job ever takes lmd's own output as input: no job's input digest is an output lmd wrote,
    or a person's edit of one;
 4. no job is lost or done twice: a job succeeds at most once per time it was queued, an output
@@ -85,10 +86,11 @@ def check(
     """Every invariant broken, one line each (empty when all hold)."""
     problems: list[str] = []
     jobs = store.list_jobs(limit=1_000_000)
-    index_hashes = {row.content_hash for job in jobs for row in store.outputs_of_job(job.id)}
+    rows = [row for job in jobs for row in store.outputs_of_job(job.id)]
+    index_hashes = {row.content_hash for row in rows}
     records = list(_records(backup_dir))
     problems += _originals(people, records, index_hashes)
-    problems += _outputs_match(jobs, people)
+    problems += _outputs_match(rows, jobs, people)
     problems += _inputs_are_not_outputs(jobs, index_hashes, people)
     problems += _once(store, jobs, drained)
     if quiet:
@@ -125,24 +127,27 @@ def _originals(people: People, records: list, index_hashes: set[str]) -> list[st
     return problems
 
 
-def _outputs_match(jobs: list, people: People) -> list[str]:
+def _outputs_match(rows: list, jobs: list, people: People) -> list[str]:
+    """The newest output lmd recorded at each path is the file there (unless the person changed
+    it since), and every succeeded job's recorded output is one the index holds for it."""
     latest: dict[str, object] = {}
-    for job in jobs:
-        if job.state != JobState.SUCCEEDED or not job.output_path or not job.output_signature:
-            continue
-        other = latest.get(job.output_path)
-        if other is None or (job.finished_at, job.id) > (other.finished_at, other.id):
-            latest[job.output_path] = job
+    for row in rows:
+        if row.reverted_at is None and (row.path not in latest or row.id > latest[row.path].id):
+            latest[row.path] = row
     problems = []
-    for path, job in latest.items():
+    for path, row in latest.items():
         if path in people.changed_outputs:
             continue
-        wanted = job.output_signature["content_hash"]
         here = Path(path)
         if not here.is_file():
-            problems.append(f"job {job.id}: its output {path} is missing")
-        elif not hashing.matches(here, wanted):
-            problems.append(f"job {job.id}: {path} is not the output it recorded")
+            problems.append(f"job {row.job_id}: its output {path} is missing")
+        elif not hashing.matches(here, row.content_hash):
+            problems.append(f"job {row.job_id}: {path} is not the output it recorded")
+    written = {(row.job_id, row.content_hash) for row in rows}
+    for job in jobs:
+        recorded = (job.output_signature or {}).get("content_hash")
+        if job.state == JobState.SUCCEEDED and recorded and (job.id, recorded) not in written:
+            problems.append(f"job {job.id} records an output the index does not hold for it")
     return problems
 
 

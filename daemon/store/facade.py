@@ -14,6 +14,7 @@ from daemon.store.commands import CommandOps
 from daemon.store.control import ControlOps
 from daemon.store.db import open_engine
 from daemon.store.enqueue import EnqueueOps
+from daemon.store.outbox import OutboxOps
 from daemon.store.queries import QueryOps
 from daemon.store.queue import LeaseOps
 from daemon.store.review import ReviewOps
@@ -31,6 +32,7 @@ class JobStore(
     AssetCacheOps,
     ControlOps,
     ReviewOps,
+    OutboxOps,
 ):
     """The queue and bookkeeping over one engine. Thread-safe (one connection per call);
     open one per process."""

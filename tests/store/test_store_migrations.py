@@ -36,7 +36,7 @@ def test_drift_check_sees_a_difference(sqlite_url: str) -> None:
     migrate(sqlite_url, "0001")
     diffs = _drift(sqlite_url)
     added = {d[1].name for d in diffs if isinstance(d, tuple) and d[0] == "add_table"}
-    assert added == {"assets", "control", "reviews", "outputs"}
+    assert added == {"assets", "control", "reviews", "outputs", "publish_outbox"}
 
 
 def test_the_backups_table_is_dropped_and_comes_back_on_downgrade(sqlite_url: str) -> None:

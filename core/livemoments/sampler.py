@@ -5,11 +5,14 @@ the indices `linspace(923, 999, 6).long()`, reads their σ and runs six Euler st
 0.8·z_LQ + 0.2·ε. Nothing of the scheduler is needed beyond those numbers, so they are computed
 here (σ = 3s/(1+2s), s = (1000 − idx)/1000) and the loop is a plain Euler integrator that takes
 any velocity function: testable without a network, and identical to the scheduler route.
+Callers steer it only through callbacks (`on_step_end`, after diffusers' `callback_on_step_end`),
+so the step itself has one home (`euler_step`) and stays pure math.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -65,24 +68,75 @@ VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]
 StepCallback = Callable[[int, int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """The state after Euler step `index` of `count`: the new latent at σ = `sigma_next` and the
+    velocity that moved it there from σ = `sigma`.
+
+    Why the velocity travels with it: a caller that steers the sampling (motion guidance for
+    clips, `core.livemoments.video_guidance`) needs the predicted clean latent, and along one
+    Euler step it is the same at both ends: z_next − σ_next·v = z − σ·v.
+    """
+
+    index: int
+    count: int
+    sigma: float
+    sigma_next: float
+    latent: torch.Tensor
+    velocity: torch.Tensor
+
+    @property
+    def is_last(self) -> bool:
+        return self.index == self.count - 1
+
+    def predicted_clean(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """x̂0 = z − σ·v (rectified flow: z = (1 − σ)·x0 + σ·ε, v = ε − x0), in `dtype`
+        (default: at least float32, the precision of the step itself)."""
+        work = dtype or torch.promote_types(self.latent.dtype, torch.float32)
+        return self.latent.to(work) - self.sigma_next * self.velocity.to(work)
+
+
+StepEndCallback = Callable[[StepEnd], torch.Tensor | None]
+"""Called after every step (diffusers' `callback_on_step_end`): returns the latent to continue
+from, or None to keep the step's own."""
+
+
+def euler_step(z: torch.Tensor, v: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """One explicit Euler step of dz/dσ = v from σ to σ_next, computed in (at least) float32 and
+    cast back to z's dtype, as diffusers' scheduler does."""
+    work = torch.promote_types(z.dtype, torch.float32)
+    return (z.to(work) + (sigma_next - sigma) * v.to(work)).to(z.dtype)
+
+
 def euler_sample(
     velocity_fn: VelocityFn,
     z0: torch.Tensor,
     sigmas: Sequence[float] | None = None,
     on_step: StepCallback | None = None,
+    on_step_end: StepEndCallback | None = None,
 ) -> torch.Tensor:
-    """Integrate dz/dσ = v(z, σ) from σ_0 down to σ_N with explicit Euler steps.
+    """Integrate dz/dσ = v(z, σ) from σ_0 down to σ_N with explicit Euler steps (`euler_step`).
 
     `on_step(k, n)` runs before step k of n; it is where callers check for cancellation.
-    The update is computed in (at least) float32 and cast back, as diffusers' scheduler does.
+    `on_step_end(StepEnd)` runs after each step and may replace the latent (a returned tensor
+    must keep z0's shape and dtype); without it, or when it returns None, the sampling is
+    plain Euler.
     """
     sig = bridge_sigmas() if sigmas is None else list(sigmas)
     n = len(sig) - 1
-    work = torch.promote_types(z0.dtype, torch.float32)
     z = z0
     for k in range(n):
         if on_step is not None:
             on_step(k, n)
         v = velocity_fn(z, sig[k])
-        z = (z.to(work) + (sig[k + 1] - sig[k]) * v.to(work)).to(z0.dtype)
+        z = euler_step(z, v, sig[k], sig[k + 1])
+        if on_step_end is not None:
+            replaced = on_step_end(StepEnd(k, n, sig[k], sig[k + 1], z, v))
+            if replaced is not None:
+                if replaced.shape != z.shape or replaced.dtype != z.dtype:
+                    raise ValueError(
+                        f"on_step_end returned {tuple(replaced.shape)} {replaced.dtype}, "
+                        f"expected {tuple(z.shape)} {z.dtype}"
+                    )
+                z = replaced
     return z

@@ -13,8 +13,8 @@ noise level σ, the predicted clean latent is x̂0 = z − σ·v (rectified flow
 and v = ε − x0). The latent warping error is E = ½·Σ M·(x̂0 − W)² (W: the previous frame's final
 latent warped onto this frame, M: non-occlusion at latent resolution, in [0, 1]); its gradient
 with respect to z, holding v fixed (no back-propagation through the networks, so the guidance
-costs no network call), is M·(x̂0 − W). Each step first moves z by −`strength` times that
-gradient, then takes the Euler step.
+costs no network call), is M·(x̂0 − W). After each Euler step (the sampler's `on_step_end`
+hook) z moves by −`strength` times that gradient.
 
 Strength, in [0, 1]: each step shrinks the predicted clean latent's discrepancy from the warped
 previous frame by the factor (1 − strength·M) before the network's next move, so where the flow
@@ -24,7 +24,8 @@ content and a subject that turned stay the network's own. Larger values copy the
 more faithfully, its errors with it; 0 is plain sampling.
 
 Everything here is tensor math; the tile loop that keeps each tile's previous latent belongs to
-the pipeline that restores clips.
+the clip restorer (`core.video.livemoments_video`), which hands it to the still pipeline's
+per-step hook.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.livemoments.sampler import StepCallback, VelocityFn, bridge_sigmas
+from core.livemoments.sampler import StepCallback, StepEnd, VelocityFn, euler_sample
 
 DEFAULT_STRENGTH = 0.2
 LATENT_FACTOR = 8
@@ -99,10 +100,34 @@ def latent_warping_error(
     return float((diff * weight).sum() / total)
 
 
+def inside_cells(flow: torch.Tensor) -> torch.Tensor:
+    """[B, 1, h, w]: 1 where p + flow(p) (flow [B, 2, h, w] in cells) lands inside the grid.
+
+    Why: `warp_latent` replicates the border for points outside, which for a tile means content
+    that came in from a neighbouring tile; the guidance must not pull towards that copy."""
+    _, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=flow.dtype, device=flow.device),
+        torch.arange(w, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
+    x = xs + flow[:, 0]
+    y = ys + flow[:, 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return inside[:, None].to(flow.dtype)
+
+
 @dataclass(slots=True)
 class MotionGuidance:
     """What guides one frame's sampling: the previous frame's final latent warped onto this
-    frame (`warp_latent`), where that holds (`latent_mask`), and how strongly."""
+    frame (`warp_latent`), where that holds (`latent_mask`), and how strongly.
+
+    Called after every sampler step (it is a `core.livemoments.sampler.StepEndCallback`), it
+    moves the latent by −strength times the gradient of the latent warping error,
+    M·(x̂0 − W); the step's velocity is held fixed, so this costs no network call. Applied
+    after the Euler step rather than before it, it is the same update: the step does not
+    change x̂0 (z_next − σ_next·v = z − σ·v), and the step is linear in z.
+    """
 
     warped_previous: torch.Tensor
     mask: torch.Tensor
@@ -111,6 +136,15 @@ class MotionGuidance:
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.strength) <= 1.0:
             raise ValueError(f"guidance strength must be within [0, 1], got {self.strength!r}")
+
+    def __call__(self, state: StepEnd) -> torch.Tensor | None:
+        if self.strength <= 0:
+            return None
+        work = torch.promote_types(state.latent.dtype, torch.float32)
+        predicted = state.predicted_clean(work)
+        target = self.warped_previous.to(work)
+        gradient = self.mask.to(work) * (predicted - target)
+        return (state.latent.to(work) - self.strength * gradient).to(state.latent.dtype)
 
 
 def guided_euler_sample(
@@ -125,19 +159,4 @@ def guided_euler_sample(
     Without guidance (or at strength 0) the result is exactly `euler_sample`'s: the same
     velocity calls, the same update, in the same precision.
     """
-    sig = bridge_sigmas() if sigmas is None else list(sigmas)
-    n = len(sig) - 1
-    work = torch.promote_types(z0.dtype, torch.float32)
-    z = z0
-    for k in range(n):
-        if on_step is not None:
-            on_step(k, n)
-        v = velocity_fn(z, sig[k])
-        if guidance is not None and guidance.strength > 0:
-            zw, vw = z.to(work), v.to(work)
-            predicted = zw - sig[k] * vw
-            target = guidance.warped_previous.to(work)
-            gradient = guidance.mask.to(work) * (predicted - target)
-            z = (zw - guidance.strength * gradient).to(z0.dtype)
-        z = (z.to(work) + (sig[k + 1] - sig[k]) * v.to(work)).to(z0.dtype)
-    return z
+    return euler_sample(velocity_fn, z0, sigmas, on_step=on_step, on_step_end=guidance)

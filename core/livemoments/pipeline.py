@@ -19,13 +19,15 @@ any `tile_batch` (checked on the CPU; on CUDA some kernels also vary from run to
 `torch.use_deterministic_algorithms` is set), at the price of the batch's throughput on a GPU.
 
 Cancellation is checked before every network call; progress is reported per tile and step.
+A caller may steer the six steps through `on_step_end` (`TileStepHook`), as clip restoration
+does with motion guidance; without one the result is the still restoration's, bit for bit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +41,21 @@ from core.images import resize
 from core.livemoments.config import TILE_MULTIPLE
 from core.livemoments.load import LiveMomentsModels
 from core.livemoments.model import TwoBranchVelocity
-from core.livemoments.sampler import bridge_sigmas, euler_sample, initial_latent, seeded_noise
+from core.livemoments.sampler import (
+    StepEnd,
+    bridge_sigmas,
+    euler_sample,
+    initial_latent,
+    seeded_noise,
+)
 from core.tiling import Blender, Tile, pcr_crop_origin, tile_grid
+
+TileStepHook = Callable[[Sequence[Tile], StepEnd], torch.Tensor | None]
+"""`on_step_end(tiles, state)`: called after every sampler step of a batch of tiles (their
+latents are `state.latent`, one row per tile, in the order of `tiles`; tiles are windows of the
+output grid, padded to the full tile size). Returns the latents to continue from, or None to
+keep the step's own: diffusers' `callback_on_step_end`, per tile batch. Clip restoration steers
+the sampling with it (`core.video.livemoments_video`); the sampler stays pure math."""
 
 
 @dataclass(slots=True)
@@ -208,11 +223,14 @@ class LiveMomentsPipeline:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         stats: PipelineStats | None = None,
+        on_step_end: TileStepHook | None = None,
     ) -> np.ndarray:
         """Restore `target` (video resolution) to `reference`'s resolution; float32 H×W×3."""
         try:
             with torch.inference_mode():
-                return self._run(target, reference, reference_lq, progress, cancel, stats)
+                return self._run(
+                    target, reference, reference_lq, progress, cancel, stats, on_step_end
+                )
         except Exception as exc:
             if _is_oom(exc):
                 if self.models.device.type == "cuda":
@@ -231,6 +249,7 @@ class LiveMomentsPipeline:
         progress: ProgressCallback | None,
         cancel: CancelToken | None,
         stats: PipelineStats | None,
+        on_step_end: TileStepHook | None = None,
     ) -> np.ndarray:
         opts = self.options
         stats = stats if stats is not None else PipelineStats()
@@ -314,8 +333,18 @@ class LiveMomentsPipeline:
             ) -> torch.Tensor:
                 return self.velocity(z, sigma, _ref, _motion)
 
+            step_end = None
+            if on_step_end is not None:
+
+                def step_end(
+                    state: StepEnd, _group: list[Tile] = group
+                ) -> torch.Tensor | None:
+                    return on_step_end(_group, state)
+
             with _timed(stats, "denoise"):
-                latent = euler_sample(velocity, z0, sigmas, on_step=on_step)
+                latent = euler_sample(
+                    velocity, z0, sigmas, on_step=on_step, on_step_end=step_end
+                )
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
             stats.steps += n_steps * len(group)
@@ -335,4 +364,4 @@ class LiveMomentsPipeline:
         return np.clip(result, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-__all__ = ["LiveMomentsPipeline", "PipelineOptions", "PipelineStats"]
+__all__ = ["LiveMomentsPipeline", "PipelineOptions", "PipelineStats", "TileStepHook"]

@@ -200,7 +200,9 @@ class LiveMomentsRestorer:
             merged["tile_batch"] = 1
         return merged
 
-    def restore(self, request: RestoreRequest) -> RestoreResult:
+    def restore(self, request: RestoreRequest, on_step_end: Any = None) -> RestoreResult:
+        """Restore one still. `on_step_end` (a `core.livemoments.pipeline.TileStepHook`) lets a
+        clip restorer steer the six steps (motion guidance); stills never pass one."""
         from core.livemoments.pipeline import LiveMomentsPipeline, PipelineOptions, PipelineStats
 
         target = validate_image(request.target, "target")
@@ -240,7 +242,8 @@ class LiveMomentsRestorer:
             try:
                 pipeline.offload_idle()
                 image = pipeline(
-                    target, reference, reference_lq, request.progress, request.cancel, stats
+                    target, reference, reference_lq, request.progress, request.cancel, stats,
+                    on_step_end,
                 )
             finally:
                 pipeline.close()

@@ -22,11 +22,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LAZY_MODULES: dict[str, str] = {
     "guided-video": "core.video.guided_video",
+    "livemoments-video": "core.video.livemoments_video",
 }
 """name → module that calls `@register_clip(name)` when imported."""
 
 _PARAM_SCHEMAS: dict[str, str] = {
     "guided-video": "core.video.params:param_problems",
+    "livemoments-video": "core.video.livemoments_params:param_problems",
 }
 """name → `module:function` returning the problems found in a parameter mapping."""
 

@@ -7,8 +7,9 @@ opens through `open_regular`, which checks the file it actually opened rather th
 
 - `O_RDONLY | O_NONBLOCK | O_CLOEXEC`: a FIFO or device swapped in cannot block the open, and
   no child process inherits the descriptor; `fstat` of what was opened must be a regular file;
-- inside `confined_to(root)` (discovery confines its reads to the library), the opened file's
-  path as the kernel resolved it (`/proc/self/fd/N`) must lie under the root: a link swapped in
+- inside `confined_to(*roots)` (discovery confines its reads to the library, the worker to the
+  library and the backup directory), the opened file's path as the kernel resolved it
+  (`/proc/self/fd/N`) must lie under one of the roots: a link swapped in
   for the file or for any folder above it, leading out of the library, is refused, and the
   check cannot race because it looks at the open file, not at a second lookup of the name.
   Links that stay inside the library (the walk lists them) are followed. Without `/proc`, the
@@ -37,19 +38,23 @@ READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 FileIdentity = tuple[int, int]
 T = TypeVar("T")
 
-_root: ContextVar[str | None] = ContextVar("lmd_confined_root", default=None)
+_roots: ContextVar[tuple[str, ...] | None] = ContextVar("lmd_confined_roots", default=None)
 
 
 @contextmanager
-def confined_to(root: Path | str) -> Iterator[str]:
-    """Within the block, `open_regular` refuses any file that does not lie under `root`
-    (resolved once, here). Yields the resolved root."""
-    real = os.path.realpath(root)
-    token = _root.set(real)
+def confined_to(*roots: Path | str) -> Iterator[tuple[str, ...]]:
+    """Within the block, `open_regular` refuses any file that does not lie under one of
+    `roots` (each resolved once, here): discovery gives the library; the worker gives the
+    library and the backup directory, where a redo reads a replaced still's original. Yields
+    the resolved roots."""
+    if not roots:
+        raise ValueError("confined_to needs at least one root")
+    real = tuple(os.path.realpath(root) for root in roots)
+    token = _roots.set(real)
     try:
         yield real
     finally:
-        _root.reset(token)
+        _roots.reset(token)
 
 
 def confined_iter(root: Path | str, items: Iterator[T]) -> Iterator[T]:
@@ -64,9 +69,9 @@ def confined_iter(root: Path | str, items: Iterator[T]) -> Iterator[T]:
         yield item
 
 
-def confined_root() -> str | None:
-    """The resolved root reads are confined to here, if any."""
-    return _root.get()
+def confined_roots() -> tuple[str, ...] | None:
+    """The resolved roots reads are confined to here, if any."""
+    return _roots.get()
 
 
 def open_regular(path: Path | str, *, identity: FileIdentity | None = None) -> io.FileIO:
@@ -81,16 +86,18 @@ def open_regular(path: Path | str, *, identity: FileIdentity | None = None) -> i
             raise UnreadableFile("not a regular file (was it swapped since it was listed?)")
         if identity is not None and (st.st_dev, st.st_ino) != identity:
             raise UnreadableFile("another file is at this path since it was listed")
-        root = _root.get()
-        if root is not None:
-            _check_inside(fd, st, path, root)
+        roots = _roots.get()
+        if roots is not None:
+            _check_inside(fd, st, path, roots)
         return io.FileIO(fd, "rb", closefd=True)
     except BaseException:
         os.close(fd)
         raise
 
 
-def _check_inside(fd: int, st: os.stat_result, path: Path | str, root: str) -> None:
+def _check_inside(
+    fd: int, st: os.stat_result, path: Path | str, roots: tuple[str, ...]
+) -> None:
     try:
         where = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:  # no /proc: resolve the name, and make sure it names the file we hold
@@ -101,7 +108,7 @@ def _check_inside(fd: int, st: os.stat_result, path: Path | str, root: str) -> N
             again = None
         if again is None or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
             raise UnreadableFile("changed while it was being opened") from None
-    if where != root and not where.startswith(root.rstrip("/") + "/"):
+    if not any(where == root or where.startswith(root.rstrip("/") + "/") for root in roots):
         raise UnreadableFile(
             "leads out of the library (a symbolic link on its path, swapped in since it was "
             "listed?); not read"

@@ -27,6 +27,7 @@ import numpy as np
 
 from core import hashing
 from daemon.files.errors import UnreadableFile
+from daemon.files.opening import confined_to
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
 from daemon.library.media import decode_frame_at, load_still
@@ -229,8 +230,16 @@ class LibraryFiles:
             return False
         return _unchanged(Path(job.output_path), recorded) is not None
 
-    def load(self, asset: LiveAsset) -> LoadedInputs:
-        return load_inputs(asset)
+    def load(self, asset: LiveAsset, job: Job) -> LoadedInputs:
+        """`load_inputs` with every read confined to the job's library and its backup
+        directory (where a redo reads a replaced still's original): a link swapped in since
+        the scan, leading anywhere else, is refused (`UnreadableFile`), never followed."""
+        assert job.output is not None  # check_inputs ran first
+        roots = [job.output.root]
+        if job.output.backup_dir is not None:
+            roots.append(job.output.backup_dir)
+        with confined_to(*roots):
+            return load_inputs(asset)
 
     def write(
         self, plan: OutputPlan, job: Job, image: np.ndarray, like: Path,

@@ -108,8 +108,9 @@ class JobFiles(Protocol):
         `InputsChanged` when the inputs are not what the job was enqueued for."""
         ...
 
-    def load(self, asset: LiveAsset) -> LoadedInputs:
-        """Decode the inputs; `UnreadableFile` on bad input."""
+    def load(self, asset: LiveAsset, job: Job) -> LoadedInputs:
+        """Decode the inputs `check_inputs` gave for `job`, reading nothing outside its library
+        and backups; `UnreadableFile` on bad input."""
         ...
 
     def write(

@@ -167,7 +167,7 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
                 return Outcome.SKIPPED
             plan = ctx.files.plan(job)
             restorer = ctx.restorers.for_job(job)
-            inputs = ctx.files.load(source)
+            inputs = ctx.files.load(source, job)
             cancel.raise_if_cancelled()
 
             def progress(fraction: float, stage: str) -> None:

@@ -204,7 +204,7 @@ class FakeFiles:
         self.planned.append(plan)
         return plan
 
-    def load(self, asset: LiveAsset) -> LoadedInputs:
+    def load(self, asset: LiveAsset, job: Job) -> LoadedInputs:
         if self.load_error is not None:
             raise self.load_error
         target = np.full((8, 8, 3), 0.5, np.float32)

@@ -13,7 +13,6 @@ claims an output that is gone. A file someone edited after lmd wrote it is left 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from daemon.cli.context import OperationalError, console, console_err, get_settings
+from daemon.cli.render import echo_json
 
 if TYPE_CHECKING:
     from daemon.output import ReplaceRecord
@@ -284,7 +284,7 @@ def register(app: typer.Typer) -> None:
                 results.append(entry)
 
         if as_json:
-            console.print_json(json.dumps(results))
+            echo_json(results)
         else:
             for entry in results:
                 line = f"{entry['result']}: {entry['target']}"

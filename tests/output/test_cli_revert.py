@@ -86,3 +86,18 @@ def test_revert_all_goes_on_past_a_damaged_record(replaced, capsys):
     assert "unreadable replace record" in err
     restored = [digest_file(t) == h for t, h in targets]
     assert restored.count(True) == 1
+
+
+def test_revert_json_on_a_terminal_is_plain_json(replaced, tmp_path):
+    """`--json` is for programs even when a person runs it in a terminal: one JSON document,
+    no colour or highlighting codes (it printed rich's highlighted JSON there)."""
+    from tests.foundation.lmd_entry import lmd_command, lmd_env
+    from tests.foundation.test_cli_conventions import run_in_terminal
+
+    config, _lib, targets = replaced
+    env = lmd_env(tmp_path, {"TERM": "xterm-256color"})
+    env.pop("NO_COLOR", None)
+    command = [*lmd_command(), "--config", str(config), "revert", "--all", "--dry-run", "--json"]
+    printed = run_in_terminal(["sh", "-c", " ".join(command) + " 2>/dev/null"], env, tmp_path)
+    assert "\x1b[" not in printed, printed
+    assert {entry["target"] for entry in json.loads(printed)} == {str(t) for t, _ in targets}

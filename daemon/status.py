@@ -1,10 +1,10 @@
 """What "status" contains: the one definition behind `lmd status` (JSON and tables) and the
 demo's summary.
 
-Plain data from the store (counts per state, pause, recent failures, last scan, workers with
-a staleness flag, library problems) and from the settings (restorer, database URL without its
-password), ready for JSON. The daemon's own systemd status line is shorter and built in
-`daemon.service`.
+Plain data from the store (counts per state, of still and of video jobs apart, pause, recent
+failures, last scan, workers with a staleness flag, library problems) and from the settings
+(restorer, database URL without its password), ready for JSON. The daemon's own systemd
+status line is shorter and built in `daemon.service`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def status_payload(store: JobStore, settings: Settings | None = None) -> dict[st
             "params": dict(settings.restorer.params),
         }
     return {
-        "jobs": store.counts(),
+        # still and video jobs apart: a clip costs many times a still, and a queue of videos
+        # must not read as stills waiting
+        "jobs": store.counts("still"),
+        "video_jobs": store.counts("video"),
         "paused": store.is_paused(),
         "failures": store.recent_failures(10),
         "last_scan": store.last_scan(),
@@ -66,4 +69,23 @@ def status_payload(store: JobStore, settings: Settings | None = None) -> dict[st
         "watcher_mode": store.get_control("watcher_mode"),
         "library_problems": store.library_problems(20),
         "database": mask_url(settings.database_url) if settings is not None else None,
+        "deliveries": deliveries(store),
+    }
+
+
+def deliveries(store: JobStore) -> dict[str, Any]:
+    """The publish outbox (`daemon.store.outbox`): how many deliveries to Immich, PhotoPrism
+    and hooks wait or were given up, by publisher, and the latest given up with their error."""
+    counts = store.outbox_counts()
+    failed = store.list_outbox("failed", limit=None)
+    failed.sort(key=lambda e: e.updated_at, reverse=True)
+    return {
+        "pending": sum(c["pending"] for c in counts.values()),
+        "failed": sum(c["failed"] for c in counts.values()),
+        "by_publisher": {
+            name: {"pending": c["pending"], "failed": c["failed"]} for name, c in counts.items()
+        },
+        "recent_failed": [
+            {**e.to_dict(), "failed_at": e.updated_at.isoformat()} for e in failed[:5]
+        ],
     }

@@ -15,6 +15,9 @@ def render_status(payload: dict[str, Any]) -> None:
     counts = payload["jobs"]
     title = "jobs" + ("  (paused)" if payload.get("paused") else "")
     print_table(list(counts), [[str(n) for n in counts.values()]], title=title)
+    videos = payload.get("video_jobs") or {}
+    if any(videos.values()):
+        print_table(list(videos), [[str(n) for n in videos.values()]], title="video jobs")
 
     workers = payload.get("worker") or []
     rows = []
@@ -40,6 +43,18 @@ def render_status(payload: dict[str, Any]) -> None:
             f" {scan['unreadable']} unreadable")
     else:
         say("last scan: never")
+
+    sent = payload.get("deliveries") or {}
+    if sent.get("pending") or sent.get("failed"):
+        each = ", ".join(
+            f"{name} {c['pending']} pending, {c['failed']} failed"
+            for name, c in sorted((sent.get("by_publisher") or {}).items())
+            if c["pending"] or c["failed"]
+        )
+        say(f"deliveries: {sent['pending']} pending, {sent['failed']} failed ({each})")
+        for e in sent.get("recent_failed") or []:
+            say(f"  failed: {e['publisher']} {e['kind']} (job {e['job_id'] or '-'}):"
+                f" {clip(e['last_error'] or '', 80)}")
 
     failures = payload.get("failures") or []
     if failures:

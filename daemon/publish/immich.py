@@ -215,11 +215,12 @@ class ImmichPublisher:
             "original": str(outcome.original),
             "output": str(outcome.output),
         }
+        job_id = outcome.job_id if isinstance(outcome.job_id, int) else None
         if self.settings.mode == "upload":
-            self.outbox.submit("immich.upload", payload)
+            self.outbox.submit("immich.upload", payload, job_id=job_id)
         else:
             folder = str(Path(outcome.output).parent)
-            self.outbox.submit("immich.rescan", payload, key=f"rescan:{folder}")
+            self.outbox.submit("immich.rescan", payload, key=f"rescan:{folder}", job_id=job_id)
 
     def _upload(self, payload: dict[str, Any]) -> None:
         output, original = Path(payload["output"]), Path(payload["original"])

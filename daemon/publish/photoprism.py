@@ -158,7 +158,10 @@ class PhotoPrismPublisher:
                 originals=self.originals,
             )
             return
-        self.outbox.submit("photoprism.index", {"folder": folder}, key=f"index:{folder}")
+        job_id = outcome.job_id if isinstance(outcome.job_id, int) else None
+        self.outbox.submit(
+            "photoprism.index", {"folder": folder}, key=f"index:{folder}", job_id=job_id
+        )
 
     def _index(self, payload: dict[str, Any]) -> None:
         folder = payload.get("folder")

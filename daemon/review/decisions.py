@@ -89,7 +89,7 @@ class ReviewService:
         self.store = store
         self.files = files
         self.dirs = ReviewDirs(settings.state_dir)
-        self.after = after or AfterPublish(settings)
+        self.after = after or AfterPublish(settings, store=store)
 
     # ---- reading -------------------------------------------------------------------------
 

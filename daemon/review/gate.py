@@ -188,7 +188,7 @@ class ReviewGate:
         self.settings = settings
         self.store = store
         self.dirs = ReviewDirs(settings.state_dir)
-        self.after = AfterPublish(settings, publishers)
+        self.after = AfterPublish(settings, publishers, store=store)
 
     def reasons_to_look(self, check: dict[str, Any], flow_confidence: float | None) -> list[str]:
         flags = []

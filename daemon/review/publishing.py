@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from daemon.publish.outbox import OutboxStore
 from daemon.publish.outcome import JobOutcome
 from daemon.publish.publishers import Publishers
 from daemon.store import Job, JobState
@@ -57,9 +58,13 @@ def job_outcome(job: Job) -> JobOutcome:
 class AfterPublish:
     """The XMP sidecar and the publishers; the publishers' threads start on first use."""
 
-    def __init__(self, settings: Any, publishers: Publishers | None = None) -> None:
+    def __init__(
+        self, settings: Any, publishers: Publishers | None = None,
+        store: OutboxStore | None = None,
+    ) -> None:
         self._settings = settings
         self._publishers = publishers
+        self._store = store  # the job store: deliveries outlive the process (publish_outbox)
         self._lock = threading.Lock()
 
     def _get(self) -> Publishers:
@@ -67,7 +72,7 @@ class AfterPublish:
             if self._publishers is None:
                 s = self._settings
                 library = Path(s.library) if s.library is not None else None
-                self._publishers = Publishers.from_settings(s, library)
+                self._publishers = Publishers.from_settings(s, library, store=self._store)
                 self._publishers.start()
             return self._publishers
 

@@ -248,16 +248,16 @@ def test_a_waiting_delivery_survives_a_restart_through_its_store(
     first = publisher(standin.url, library, store=store, backoff_seconds=0.5)
     first.publish(outcome(library))
     deadline = time.monotonic() + 20
-    while not any(d.attempts for d in store.load()) and time.monotonic() < deadline:
+    while not any(d.last_error for d in store.list_outbox()) and time.monotonic() < deadline:
         time.sleep(0.01)
     first.close(timeout=5)  # lmd stops while the delivery waits for its retry
-    (kept,) = store.load()
+    (kept,) = store.list_outbox("pending")
     assert kept.attempts == 1 and "503" in (kept.last_error or "")
     second = publisher(standin.url, library, store=store, backoff_seconds=0.5)
     second.outbox.start()
     assert second.outbox.wait_idle(timeout=20)
     second.close()
-    assert standin.stacks and store.load() == []
+    assert standin.stacks and store.list_outbox("pending") == []
 
 
 def test_library_holding_picks_the_longest_import_path_only_on_path_boundaries() -> None:

@@ -4,7 +4,8 @@ The scanner enqueues every restorable asset on every scan, so enqueueing must be
 the same identity again is a no-op, or a move when only the paths changed (a `beside` output
 moves with its folder). A new identity for an asset cancels the asset's waiting or failed jobs
 (their inputs are gone) and only marks running and finished ones; an earlier identity coming
-back makes its job current again.
+back makes its job current again. All of this is per kind: an asset's video job never
+supersedes its still job, nor the other way round.
 
 Nothing stays stuck: the stored signatures follow what the scan saw (a touched file's new
 mtime), and a job skipped because its inputs changed or moved between scan and work is queued
@@ -61,7 +62,7 @@ class EnqueueOps(OutputOps):
         existing = conn.execute(
             select(
                 jobs.c.id, jobs.c.asset_key, jobs.c.payload, jobs.c.state, jobs.c.superseded_by,
-                jobs.c.finished_at, jobs.c.output_path,
+                jobs.c.finished_at, jobs.c.output_path, jobs.c.kind,
             ).where(jobs.c.identity == spec.identity)
         ).first()
         if existing is not None:
@@ -80,7 +81,8 @@ class EnqueueOps(OutputOps):
                     values["output_path"] = output
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
                 old_target, new_target = existing.payload.get("target"), spec.payload.get("target")
-                if moved and old_target and new_target and old_target != new_target:
+                if (moved and existing.kind == "still" and old_target and new_target
+                        and old_target != new_target):
                     self._still_moved(conn, old_target, new_target, now)
                 why = (
                     f"moved: {existing.asset_key} -> {spec.asset_key}" if moved
@@ -95,7 +97,7 @@ class EnqueueOps(OutputOps):
             elif existing.asset_key != spec.asset_key:
                 # Moved onto a key that had jobs of its own (a file moved over another): their
                 # content is no longer there, so this job supersedes them.
-                superseded = self._supersede(conn, spec.asset_key, job_id, now)
+                superseded = self._supersede(conn, spec.asset_key, job_id, now, existing.kind)
             return EnqueueResult(job_id, False, superseded, moved)
 
         job_id = conn.execute(
@@ -115,12 +117,13 @@ class EnqueueOps(OutputOps):
                 weights_digest=spec.weights_digest,
                 params=spec.params,
                 force=False,
+                kind=spec.kind,
                 **(spec.output.to_columns() if spec.output is not None else {}),
             )
             .returning(jobs.c.id)
         ).scalar_one()
         self._event(conn, job_id, None, JobState.PENDING, "enqueued", None, now)
-        superseded = self._supersede(conn, spec.asset_key, job_id, now)
+        superseded = self._supersede(conn, spec.asset_key, job_id, now, spec.kind)
         return EnqueueResult(job_id, True, superseded, False)
 
     def job_with_identity(self, identity: str) -> int | None:
@@ -136,7 +139,7 @@ class EnqueueOps(OutputOps):
         again, and so is a succeeded one whose output a newer job has since replaced; a running
         job carries on. Returns the ids of the jobs cancelled."""
         job_id = existing.id
-        cancelled = self._supersede(conn, asset_key, job_id, now)
+        cancelled = self._supersede(conn, asset_key, job_id, now, existing.kind)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(superseded_by=None))
         state = JobState(existing.state)
         if state == JobState.CANCELLED:
@@ -145,6 +148,7 @@ class EnqueueOps(OutputOps):
             replaced = conn.execute(
                 select(jobs.c.id).where(
                     jobs.c.asset_key == asset_key,
+                    jobs.c.kind == existing.kind,
                     jobs.c.id != job_id,
                     jobs.c.state == JobState.SUCCEEDED.value,
                     jobs.c.finished_at > existing.finished_at,
@@ -157,12 +161,16 @@ class EnqueueOps(OutputOps):
                 )
         return cancelled
 
-    def _supersede(self, conn: Connection, asset_key: str, new_id: int, now: datetime) -> list[int]:
-        """Cancel the asset's other waiting or failed jobs in favour of `new_id`; running and
-        finished jobs are only marked (a worker may be writing that output right now)."""
+    def _supersede(
+        self, conn: Connection, asset_key: str, new_id: int, now: datetime, kind: str
+    ) -> list[int]:
+        """Cancel the asset's other waiting or failed jobs of the same kind in favour of
+        `new_id`; running and finished jobs are only marked (a worker may be writing that
+        output right now). Jobs of the other kind restore another thing and are left alone."""
         rows = conn.execute(
             select(jobs.c.id, jobs.c.state).where(
-                jobs.c.asset_key == asset_key, jobs.c.id != new_id, jobs.c.superseded_by.is_(None)
+                jobs.c.asset_key == asset_key, jobs.c.kind == kind, jobs.c.id != new_id,
+                jobs.c.superseded_by.is_(None),
             )
         ).all()
         cancelled = []

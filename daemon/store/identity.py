@@ -5,6 +5,10 @@ it (a moved file keeps its job); content signatures, the reselected time, the re
 weights, its parameters and the pinned output (mode, location, quality: `OutputSpec`) are, so
 the identity covers exactly what the worker reads from the job row. Canonical JSON (sorted
 keys, no whitespace) keeps the digest stable across processes and Python versions.
+
+The job's kind (what of the asset it restores) is part of it, so a still and a video job of one
+asset never share a digest. A still's recipe leaves the kind out, as before kinds existed: the
+identities of the jobs already queued stay what they were, and no upgrade re-enqueues them.
 """
 
 from __future__ import annotations
@@ -49,11 +53,12 @@ def job_identity(
     weights_digest: str,
     params: Mapping[str, Any],
     output: Mapping[str, Any] | None = None,
+    kind: str = "still",
 ) -> str:
     """sha256 hex of the canonical inputs. `signatures` maps a role (reference, video,
     target...) to that file's signature; only `size` and `content_hash` count, because an mtime
     change without a content change (a copy, a touch) must not make new work. `output` is the
-    pinned `OutputSpec.to_dict()`."""
+    pinned `OutputSpec.to_dict()`; `kind` is the job's kind ('still' or 'video')."""
     sigs = {
         role: {k: sig[k] for k in ("size", "content_hash") if k in sig}
         for role, sig in signatures.items()
@@ -67,4 +72,6 @@ def job_identity(
         "params": params,
         "output": output,
     }
+    if kind != "still":
+        doc["kind"] = kind
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()

@@ -12,6 +12,10 @@ from typing import Any, Literal
 from daemon.store.states import JobState
 
 DEFAULT_MAX_ATTEMPTS = 3
+#: what of an asset a job restores: its reselected still, or its video (`[video] enabled`)
+JobKind = Literal["still", "video"]
+STILL: JobKind = "still"
+VIDEO: JobKind = "video"
 
 
 def utcnow() -> datetime:
@@ -102,6 +106,8 @@ class JobSpec:
     priority: int = 0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     not_before: datetime | None = None
+    #: a still and a video job of one asset live side by side (see `daemon.store.enqueue`)
+    kind: JobKind = STILL
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,8 @@ class Job:
     #: the fencing token of the lease this snapshot was claimed under (bumped at every claim);
     #: the worker hands it to every call that commits on the job's behalf
     lease_generation: int = 0
+    #: 'still' or 'video' (`JobKind`): which run the worker gives it
+    kind: str = STILL
 
     @property
     def path(self) -> str | None:

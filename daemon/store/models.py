@@ -110,6 +110,8 @@ class JobRow(Base):
     # ---- sixth migration (0006): the lease's generation, the fencing token every claim bumps
     # and every commit of a result checks (see `daemon.store.queue`)
     lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # ---- eighth migration (0008): what of the asset the job restores ('still' or 'video')
+    kind: Mapped[str] = mapped_column(String(16), default="still", server_default="still")
 
     __table_args__ = (
         # the claim query: claimable state, earliest not_before, then priority/id

@@ -14,12 +14,14 @@ from daemon.store.states import JobState
 
 
 class QueryOps(StoreBase):
-    def counts(self) -> dict[str, int]:
+    def counts(self, kind: str | None = None) -> dict[str, int]:
+        """Jobs per state: of one kind ('still', 'video'), or of every kind (None)."""
         out = {s.value: 0 for s in JobState}
+        query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        if kind is not None:
+            query = query.where(jobs.c.kind == kind)
         with self._read() as conn:
-            for state, n in conn.execute(
-                select(jobs.c.state, func.count()).group_by(jobs.c.state)
-            ):
+            for state, n in conn.execute(query):
                 out[state] = int(n)
         return out
 

@@ -189,6 +189,7 @@ class ReviewGate:
         self.store = store
         self.dirs = ReviewDirs(settings.state_dir)
         self.after = AfterPublish(settings, publishers, store=store)
+        self.after.resume()  # deliveries an earlier run left in the outbox
 
     def reasons_to_look(self, check: dict[str, Any], flow_confidence: float | None) -> list[str]:
         flags = []

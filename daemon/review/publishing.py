@@ -88,6 +88,17 @@ class AfterPublish:
             or s.photoprism.url is not None
         )
 
+    def resume(self) -> None:
+        """Start the viewers' outboxes now when a job store keeps deliveries from an earlier
+        run (a restart), instead of at the next job's publication."""
+        s = self._settings
+        if self._store is None or (s.immich.url is None and s.photoprism.url is None):
+            return
+        try:
+            self._get()
+        except Exception as exc:  # a publisher that cannot be built is logged at publish too
+            log.warning("publishers_not_resumed", error=str(exc))
+
     def write_sidecar(
         self, job: Job, destination: Path, kind: str, backup: Path | None,
         content_hash: str | None, size: tuple[int, int] | None,

@@ -130,7 +130,7 @@ class LiveMomentsVideoRestorer:
         keyframes = list(request.keyframes)
         references: list[np.ndarray] = []
         video_size = out_size = (0, 0)
-        total = request.frame_count
+        progress = _ClipProgress(request)
         diag.extra.update(guidance_strength=strength, latent_warping_error=[],
                           neighbour_confidence=[])
         for index, raw in enumerate(request.frames):
@@ -162,7 +162,7 @@ class LiveMomentsVideoRestorer:
                     reference=references[_nearest(keyframes, index)],
                     restorer="livemoments",
                     params=per_frame,
-                    progress=_frame_progress(request, index, total),
+                    progress=progress.for_frame(index),
                     cancel=request.cancel,
                 ),
                 on_step_end=self.guide.hook,
@@ -193,13 +193,21 @@ class LiveMomentsVideoRestorer:
         return output_size(video_size, scale)
 
 
-def _frame_progress(request: ClipRequest, index: int, total: int | None) -> Any:
-    """The still restorer's progress within frame `index`, as the clip's."""
+class _ClipProgress:
+    """The still restorer's progress within each frame as the clip's, never going back (the
+    still's own fractions may repeat a value with a different rounding between tiles)."""
 
-    def report(fraction: float, stage: str) -> None:
-        if total:
-            request.progress((index + fraction) / total, f"frame {index + 1}/{total}: {stage}")
-        else:
-            request.progress(0.0, f"frame {index + 1}: {stage}")
+    def __init__(self, request: ClipRequest) -> None:
+        self.request = request
+        self.total = request.frame_count
+        self.last = 0.0
 
-    return report
+    def for_frame(self, index: int) -> Any:
+        def report(fraction: float, stage: str) -> None:
+            if self.total:
+                self.last = max(self.last, min(1.0, (index + fraction) / self.total))
+                self.request.progress(self.last, f"frame {index + 1}/{self.total}: {stage}")
+            else:
+                self.request.progress(0.0, f"frame {index + 1}: {stage}")
+
+        return report

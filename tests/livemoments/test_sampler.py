@@ -9,6 +9,7 @@ import torch
 
 from core.livemoments.sampler import (
     PUBLISHED_SIGMAS,
+    StepEnd,
     bridge_sigmas,
     euler_sample,
     initial_latent,
@@ -85,3 +86,30 @@ def test_any_integer_seed_draws_noise() -> None:
     noise = seeded_noise((2, 3), big)
     torch.testing.assert_close(noise, seeded_noise((2, 3), big % 2**64), rtol=0, atol=0)
     assert not torch.equal(noise, seeded_noise((2, 3), big + 1))
+
+
+def test_on_step_end_sees_every_step_and_may_replace_the_latent() -> None:
+    """The hook sees each step's latent and velocity (its predicted clean latent is the same at
+    both ends of the step), and what it returns is where sampling continues."""
+    gen = torch.Generator().manual_seed(2)
+    z_hq = torch.randn(1, 4, 3, 3, generator=gen, dtype=torch.float64)
+    z0 = torch.randn(1, 4, 3, 3, generator=gen, dtype=torch.float64)
+    seen: list[tuple[int, int, bool]] = []
+
+    def field(z: torch.Tensor, s: float) -> torch.Tensor:
+        return (z - z_hq) / s
+
+    def watch(state: StepEnd) -> None:
+        seen.append((state.index, state.count, state.is_last))
+        # Along the exact field every step's predicted clean latent is the target itself.
+        torch.testing.assert_close(state.predicted_clean(), z_hq, rtol=0, atol=1e-9)
+
+    torch.testing.assert_close(euler_sample(field, z0, on_step_end=watch), z_hq, rtol=0, atol=1e-9)
+    assert seen == [(k, 6, k == 5) for k in range(6)]
+
+    # Replacing the latent after the last step replaces the result; a wrong shape is refused.
+    other = torch.zeros_like(z0)
+    out = euler_sample(field, z0, on_step_end=lambda st: other if st.is_last else None)
+    assert torch.equal(out, other)
+    with pytest.raises(ValueError, match="on_step_end returned"):
+        euler_sample(field, z0, on_step_end=lambda st: other[..., :2])

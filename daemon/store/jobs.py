@@ -25,7 +25,9 @@ def utcnow() -> datetime:
 HEIC_SUFFIXES = frozenset({".heic", ".heif"})
 #: `OutputSpec` fields whose `jobs` column carries an `output_` prefix (the others are named
 #: alike: backup_dir, jpeg_quality, heic_quality)
-_PREFIXED = frozenset({"mode", "location", "root", "tree", "suffix"})
+_PREFIXED = frozenset({"mode", "location", "root", "tree", "suffix", "naming"})
+#: lmd's own beside naming (`suffix`); the other is "photoprism" (`daemon.output.plan`)
+SUFFIX_NAMING = "suffix"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class OutputSpec:
     backup_dir: Path | None
     jpeg_quality: int
     heic_quality: int
+    #: how a beside output is named: "suffix" (lmd's) or "photoprism" (a name it stacks)
+    naming: str = SUFFIX_NAMING
 
     def quality_for(self, destination: Path) -> int:
         """The encoder quality for `destination`'s format (HEIC or JPEG)."""
@@ -55,8 +59,10 @@ class OutputSpec:
         return self.heic_quality if heic else self.jpeg_quality
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values (paths as text), for the job identity and the job row."""
-        return {
+        """Plain values (paths as text), for the job identity and the job row. `naming`
+        only when it is not lmd's suffix: the identities of jobs pinned before it existed
+        stay what they were."""
+        data = {
             "mode": self.mode,
             "location": self.location,
             "root": str(self.root),
@@ -66,6 +72,9 @@ class OutputSpec:
             "jpeg_quality": self.jpeg_quality,
             "heic_quality": self.heic_quality,
         }
+        if self.naming != SUFFIX_NAMING:
+            data["naming"] = self.naming
+        return data
 
     def to_columns(self) -> dict[str, Any]:
         """The `jobs` columns that hold this spec."""
@@ -87,6 +96,7 @@ class OutputSpec:
             backup_dir=None if backup is None else Path(backup),
             jpeg_quality=int(row["jpeg_quality"]),
             heic_quality=int(row["heic_quality"]),
+            naming=row.get("output_naming") or SUFFIX_NAMING,
         )
 
 

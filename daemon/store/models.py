@@ -112,6 +112,8 @@ class JobRow(Base):
     lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # ---- eighth migration (0008): what of the asset the job restores ('still' or 'video')
     kind: Mapped[str] = mapped_column(String(16), default="still", server_default="still")
+    # ---- ninth migration (0009): how a beside output is named (NULL: lmd's suffix)
+    output_naming: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         # the claim query: claimable state, earliest not_before, then priority/id

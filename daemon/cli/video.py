@@ -164,8 +164,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         param: Annotated[
             list[str] | None,
-            typer.Option("--param", "-p", help="guided-video parameter KEY=VALUE (repeatable)."),
+            typer.Option("--param", "-p", help="Restorer parameter KEY=VALUE (repeatable)."),
         ] = None,
+        restorer_name: Annotated[
+            str, typer.Option("--restorer", help="guided-video (CPU) or livemoments-video "
+                              "(GPU, -p checkpoint=DIR).")
+        ] = "guided-video",
     ) -> None:
         """Restore VIDEO's frames with REFERENCE and write OUTPUT, still paired with its still."""
         from core.api import RestoreError
@@ -232,7 +236,8 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=fraction, description=stage)
 
             request = ClipRequest(frames=originals(), keyframes=keyframes, scale=scale,
-                                  frame_count=len(timing.pts), params=params, progress=progress)
+                                  frame_count=len(timing.pts), params=params, progress=progress,
+                                  restorer=restorer_name)
             try:
                 restorer = get_clip_restorer(request.restorer)
                 restored = restore_clip(request, restorer=restorer)

@@ -158,6 +158,7 @@ def pinned_output(settings: Settings, asset: LiveAsset) -> OutputSpec:
         backup_dir=None if out.backup_dir is None else Path(out.backup_dir),
         jpeg_quality=out.jpeg_quality,
         heic_quality=out.heic_quality,
+        naming=out.naming if location == "beside" else "suffix",
     )
 
 

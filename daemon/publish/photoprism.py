@@ -15,23 +15,21 @@ mediafile_related.go`: `RelatedFiles` and `RelatedSidecarFiles`): files sharing 
 `IMG_1234.HEIC`), and `IMG_1234_????.*` (an underscore and exactly four characters). Of the
 HEIC files in a group the one matched last becomes the primary, and the Apple and `_????`
 names are matched after the base-name ones, so a restored HEIC so named is the cover (a JPEG
-beside a HEIC original is not: PhotoPrism prefers the HEIC). `photoprism_stack_name` gives
-such a name; the output plan must let it through (its beside-suffix check refuses `_????`
-names precisely because they stack).
+beside a HEIC original is not: PhotoPrism prefers the HEIC). The name rule has one home, the
+output plan (`daemon.output.plan.photoprism_stack_name`, chosen by `[output] naming =
+"photoprism"` and pinned on each job); it is re-exported here for PhotoPrism's side.
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 
-from daemon.library.naming import edited_name
+from daemon.output.plan import photoprism_stack_name
 from daemon.publish.http import call, make_client
 from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
 from daemon.publish.outcome import JobOutcome
@@ -39,38 +37,13 @@ from daemon.publish.settings import PhotoPrismSettings
 
 log = structlog.get_logger(__name__)
 
-STACK_SUFFIX = "_lmdr"
-"""An underscore and four characters: PhotoPrism's `prefix_????` related-file rule."""
+__all__ = ["PhotoPrismClient", "PhotoPrismPublisher", "photoprism_stack_name"]
+
 _HINTS = {
     401: "PhotoPrism refused the token (401): check photoprism.token",
     403: "the token may not start indexing (403): use an admin's app password",
     404: "not found (404): check photoprism.url (the server's address, without /api/v1)",
 }
-
-
-def photoprism_stack_name(name: str, taken: Callable[[str], bool] = lambda _: False) -> str:
-    """A file name next to `name` that PhotoPrism stacks with it as the primary.
-
-    `IMG_1234.HEIC` -> `IMG_E1234.HEIC` (Apple's edit name, which PhotoPrism stacks; see the
-    module doc), unless `taken` says that name is in use (Photos' own edit export), then
-    `IMG_1234_lmdr.HEIC`; other names get the `_lmdr` suffix. The extension is kept: the
-    output keeps the original's format, and PhotoPrism picks a HEIC over a JPEG as cover.
-    Raises ValueError for a name without a stem or an extension.
-    """
-    stem, _, ext = name.rpartition(".")
-    if not stem or not ext or "/" in name or "\x00" in name:
-        # No extension: PhotoPrism's related-name patterns all need one (and it would not
-        # index such a file anyway).
-        raise ValueError(f"cannot derive a PhotoPrism stack name from {name!r}")
-    suffix = f".{ext}"
-    candidates = []
-    if re.match(r"(?i)IMG_(?!E)", stem):
-        candidates.append(edited_name(stem) + suffix)
-    candidates.append(stem + STACK_SUFFIX + suffix)
-    for candidate in candidates:
-        if not taken(candidate):
-            return candidate
-    raise ValueError(f"every PhotoPrism stack name for {name!r} is taken: {candidates}")
 
 
 class PhotoPrismClient:

@@ -119,6 +119,9 @@ class OutputSettings(_Section):
     heic_quality: int = Field(default=90, ge=1, le=100)
     # digiKam/darktable/Immich-style NAME.ext.xmp beside each output (daemon.publish.xmp_sidecar)
     xmp_sidecar: bool = False
+    # how a beside output is named: lmd's suffix, or a name PhotoPrism stacks with the original
+    # (daemon.output.plan.beside_output_name)
+    naming: Literal["suffix", "photoprism"] = "suffix"
 
     @field_validator("suffix")
     @classmethod
@@ -126,6 +129,15 @@ class OutputSettings(_Section):
         if not value or "/" in value or "\x00" in value or value in {".", ".."}:
             raise ValueError("expected a short file-name suffix such as '_lmd'")
         return value
+
+    @model_validator(mode="after")
+    def _naming_is_beside(self) -> OutputSettings:
+        if self.naming == "photoprism" and (self.mode, self.location) != ("sidecar", "beside"):
+            raise ValueError(
+                "output.naming = 'photoprism' names an output beside its original: set "
+                "output.mode = 'sidecar' and output.location = 'beside'"
+            )
+        return self
 
 
 class ScanSettings(_Section):

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from daemon.output.errors import OutputError
 from daemon.publish.outcome import JobOutcome
 from daemon.publish.photoprism import PhotoPrismPublisher, photoprism_stack_name
 from daemon.publish.settings import PhotoPrismSettings
@@ -132,32 +133,24 @@ def _photoprism_stacks(original: str, other: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("original", "taken", "expected"),
+    ("original", "expected"),
     [
-        ("IMG_1234.HEIC", set(), "IMG_E1234.HEIC"),
-        ("img_0001.heic", set(), "img_E0001.heic"),
-        ("IMG_1234.HEIC", {"IMG_E1234.HEIC"}, "IMG_1234_lmdr.HEIC"),
-        ("IMG_E1234.HEIC", set(), "IMG_E1234_lmdr.HEIC"),
-        ("PXL_20260101_101010123.jpg", set(), "PXL_20260101_101010123_lmdr.jpg"),
+        ("IMG_1234.HEIC", "IMG_1234_lmdr.HEIC"),
+        ("img_0001.heic", "img_0001_lmdr.heic"),
+        ("IMG_E1234.HEIC", "IMG_E1234_lmdr.HEIC"),
+        ("PXL_20260101_101010123.jpg", "PXL_20260101_101010123_lmdr.jpg"),
     ],
 )
-def test_stack_names_are_ones_photoprism_stacks(
-    original: str, taken: set[str], expected: str
-) -> None:
-    name = photoprism_stack_name(original, taken.__contains__)
+def test_stack_names_are_ones_photoprism_stacks(original: str, expected: str) -> None:
+    name = photoprism_stack_name(original)
     assert name == expected
     assert name != original and _photoprism_stacks(original, name)
 
 
 @pytest.mark.parametrize("name", [".HEIC", "a/b.HEIC", "", "DSC0001"])
 def test_unusable_names_are_refused(name: str) -> None:
-    with pytest.raises(ValueError, match="PhotoPrism stack name"):
+    with pytest.raises(OutputError, match="PhotoPrism stack name"):
         photoprism_stack_name(name)
-
-
-def test_all_names_taken_is_an_error() -> None:
-    with pytest.raises(ValueError, match="taken"):
-        photoprism_stack_name("IMG_1.HEIC", lambda _: True)
 
 
 def test_photoprism_settings_need_a_token() -> None:

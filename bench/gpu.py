@@ -12,6 +12,12 @@ device's dense bf16 peak. FLOPs are counted exactly by running the networks once
 meta device under `FlopCounterMode` (transformers both branches, motion encoder, VAE; RAFT and
 CPU work excluded), so the TFLOP/s figure is model FLOPs per wall second.
 
+The clip figure (`livemoments-video`'s path, issue 14 item 5) restores `--clip-frames` frames of
+a scene panning 3 px per frame at the frame size (1440×1080 → 4 tiles per frame) twice, without
+and with the motion-guided latent guidance, and prints seconds per frame, their ratio and the
+mean latent warping error between neighbouring frames (the quantity the guidance lowers; with
+random weights it says that the guidance acts, not how good the video looks).
+
 Paper (H20): 1.89 s per tile, ≈40 s per 4K photo, 14.5 GB peak. Targets on an H100: ≤ 0.35 s per
 tile, ≤ 8 s per 12 MP photo, ≤ 16 GB peak by default and ≤ 10 GB with --low-memory.
 Random weights restore nothing: this measures speed and memory only.
@@ -191,6 +197,34 @@ def run_case(pipe: Any, target: np.ndarray, reference: np.ndarray, repeat: int) 
     return best
 
 
+def run_clip(
+    pipe: Any, reference: np.ndarray, first: np.ndarray, frames: int, strength: float
+) -> dict[str, Any]:
+    """Restore `frames` frames (`first` panned 3 px per frame, made one at a time) the way
+    `livemoments-video` does: the still pipeline per frame, steered by a `LatentGuide`."""
+    from core.flow import make_flow_estimator
+    from core.video.latent_guide import LatentGuide
+    from core.video.livemoments_video import NEIGHBOUR_PRESET
+
+    device = pipe.models.device
+    guide = LatentGuide(strength, make_flow_estimator("dis", preset=NEIGHBOUR_PRESET),
+                        pipe.options.tile)
+    size = first.shape[:2]
+    start = time.perf_counter()
+    for index in range(frames):
+        frame = np.roll(first, 3 * index, axis=1)
+        guide.begin_frame(frame, size)
+        pipe(frame, reference, None, on_step_end=guide.hook)
+        guide.end_frame()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    errors = [e for e in guide.errors if e is not None]
+    return {
+        "per_frame": (time.perf_counter() - start) / frames,
+        "error": float(np.mean(errors)) if errors else float("nan"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="CPU smoke run with tiny sizes")
@@ -201,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-batch", type=int, default=0, help="0: 2, or 1 with --low-memory")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per case (best kept)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak")
+    parser.add_argument("--clip-frames", type=int, default=6,
+                        help="frames of the clip figure (0: skip it)")
     args = parser.parse_args(argv)
 
     from diffusers.utils import logging as diffusers_logging
@@ -266,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         run_case(pipe, one, one, 1)  # warm-up: kernels, cuDNN autotuning, compilation
         tile_res = run_case(pipe, one, one, args.repeat)
         photo_res = run_case(pipe, small, big, args.repeat)
+        clip_res = {}
+        if args.clip_frames > 0:
+            from core.livemoments.video_guidance import DEFAULT_STRENGTH
+            from core.video.livemoments_video import keyframe_reference
+
+            key = keyframe_reference(big, frame)
+            for strength in (0.0, DEFAULT_STRENGTH):
+                clip_res[strength] = run_clip(pipe, key, small, args.clip_frames, strength)
         pipe.close()
 
     def tflops(res: dict[str, Any]) -> float:
@@ -303,6 +347,15 @@ def main(argv: list[str] | None = None) -> int:
         "photo stage seconds: "
         + ", ".join(f"{k} {v:.3f}" for k, v in photo_res["stats"].timings.items())
     )
+    if clip_res:
+        (_, plain_res), (strength, guided_res) = clip_res.items()
+        print(
+            f"clip {frame[1]}x{frame[0]}, {args.clip_frames} frames: "
+            f"{plain_res['per_frame']:.3f} s/frame without guidance, "
+            f"{guided_res['per_frame']:.3f} s/frame with guidance {strength:g} "
+            f"(x{guided_res['per_frame'] / plain_res['per_frame']:.3f}); "
+            f"latent warping error {plain_res['error']:.4g} -> {guided_res['error']:.4g}"
+        )
     if size == "full":
         print(
             "targets (H100): <= 0.35 s/tile, <= 8 s per 12 MP photo, <= 16 GB "

@@ -209,6 +209,30 @@ class ReviewSettings(_Section):
         return value
 
 
+class VideoSettings(_Section):
+    """`[video]`: restoring the Live Photo's video too, as a job of its own (opt-in: a clip
+    costs many times a still). `which` picks the assets: those whose key frame was reselected,
+    or every Live Photo and Motion Photo with a video. The clip restorer's parameters pass its
+    own schema (`core.video.validate_clip_params`) at load, as `[restorer] params` do."""
+
+    enabled: bool = False
+    which: Literal["reselected", "all"] = "reselected"
+    restorer: Literal["guided-video"] = "guided-video"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("restorer")
+        if value and isinstance(name, str):
+            from core.video.registry import validate_clip_params
+
+            problems = validate_clip_params(name, value)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -252,6 +276,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
     hooks: HooksSettings = Field(default_factory=HooksSettings)
     immich: ImmichSettings = Field(default_factory=ImmichSettings)
     photoprism: PhotoPrismSettings = Field(default_factory=PhotoPrismSettings)

@@ -3,8 +3,10 @@
 The entry point is `restore_clip(request)`: it returns an iterator of restored frames (uint8,
 at the requested scale) that reads the request's frames one at a time, so a whole clip is
 never held in memory at full resolution. Restorers are named (`available_clip_restorers`);
-`guided-video` runs on the CPU without weights. See `core.video.api` for the request and
-`core.video.guided_video` for the method. Importing this package is cheap (NumPy only).
+`guided-video` runs on the CPU without weights; `livemoments-video` (a GPU and the LiveMoments
+weights) restores every frame with the diffusion restorer, guided between neighbouring frames.
+See `core.video.api` for the request and `core.video.guided_video` and
+`core.video.livemoments_video` for the methods. Importing this package is cheap (NumPy only).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from core.video.api import ClipDiagnostics, ClipRequest, ClipRestorer, Keyframe
 from core.video.registry import (
     available_clip_restorers,
+    clip_weights_digest,
     get_clip_restorer,
     register_clip,
     validate_clip_params,
@@ -28,6 +31,7 @@ __all__ = [
     "ClipRestorer",
     "Keyframe",
     "available_clip_restorers",
+    "clip_weights_digest",
     "get_clip_restorer",
     "register_clip",
     "restore_clip",

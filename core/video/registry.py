@@ -32,6 +32,12 @@ _PARAM_SCHEMAS: dict[str, str] = {
 }
 """name → `module:function` returning the problems found in a parameter mapping."""
 
+_WEIGHTS_OF: dict[str, str] = {
+    "livemoments-video": "livemoments",
+}
+"""name → the still restorer whose weights the clip restorer loads (`core.registry`'s digest
+of them is the clip restorer's, from the same `checkpoint` option or parameter)."""
+
 _FACTORIES: dict[str, Callable[..., ClipRestorer]] = {}
 _LOCK = threading.Lock()
 
@@ -83,3 +89,14 @@ def validate_clip_params(name: str, params: Mapping[str, Any]) -> list[str]:
     module_name, _, function_name = target.partition(":")
     schema = getattr(importlib.import_module(module_name), function_name)
     return [str(problem) for problem in schema(dict(params))]
+
+
+def clip_weights_digest(name: str, options: Mapping[str, Any]) -> str:
+    """The digest of the weights clip restorer `name` loads with `options` (its constructor
+    options and parameters: `checkpoint` for `livemoments-video`), or `core.registry`'s
+    "none" for a restorer without weights (`guided-video`). A job's identity takes it, so new
+    weights make a new job, as for stills."""
+    from core.registry import NO_WEIGHTS, weights_digest
+
+    still = _WEIGHTS_OF.get(name)
+    return NO_WEIGHTS if still is None else weights_digest(still, options)

@@ -194,3 +194,15 @@ def test_schema_default_is_the_guidance_default() -> None:
     from core.video.livemoments_params import DEFAULT_GUIDANCE_STRENGTH
 
     assert DEFAULT_GUIDANCE_STRENGTH == DEFAULT_STRENGTH
+
+
+def test_weights_digest_is_the_checkpoints(guided: Run, tiny_checkpoint: Path) -> None:
+    """A video job's identity takes the weights' digest: the checkpoint's, as for stills, and
+    the one the restoration reports it ran."""
+    from core.registry import NO_WEIGHTS
+    from core.video import clip_weights_digest
+
+    digest = clip_weights_digest("livemoments-video", {"checkpoint": str(tiny_checkpoint)})
+    assert digest != NO_WEIGHTS and digest == guided.restorer.diagnostics.extra["weights_digest"]
+    assert clip_weights_digest("livemoments-video", {}) == NO_WEIGHTS
+    assert clip_weights_digest("guided-video", {"checkpoint": str(tiny_checkpoint)}) == NO_WEIGHTS

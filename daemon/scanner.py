@@ -40,6 +40,7 @@ from daemon.library.stills import read_still_meta
 from daemon.restorer_config import configured_weights_digest
 from daemon.settings import Settings
 from daemon.store import JobSpec, JobState, JobStore, OutputSpec, job_identity, open_store
+from daemon.video_scan import enqueue_video, with_original_video
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +123,8 @@ class ScanSummary:
     outputs_moved: int = 0
     #: assets left alone because an input is lmd's own output (or an edit of one)
     own_outputs: int = 0
+    #: new video jobs (`[video] enabled`; `enqueued` counts still jobs)
+    videos_enqueued: int = 0
     unreadable: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
 
@@ -136,6 +139,7 @@ class ScanSummary:
             "moved": self.moved,
             "outputs_moved": self.outputs_moved,
             "own_outputs": self.own_outputs,
+            "videos_enqueued": self.videos_enqueued,
             "unreadable": self.unreadable,
         }
 
@@ -278,6 +282,12 @@ def _record(
     store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary
 ) -> ScanAction:
     summary.assets_found += 1
+    if settings.video.enabled or asset.restorable:
+        # a MOV replaced by its video job stands for its original (`daemon.video_scan`)
+        asset = with_original_video(store, asset)
+    if enqueue_video(store, asset, settings):
+        summary.videos_enqueued += 1
+        log.info("video_job_enqueued", asset=asset.key)
     if not asset.restorable:
         if asset.reason:
             summary.problems.append((asset.key, asset.reason))
@@ -432,7 +442,9 @@ def _already_replaced(store: JobStore, asset: LiveAsset) -> bool:
         return False
     for job in store.jobs_for_asset(asset.key):
         written = job.output_signature or {}
-        if job.state != JobState.SUCCEEDED or not written.get("content_hash"):
+        if job.kind != "still" or job.state != JobState.SUCCEEDED:
+            continue
+        if not written.get("content_hash"):
             continue
         if written.get("size") != seen.size:
             continue

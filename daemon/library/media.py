@@ -211,6 +211,15 @@ def _upright(arr: np.ndarray, turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(arr, turns)) if turns else arr
 
 
+def upright_frames(
+    video_path: Path, *, offset: int | None = None, length: int | None = None
+) -> Iterator[np.ndarray]:
+    """Every frame as upright RGB uint8 H×W×3, one at a time (a clip restorer's input)."""
+    for _, frame in iter_frames(video_path, offset=offset, length=length):
+        rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
+        yield _upright(rgb, _quarter_turns(frame))
+
+
 def decode_frame_at(
     video_path: Path, t: float, *, offset: int | None = None, length: int | None = None
 ) -> np.ndarray:

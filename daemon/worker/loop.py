@@ -26,6 +26,7 @@ from daemon.worker.files import LibraryFiles
 from daemon.worker.interfaces import JobFiles, WorkerStore
 from daemon.worker.job import JobContext, Outcome, run_job
 from daemon.worker.restorers import RestorerHolder
+from daemon.worker.video_job import run_video_job
 
 #: An idle worker refreshes its row this often, so `lmd status` can tell a dead one (no
 #: refresh for several periods) from one that is merely waiting.
@@ -163,7 +164,8 @@ class Worker:
             review=self.review,
         )
         try:
-            outcome = run_job(job, ctx, cancel)
+            # a video job (`[video] enabled`) has its own run; the outcomes are the same
+            outcome = (run_video_job if job.kind == "video" else run_job)(job, ctx, cancel)
             self.review.job_ended(job.id, outcome.value)  # hooks and viewers, at once
             if self.watcher is not None:
                 self.watcher.finished(job, outcome.value)

@@ -88,14 +88,31 @@ def register(app: typer.Typer) -> None:
         flagged: Annotated[
             bool, typer.Option("--flagged", help="Only those flagged (identity drift, low flow).")
         ] = False,
+        limit: Annotated[
+            int | None,
+            typer.Option("--limit", min=1, max=STORE_INTEGER_MAX, help="At most this many."),
+        ] = None,
+        offset: Annotated[
+            int,
+            typer.Option("--offset", min=0, max=STORE_INTEGER_MAX,
+                         help="Skip this many first (with --limit: a page)."),
+        ] = 0,
         as_json: JsonOpt = False,
     ) -> None:
         """Finished restorations and their review state, newest first."""
+        wanted = True if flagged else None
         with _service(ctx) as service:
-            reviews = service.list(state.value, flagged=True if flagged else None)
+            reviews = service.store.list_reviews(
+                state.value, flagged=wanted, limit=limit, offset=offset
+            )
+            total = service.store.count_reviews(state.value, flagged=wanted)
             counts = service.store.review_counts()
+        following = offset + len(reviews)
         if as_json:
-            echo_json({"items": [r.to_dict() for r in reviews], "counts": counts})
+            echo_json({
+                "items": [r.to_dict() for r in reviews], "counts": counts, "total": total,
+                "offset": offset, "next_offset": following if following < total else None,
+            })
             return
         rows = [
             (
@@ -109,6 +126,8 @@ def register(app: typer.Typer) -> None:
             ("job", "state", "restorer", "flow", "faces", "flags", "photo"), rows,
             empty=f"no {'' if state == StateChoice.all else state.value + ' '}restorations",
         )
+        if following < total:
+            say(f"{len(reviews)} of {total} shown; the next: --offset {following}", err=True)
 
     @group.command("accept")
     def accept_cmd(

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    cast,
     func,
     insert,
     select,
@@ -176,6 +177,21 @@ def _states(state: ReviewState | str | Iterable[ReviewState | str] | None) -> li
     return sorted(ReviewState(s).value for s in state)
 
 
+def _filtered(query: Any, state: Any, flagged: bool | None) -> Any:
+    """`query` over reviews of succeeded jobs in `state`, flagged or not (`list_reviews`).
+    An empty flag list is stored as the JSON text `[]` on both backends."""
+    query = query.select_from(reviews).join(jobs, jobs.c.id == reviews.c.job_id).where(
+        jobs.c.state == JobState.SUCCEEDED.value
+    )
+    wanted = _states(state)
+    if wanted is not None:
+        query = query.where(reviews.c.state.in_(wanted))
+    if flagged is not None:
+        text = cast(reviews.c.flags, Text)
+        query = query.where(text != "[]" if flagged else text == "[]")
+    return query
+
+
 class ReviewOps(OutputOps):
     # ---- the worker's side -----------------------------------------------------------
 
@@ -248,26 +264,26 @@ class ReviewOps(OutputOps):
         limit: int | None = 500,
         offset: int = 0,
     ) -> list[Review]:
-        """Reviews of succeeded jobs, newest restoration first. `state` None or "all": any;
-        `flagged`: only those with (True) or without (False) a reason to look."""
+        """Reviews of succeeded jobs, newest restoration first, `limit` from `offset` (a page
+        of the grid). `state` None or "all": any; `flagged`: only those with (True) or without
+        (False) a reason to look. Both filters are in the query, so pages are exact."""
         query = (
-            select(reviews, jobs)
-            .join(jobs, jobs.c.id == reviews.c.job_id)
-            .where(jobs.c.state == JobState.SUCCEEDED.value)
+            _filtered(select(reviews, jobs), state, flagged)
             .order_by(reviews.c.restored_at.desc(), reviews.c.job_id.desc())
             .offset(offset)
         )
         if limit is not None:
             query = query.limit(limit)
-        wanted = _states(state)
-        if wanted is not None:
-            query = query.where(reviews.c.state.in_(wanted))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        out = [_review(row) for row in rows]
-        if flagged is not None:
-            out = [r for r in out if bool(r.flags) == flagged]
-        return out
+        return [_review(row) for row in rows]
+
+    def count_reviews(
+        self, state: ReviewState | str | None = None, *, flagged: bool | None = None
+    ) -> int:
+        """How many `list_reviews(state, flagged=...)` lists without a limit (the pages)."""
+        with self._read() as conn:
+            return int(conn.execute(_filtered(select(func.count()), state, flagged)).scalar())
 
     def get_review(self, job_id: int) -> Review | None:
         """The review of a succeeded job, or None (no row, or the job is not succeeded: it is

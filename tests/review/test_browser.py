@@ -105,6 +105,38 @@ def test_grid_shows_every_restoration_with_real_pictures(page: Page, tmp_path: P
     assert page.driver.find_elements(By.CSS_SELECTOR, "li.card") == []
 
 
+def test_grid_pages_keep_the_filters(page: Page) -> None:
+    from selenium.webdriver.common.by import By
+
+    order = [r.job_id for r in page.store.list_reviews("awaiting", limit=None)]
+    assert len(order) == 5, "runs before any decision: all five await"
+
+    def shown() -> list[int]:
+        return [int(c.get_attribute("data-job"))
+                for c in page.driver.find_elements(By.CSS_SELECTOR, "li.card")]
+
+    def query() -> dict[str, list[str]]:
+        return parse_qs(urlsplit(page.driver.current_url).query)
+
+    page.driver.get(page.url + "?state=awaiting&per=2")
+    assert shown() == order[0:2]
+    assert page.driver.find_element(By.ID, "page-of").text.startswith("page 1 of 3")
+    assert not page.driver.find_elements(By.ID, "page-prev")
+    for number, expected in ((2, order[2:4]), (3, order[4:5])):
+        page.driver.find_element(By.ID, "page-next").click()
+        page.until(lambda n=number: query().get("page") == [str(n)], f"page {number}")
+        assert query()["state"] == ["awaiting"] and query()["per"] == ["2"]
+        assert shown() == expected
+    assert not page.driver.find_elements(By.ID, "page-next")
+    page.driver.find_element(By.ID, "page-prev").click()
+    page.until(lambda: query().get("page") == ["2"], "back to page 2")
+    assert shown() == order[2:4]
+    # the flag filter from page 2: back to the first page of the narrower list, same size
+    page.driver.find_element(By.ID, "flagged").click()
+    page.until(lambda: query().get("flagged") == ["1"], "the flag filter")
+    assert query()["per"] == ["2"] and "page" not in query() and shown() == []
+
+
 def test_slider_and_loupe_in_the_detail_view(page: Page) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

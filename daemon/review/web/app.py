@@ -1,9 +1,11 @@
 """The review page: a Starlette app over `ReviewService`.
 
-Pages: `/` (the grid, filtered by review state and by flags) and `/job/{id}` (the detail view:
-before/after slider, 1:1 loupe, the reference, the facts, accept/reject/redo). Pictures:
-`/job/{id}/picture/{kind}` for the kinds in `layout.PREVIEW_FILES` and `/job/{id}/loupe?x=&y=`
-(fractions of the picture): every file comes from the job id, never from a path in the request.
+Pages: `/` (the grid, filtered by review state and by flags, in pages of `PAGE_SIZE` with
+`?page=` and `?per=`; the filters ride along in the previous/next links) and `/job/{id}` (the
+detail view: before/after slider, 1:1 loupe, the reference, the facts, accept/reject/redo).
+Pictures: `/job/{id}/picture/{kind}` for the kinds in `layout.PREVIEW_FILES` and
+`/job/{id}/loupe?x=&y=` (fractions of the picture): every file comes from the job id, never
+from a path in the request.
 Decisions: JSON POSTs to `/api/accept`, `/api/reject` (`{"ids": [...]}`) and `/api/redo`
 (`{"id", "restorer"}`), behind the guard (`security.py`: token, CSRF, host). The endpoints are
 plain functions, so Starlette runs them on its thread pool: a decision that writes a file
@@ -36,6 +38,20 @@ from daemon.store.review import Review, ReviewState
 HERE = Path(__file__).parent
 STATES = ("awaiting", "accepted", "rejected", "all")
 MAX_IDS = 10_000
+#: restorations per grid page (`?per=` overrides, up to MAX_PAGE_SIZE): a page of thumbnails
+#: a browser loads at once, and what bulk accept selects from
+PAGE_SIZE = 60
+MAX_PAGE_SIZE = 500
+
+
+def _bounded(request: Request, name: str, default: int, most: int) -> int:
+    """A positive whole-number query parameter (`page`, `per`), at most `most`."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise HTTPException(400, f"{name} must be a whole number from 1 to {most}")
+    return int(raw)
 
 
 def _job_id(request: Request) -> int:
@@ -96,9 +112,29 @@ def build_app(settings: Any, store: JobStore, service: ReviewService, guard: Gua
     def grid(request: Request) -> Response:
         state = chosen_state(request)
         flagged = request.query_params.get("flagged") == "1"
-        reviews = service.list(state, flagged=True if flagged else None)
+        per = _bounded(request, "per", PAGE_SIZE, MAX_PAGE_SIZE)
+        total = store.count_reviews(state, flagged=True if flagged else None)
+        pages = max(1, -(-total // per))
+        page = min(_bounded(request, "page", 1, 2**31 - 1), pages)
+        reviews = store.list_reviews(
+            state, flagged=True if flagged else None, limit=per, offset=(page - 1) * per
+        )
+
+        def page_url(number: int) -> str | None:
+            if not 1 <= number <= pages or number == page:
+                return None
+            query: dict[str, Any] = {"state": state, "page": number, "per": per}
+            if flagged:
+                query["flagged"] = 1
+            return str(request.url_for("grid").include_query_params(**query))
+
         return templates.TemplateResponse(
-            request, "grid.html", {**context(request, state, flagged), "reviews": reviews}
+            request, "grid.html",
+            {
+                **context(request, state, flagged), "reviews": reviews, "page": page,
+                "pages": pages, "per": per, "total": total,
+                "prev_url": page_url(page - 1), "next_url": page_url(page + 1),
+            },
         )
 
     def detail(request: Request) -> Response:

@@ -198,6 +198,52 @@ def check_checkpoint(settings: Settings) -> Finding:
                    + (" (random weights)" if report.random_weights else ""))
 
 
+def check_review(settings: Settings) -> Finding:
+    """The review page as `[review]` configures it: a host beyond this machine needs the token
+    (the page refuses to start without one), and the port must be free to bind (or already
+    held by the `lmd run` that serves it)."""
+    import errno
+    import socket
+
+    from daemon.review.web.security import ServeRefused, check_bind, is_loopback
+
+    review = settings.review
+    host, port = review.host, review.port
+    token = review.token.get_secret_value() if review.token is not None else None
+    where = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    try:
+        check_bind(host, token)
+    except ServeRefused as exc:
+        return Finding("review", "fail", str(exc),
+                       "set [review] token (LMD_REVIEW__TOKEN) or host = \"127.0.0.1\"")
+    reach = "this machine only" if is_loopback(host) else "the network, token required"
+    served = "served by lmd run" if review.serve else "lmd review serve (serve = false)"
+    try:
+        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return Finding("review", "warn", f"{where}: port {port} is in use",
+                           "fine if lmd run serves the page there; else set [review] port")
+        return Finding("review", "fail", f"{where}: cannot listen there ({exc.strerror or exc})",
+                       "set [review] host to an address of this machine (127.0.0.1)")
+    return Finding("review", "ok", f"{where} ({reach}; {served})")
+
+
+def check_faces(settings: Settings) -> Finding:
+    """The face-identity guard (`core.faces`, the `lmd[faces]` extra): without it every
+    restoration's face check says "not available" and identity drift goes unseen."""
+    from core.faces import availability
+
+    ok, reason = availability()
+    if ok:
+        return Finding("faces", "ok", "dlib face detector and identity model loaded")
+    return Finding("faces", "warn", reason or "not available",
+                   "pip install 'lmd[faces]' (dlib-bin, face-recognition-models)")
+
+
 CHECKS: tuple[Callable[[Settings], Finding], ...] = (
     check_state_dir,
     check_database,
@@ -207,6 +253,8 @@ CHECKS: tuple[Callable[[Settings], Finding], ...] = (
     check_exiftool,
     check_gpu,
     check_checkpoint,
+    check_review,
+    check_faces,
 )
 
 

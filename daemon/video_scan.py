@@ -33,7 +33,8 @@ from daemon.store.jobs import VIDEO
 VIDEO_PRIORITY = -1
 #: the clip restorers are weight-free; their identities pin this as the weights digest
 NO_WEIGHTS = "none"
-#: the inputs a video job reads (the restored still is not a keyframe of the daemon's jobs)
+#: the inputs a video job reads (the restored still is not a keyframe of the daemon's jobs; a
+#: Motion Photo's video is inside its reference, whose signature covers it)
 VIDEO_ROLES = ("reference", "video")
 
 
@@ -42,7 +43,9 @@ def wants_video(asset: LiveAsset, settings: Settings) -> bool:
     video = settings.video
     if not video.enabled or asset.video is None:
         return False
-    if not all(role in asset.signatures for role in VIDEO_ROLES):
+    if "reference" not in asset.signatures:
+        return False
+    if "video" not in asset.signatures and not embedded(asset):  # a Motion Photo's is its own
         return False
     return asset.restorable if video.which == "reselected" else True
 
@@ -75,7 +78,9 @@ def video_job_spec(asset: LiveAsset, settings: Settings) -> JobSpec:
     restorer and its parameters, the output and the kind make its identity."""
     params = dict(settings.video.params)
     output = video_output(settings, asset)
-    signatures = {role: asset.signatures[role].to_dict() for role in VIDEO_ROLES}
+    signatures = {
+        role: asset.signatures[role].to_dict() for role in VIDEO_ROLES if role in asset.signatures
+    }
     identity = job_identity(
         signatures, asset.t0, settings.video.restorer, NO_WEIGHTS, params, output.to_dict(),
         kind=VIDEO,

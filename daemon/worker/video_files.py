@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from core import hashing
 from core.video import Keyframe
 from daemon.files.errors import UnreadableFile
+from daemon.files.opening import confined_to
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
 from daemon.library.matching import distances, nearest_index
@@ -123,6 +125,8 @@ class VideoFiles:
             raise InputsChanged(f"the reference {asset.reference.name} changed or moved since "
                                 "the scan")
         recorded = asset.signatures.get("video")
+        if embedded(asset):  # the video is inside the photo: the reference's signature
+            recorded = reference
         if asset.video is None or recorded is None:
             raise InputsChanged("the job's asset has no video")
         if _same_content(asset.video, recorded):
@@ -145,6 +149,18 @@ class VideoFiles:
                                 "the backups; lmd never restores its own output")
         note_output(record, current)
         return dataclasses.replace(asset, video=record.backup)
+
+    def confined(self, job: Job) -> AbstractContextManager[object]:
+        """Every read of the inputs inside it confined to the job's library and its backup
+        directory (where a redo reads a replaced MOV's original), as a still's are
+        (`LibraryFiles.load`): a link swapped in since the scan, leading anywhere else, is
+        refused (`UnreadableFile`), never followed. The frames are read inside `write`, so it
+        runs inside this too."""
+        assert job.output is not None
+        roots = [job.output.root]
+        if job.output.backup_dir is not None:
+            roots.append(job.output.backup_dir)
+        return confined_to(*roots)
 
     def source(self, asset: LiveAsset) -> SourceMovie:
         """The original movie (a file, or the bytes embedded in a Motion Photo)."""

@@ -113,13 +113,14 @@ def run_video_job(
             if problems:
                 raise RestoreError("; ".join(problems))
             restorer = get_clip_restorer(job.restorer)
-            source = files.source(source_asset)
-            try:
-                timing = source_timing(source)
-            except OutputError as exc:
-                raise UnreadableFile(str(exc)) from None
-            times = [float(p * timing.time_base) for p in timing.pts]
-            keyframe = files.keyframe(source_asset, times)
+            with files.confined(job):
+                source = files.source(source_asset)
+                try:
+                    timing = source_timing(source)
+                except OutputError as exc:
+                    raise UnreadableFile(str(exc)) from None
+                times = [float(p * timing.time_base) for p in timing.pts]
+                keyframe = files.keyframe(source_asset, times)
             cancel.raise_if_cancelled()
 
             def progress(fraction: float, stage: str) -> None:
@@ -138,7 +139,8 @@ def run_video_job(
                 cancel.raise_if_cancelled()
                 beat.report(FRAMES_SHARE, "writing")
 
-            signature = files.write(plan, job, source_asset, frames_of, source, fence=fence)
+            with files.confined(job):  # the frames are decoded as the encoder takes them
+                signature = files.write(plan, job, source_asset, frames_of, source, fence=fence)
             written.append(signature)
         provenance = video_provenance(job, asset, restorer.diagnostics)
         provenance["seconds"] = round(time.monotonic() - started, 3)

@@ -276,3 +276,84 @@ def test_progress_per_frame_and_a_pause_between_frames(tmp_path: Path, library: 
     assert 0 < max(fractions) < 1
     tree = tmp_path / "state" / "restored"
     assert not tree.exists() or [p for p in tree.rglob("*") if p.is_file()] == []
+
+
+def test_a_motion_photo_gets_a_sidecar_mp4_even_in_replace_mode(
+    tmp_path: Path, library: Path
+) -> None:
+    """Its video lives inside the photo and is not re-embedded: the restored one is an MP4 in
+    the tree named after the photo, and the photo is never touched."""
+    from daemon.library.synth import encode_video, write_google_motion_jpeg
+
+    frames = _frames(3)
+    key = np.asarray(np.kron(frames[T0], np.ones((2, 2, 1))), dtype=np.uint8)
+    photo = write_google_motion_jpeg(library / "PXL_20260101_120000000.MP.jpg", key,
+                                     encode_video(frames, FPS, "mp4"), int(T0 / FPS * 1e6))
+    before = _sha(photo)
+    config = _config(tmp_path, ENABLED + '\nwhich = "all"', 'mode = "replace"')
+    assert lmd(config, "scan")[0] == 0
+    keys = [key for key, kind, _ in _jobs(config) if kind == "video"]
+    assert "PXL_20260101_120000000" in " ".join(keys), keys
+    assert lmd(config, "work")[0] == 0
+    assert all(state == "succeeded" for _, _, state in _jobs(config)), _jobs(config)
+    out = tmp_path / "state" / "restored" / "PXL_20260101_120000000.MP.mp4"
+    assert len(source_timing(SourceMovie(path=out)).pts) == FRAMES
+    assert _sha(photo) == before
+
+
+def test_a_video_swapped_for_a_link_out_of_the_library_is_refused(
+    tmp_path: Path, library: Path
+) -> None:
+    """The same bytes and mtime outside the library pass every content check; only where the
+    file lies tells it apart, and the job fails with the reason instead of reading it."""
+    import shutil
+
+    config = _config(tmp_path, ENABLED)
+    assert lmd(config, "scan")[0] == 0
+    mov = library / "IMG_0001.MOV"
+    outside = tmp_path / "elsewhere" / mov.name
+    outside.parent.mkdir()
+    shutil.copy2(mov, outside)
+    mov.unlink()
+    os.symlink(outside, mov)
+    assert lmd(config, "work")[0] == 0
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        (video,) = [j for j in store.list_jobs() if j.kind == "video"]
+        assert video.state.value == "failed"
+        assert "out of the library" in (video.last_error or "")
+    tree = tmp_path / "state" / "restored"
+    assert not (tree / "IMG_0001.MOV").exists()
+
+
+class LostAfterTheRename:
+    """The real store, whose `succeed` finds the lease gone (another worker took the job
+    after the movie was renamed into place): the write must be taken back."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def succeed(self, job_id: int, *args: Any, **kwargs: Any) -> None:
+        from daemon.store import LeaseLost
+
+        raise LeaseLost(f"job {job_id} is someone else's now")
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "replace"])
+def test_a_lease_lost_after_the_rename_takes_the_write_back(
+    tmp_path: Path, library: Path, mode: str
+) -> None:
+    config = _config(tmp_path, ENABLED, f'mode = "{mode}"')
+    before = {p.name: _sha(p) for p in library.iterdir()}
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        job = _claimed_video(config, store)
+        ctx = _context(LostAfterTheRename(store), config)  # type: ignore[arg-type]
+        assert run_video_job(job, ctx, CancelToken()) == Outcome.LEASE_LOST
+        assert store.get_job(job.id).output_path is None
+    assert {p.name: _sha(p) for p in library.iterdir()} == before
+    tree = tmp_path / "state" / "restored"
+    assert not tree.exists() or [p for p in tree.rglob("*") if p.is_file()] == []

@@ -145,6 +145,8 @@ def test_strength_zero_is_the_still_pipeline_bit_for_bit(
                                  params=dict(TILES))
         expected = still.restore(request, on_step_end=keep_final).image
         np.testing.assert_array_equal(restored, _u8(expected))
+    # A hook that changes nothing changes nothing: the same as the still restorer called plainly.
+    np.testing.assert_array_equal(still.restore(request).image, expected)
     # Exact below the 8-bit output too: the last frame's final latents are the same tensors.
     kept = plain.restorer.guide.latents
     assert sorted(kept) == sorted(finals) and len(kept) == 4

@@ -147,6 +147,29 @@ def write_root(job: Job, plan: OutputPlan) -> Path:
     return job.output.root
 
 
+def kept_original_video(
+    path: Path, recorded: FileSignature, job: Job, index: OutputIndex | None
+) -> Path | None:
+    """The backup of the original MOV at `path` with `recorded`'s content, where a video job
+    replaced it (`[video]` in replace mode: the library holds lmd's output in its place, known
+    to the index or named by the record), else None. Both kinds of job restore from it."""
+    assert job.output is not None
+    try:
+        current = signature_of(path)
+    except OSError:
+        return None
+    record = find_original(path, recorded.content_hash, job.output.backup_dir, job.output.root,
+                           index)
+    if record is None:
+        return None
+    indexed = index is not None and bool(index.find_outputs([current.content_hash]))
+    named = record.output is not None and record.output.content_hash == current.content_hash
+    if not (indexed or named):
+        return None
+    note_output(record, current)
+    return record.backup
+
+
 class InputsChanged(Exception):
     """The job's inputs no longer hold what it was enqueued for (skipped: the next scan that
     sees them consistent queues the right work), or its original is nowhere to restore from."""
@@ -196,7 +219,11 @@ class LibraryFiles:
         for role, path in paths.items():
             recorded = asset.signatures.get(role)
             if path is not None and recorded is not None and _unchanged(path, recorded) is None:
-                raise InputsChanged(f"the {role} {path.name} changed or moved since the scan")
+                kept = kept_original_video(path, recorded, job, self.index) if role == "video" \
+                    else None
+                if kept is None:
+                    raise InputsChanged(f"the {role} {path.name} changed or moved since the scan")
+                asset = dataclasses.replace(asset, video=kept)  # its video job replaced the MOV
         recorded = asset.signatures.get("target")
         if asset.target is None or recorded is None or _unchanged(asset.target, recorded):
             return asset

@@ -53,9 +53,10 @@ from daemon.worker.files import (
     InputsChanged,
     LibraryFiles,
     discard_output,
+    kept_original_video,
     write_root,
 )
-from daemon.worker.records import OutputIndex, find_original, note_output, record_for_output
+from daemon.worker.records import OutputIndex, record_for_output
 
 #: width the key photo and frames are compared at when the video records no key time
 MATCH_WIDTH = 64
@@ -133,22 +134,11 @@ class VideoFiles:
             return asset
         if embedded(asset):
             raise InputsChanged(f"the Motion Photo {asset.video.name} changed since the scan")
-        try:
-            current = signature_of(asset.video)
-        except OSError as exc:
-            raise InputsChanged(f"the video {asset.video.name} is gone ({exc})") from None
-        record = find_original(asset.video, recorded.content_hash, job.output.backup_dir,
-                               job.output.root, self.index)
-        indexed = self.index is not None and bool(self.index.find_outputs([current.content_hash]))
-        ours = indexed or (record is not None and record.output is not None
-                           and record.output.content_hash == current.content_hash)
-        if not ours:
-            raise InputsChanged(f"the video {asset.video.name} changed since the scan")
-        if record is None:
-            raise InputsChanged(f"{asset.video.name} is lmd's output and its original is not in "
-                                "the backups; lmd never restores its own output")
-        note_output(record, current)
-        return dataclasses.replace(asset, video=record.backup)
+        kept = kept_original_video(asset.video, recorded, job, self.index)
+        if kept is None:
+            raise InputsChanged(f"the video {asset.video.name} changed or moved since the scan "
+                                "(and is not lmd's output with its original in the backups)")
+        return dataclasses.replace(asset, video=kept)
 
     def confined(self, job: Job) -> AbstractContextManager[object]:
         """Every read of the inputs inside it confined to the job's library and its backup

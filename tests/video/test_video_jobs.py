@@ -357,3 +357,22 @@ def test_a_lease_lost_after_the_rename_takes_the_write_back(
     assert {p.name: _sha(p) for p in library.iterdir()} == before
     tree = tmp_path / "state" / "restored"
     assert not tree.exists() or [p for p in tree.rglob("*") if p.is_file()] == []
+
+
+def test_a_new_still_job_after_the_mov_was_replaced_reads_its_original(
+    tmp_path: Path, library: Path
+) -> None:
+    """Replace mode: once the video job replaced the MOV, a still job made later (another
+    restorer parameter) finds the same inputs (the MOV stands for its original) and restores
+    from the backed-up original MOV instead of being skipped as changed."""
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    assert lmd(config, "scan")[0] == 0
+    assert lmd(config, "work")[0] == 0
+    text = config.read_text().replace("[output]", "[restorer]\nparams = { tone_sigma = 5.0 }\n"
+                                      "[output]")
+    config.write_text(text)
+    summary = json.loads(lmd(config, "scan", "--json")[1])["summary"]
+    assert (summary["enqueued"], summary["videos_enqueued"]) == (1, 0)
+    assert lmd(config, "work")[0] == 0
+    assert _jobs(config) == [("IMG_0001", "still", "succeeded"), ("IMG_0001", "still", "succeeded"),
+                             ("IMG_0001", "video", "succeeded")]

@@ -134,6 +134,8 @@ def register(app: typer.Typer) -> None:
             f"{summary.files_seen} files, {summary.assets_found} Live Photos, "
             f"{summary.restorable} restorable: {summary.enqueued} enqueued, "
             f"{summary.moved} moved, {summary.unreadable} unreadable"
+            + (f"; {summary.videos_enqueued} video jobs enqueued" if summary.videos_enqueued
+               else "")
         )
         for key, reason in summary.problems[:20]:
             say(f"  {key}: {reason}")

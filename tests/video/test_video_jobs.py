@@ -126,7 +126,8 @@ def test_work_restores_the_video_as_a_live_photo_half(tmp_path: Path, library: P
     config = _config(tmp_path, ENABLED)
     source = library / "IMG_0001.MOV"
     before = _sha(source)
-    assert lmd(config, "scan")[0] == 0
+    code, said = lmd(config, "scan")
+    assert code == 0 and "1 video jobs enqueued" in said
     assert lmd(config, "work")[0] == 0
     assert _jobs(config) == [("IMG_0001", "still", "succeeded"), ("IMG_0001", "video", "succeeded")]
     out = tmp_path / "state" / "restored" / "IMG_0001.MOV"
@@ -151,6 +152,8 @@ def test_work_restores_the_video_as_a_live_photo_half(tmp_path: Path, library: P
     status = json.loads(out_json)
     assert status["jobs"]["succeeded"] == 1 and status["video_jobs"]["succeeded"] == 1
     assert status["jobs"]["pending"] == status["video_jobs"]["pending"] == 0
+    code, table = lmd(config, "status")
+    assert code == 0 and "video jobs" in table
 
 
 def test_replace_then_revert_gives_the_mov_back_byte_for_byte(

@@ -15,8 +15,10 @@ timeout, so the worker returns to its next job at once whatever the hook does. A
 hook (exit status not 0, a command that cannot start) and a hanging one are logged with the
 tail of their output; nothing is retried (a hook that must not miss a job can read lmd's
 job list). The queue lives in memory: at `close`, the running hook is killed and hooks
-still waiting are logged and not run. `run_hook` is the synchronous form (`lmd` commands and
-tests), blocking at most for the timeout plus the kill grace.
+still waiting are logged and not run. (With a job database, `Publishers` queues hooks in its
+outbox instead: `daemon.publish.hook_outbox`, where they survive a restart.) `run_hook` is
+the synchronous form (`lmd` commands and tests), blocking at most for the timeout plus the
+kill grace.
 """
 
 from __future__ import annotations

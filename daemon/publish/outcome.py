@@ -45,6 +45,17 @@ class JobOutcome:
             "restorer": self.restorer,
         }
 
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> JobOutcome:
+        """The outcome `to_document` wrote (a hook delivery kept in the outbox)."""
+        output = doc.get("output")
+        return cls(
+            job_id=doc["job_id"], asset=str(doc["asset"]), original=Path(doc["original"]),
+            output=None if output is None else Path(output), mode=str(doc["mode"]),
+            event=doc.get("event", "success"), error=doc.get("error"),
+            restorer=doc.get("restorer"),
+        )
+
     def to_environment(self) -> dict[str, str]:
         """The same facts as `LMD_*` variables (absent facts are empty strings)."""
         return {

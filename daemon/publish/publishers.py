@@ -2,8 +2,9 @@
 
 `Publishers.from_settings(settings, library_root)` builds the hook runner and the Immich and
 PhotoPrism publishers that the settings switch on (a section without `url`, or `[hooks]`
-without commands, is off); `publish(outcome)` hands the outcome to each and returns at once
-(each has its own background thread and queue); `close(timeout)` stops them at shutdown.
+without commands, is off; with a job store, hooks and deliveries wait in its outbox);
+`publish(outcome)` hands the outcome to each and returns at once (each has its own background
+thread and queue); `close(timeout)` stops them at shutdown.
 A publisher that raises is logged and the others still run: nothing here may fail a job.
 """
 
@@ -14,6 +15,7 @@ from typing import Protocol
 
 import structlog
 
+from daemon.publish.hook_outbox import StoredHookRunner
 from daemon.publish.hooks import HookRunner
 from daemon.publish.immich import ImmichPublisher
 from daemon.publish.outbox import OutboxStore
@@ -35,7 +37,7 @@ class PublishSettingsLike(Protocol):
 class Publishers:
     def __init__(
         self,
-        hooks: HookRunner | None = None,
+        hooks: HookRunner | StoredHookRunner | None = None,
         immich: ImmichPublisher | None = None,
         photoprism: PhotoPrismPublisher | None = None,
     ) -> None:
@@ -51,7 +53,11 @@ class Publishers:
         *,
         store: OutboxStore | None = None,
     ) -> Publishers:
-        hooks = HookRunner(settings.hooks)
+        # with a job store, hooks wait in its outbox (they survive a restart) like deliveries
+        hooks: HookRunner | StoredHookRunner = (
+            HookRunner(settings.hooks) if store is None
+            else StoredHookRunner(settings.hooks, store)
+        )
         immich = photoprism = None
         if settings.immich.url is not None:
             immich = ImmichPublisher(settings.immich, library_root=library_root, store=store)
@@ -62,7 +68,9 @@ class Publishers:
         return cls(hooks if hooks.enabled else None, immich, photoprism)
 
     def start(self) -> None:
-        """Resume deliveries a persistent store kept from the last run."""
+        """Resume deliveries (and hooks) a persistent store kept from the last run."""
+        if isinstance(self.hooks, StoredHookRunner):
+            self.hooks.start()
         for publisher in (self.immich, self.photoprism):
             if publisher is not None:
                 publisher.outbox.start()

@@ -89,10 +89,9 @@ class AfterPublish:
         )
 
     def resume(self) -> None:
-        """Start the viewers' outboxes now when a job store keeps deliveries from an earlier
-        run (a restart), instead of at the next job's publication."""
-        s = self._settings
-        if self._store is None or (s.immich.url is None and s.photoprism.url is None):
+        """Start the outboxes of hooks and viewers now when a job store keeps deliveries from
+        an earlier run (a restart), instead of at the next job's publication."""
+        if self._store is None or not self.configured:
             return
         try:
             self._get()

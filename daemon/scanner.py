@@ -40,7 +40,7 @@ from daemon.library.stills import read_still_meta
 from daemon.restorer_config import configured_weights_digest
 from daemon.settings import Settings
 from daemon.store import JobSpec, JobState, JobStore, OutputSpec, job_identity, open_store
-from daemon.video_scan import enqueue_video, with_original_video
+from daemon.video_scan import enqueue_video, video_weights, with_original_video
 
 log = structlog.get_logger(__name__)
 
@@ -245,6 +245,13 @@ def run_scan(
             progress(n)
 
     cache = StoreAssetCache(store)
+    video_digest: list[str] = []  # the clip restorer's weights, digested once per scan
+
+    def videos() -> str:
+        if not video_digest:
+            video_digest.append(video_weights(settings))
+        return video_digest[0]
+
     try:
         for found in discover(
             root,
@@ -261,7 +268,7 @@ def run_scan(
                 if on_asset:
                     on_asset(found, ScanAction.UNREADABLE)
                 continue
-            action = _record(store, found, settings, weights, summary)
+            action = _record(store, found, settings, weights, summary, videos)
             if on_asset:
                 on_asset(found, action)
     finally:
@@ -279,13 +286,14 @@ def run_scan(
 
 
 def _record(
-    store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary
+    store: JobStore, asset: LiveAsset, settings: Settings, weights: str, summary: ScanSummary,
+    video_weights: Callable[[], str],
 ) -> ScanAction:
     summary.assets_found += 1
     if settings.video.enabled or asset.restorable:
         # a MOV replaced by its video job stands for its original (`daemon.video_scan`)
         asset = with_original_video(store, asset)
-    if enqueue_video(store, asset, settings):
+    if enqueue_video(store, asset, settings, video_weights):
         summary.videos_enqueued += 1
         log.info("video_job_enqueued", asset=asset.key)
     if not asset.restorable:

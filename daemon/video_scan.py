@@ -21,8 +21,10 @@ its job restored, so neither the still's nor the video's identity changes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
+from core.video import clip_weights_digest
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
 from daemon.settings import Settings
@@ -31,8 +33,6 @@ from daemon.store.jobs import VIDEO
 
 #: video jobs run after the stills waiting with them (a still reads the MOV's original frames)
 VIDEO_PRIORITY = -1
-#: the clip restorers are weight-free; their identities pin this as the weights digest
-NO_WEIGHTS = "none"
 #: the inputs a video job reads (the restored still is not a keyframe of the daemon's jobs; a
 #: Motion Photo's video is inside its reference, whose signature covers it)
 VIDEO_ROLES = ("reference", "video")
@@ -73,16 +73,23 @@ def video_output(settings: Settings, asset: LiveAsset) -> OutputSpec:
     )
 
 
-def video_job_spec(asset: LiveAsset, settings: Settings) -> JobSpec:
+def video_weights(settings: Settings) -> str:
+    """The digest of the weights the configured clip restorer loads ("none" for
+    `guided-video`; `livemoments-video`'s checkpoint, from its `checkpoint` parameter): taken
+    once per scan, pinned on every video job and checked by the worker."""
+    return clip_weights_digest(settings.video.restorer, settings.video.params)
+
+
+def video_job_spec(asset: LiveAsset, settings: Settings, weights: str) -> JobSpec:
     """The video job of `asset`: its key photo and video by content, the key time, the clip
-    restorer and its parameters, the output and the kind make its identity."""
+    restorer, its weights and parameters, the output and the kind make its identity."""
     params = dict(settings.video.params)
     output = video_output(settings, asset)
     signatures = {
         role: asset.signatures[role].to_dict() for role in VIDEO_ROLES if role in asset.signatures
     }
     identity = job_identity(
-        signatures, asset.t0, settings.video.restorer, NO_WEIGHTS, params, output.to_dict(),
+        signatures, asset.t0, settings.video.restorer, weights, params, output.to_dict(),
         kind=VIDEO,
     )
     return JobSpec(
@@ -90,7 +97,7 @@ def video_job_spec(asset: LiveAsset, settings: Settings) -> JobSpec:
         asset_key=asset.key,
         payload=asset.to_dict(),
         restorer=settings.video.restorer,
-        weights_digest=NO_WEIGHTS,
+        weights_digest=weights,
         params=params,
         output=output,
         priority=VIDEO_PRIORITY,
@@ -118,12 +125,15 @@ def with_original_video(store: JobStore, asset: LiveAsset) -> LiveAsset:
     return dataclasses.replace(asset, signatures=signatures)
 
 
-def enqueue_video(store: JobStore, asset: LiveAsset, settings: Settings) -> bool:
+def enqueue_video(
+    store: JobStore, asset: LiveAsset, settings: Settings, weights: Callable[[], str]
+) -> bool:
     """Enqueue `asset`'s video job when `[video]` asks for one and its key photo is not lmd's
-    output; True when a new job was made."""
+    output; True when a new job was made. `weights` gives `video_weights` (asked only when a
+    job is made: a scan with videos off never digests a checkpoint)."""
     if not wants_video(asset, settings):
         return False
     reference = asset.signatures["reference"].content_hash
     if store.find_outputs([reference]):
         return False
-    return store.enqueue(video_job_spec(asset, settings)).created
+    return store.enqueue(video_job_spec(asset, settings, weights())).created

@@ -217,7 +217,7 @@ class VideoSettings(_Section):
 
     enabled: bool = False
     which: Literal["reselected", "all"] = "reselected"
-    restorer: Literal["guided-video"] = "guided-video"
+    restorer: Literal["guided-video", "livemoments-video"] = "guided-video"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("params")

@@ -2,13 +2,15 @@
 a movie that still pairs with its still.
 
 The same contract as a still job (`daemon.worker.job.run_job`, whose outcome table applies row
-for row): the job row is the truth (the clip restorer, its parameters, the output); the output
-is planned before the first frame is restored; every call on the job's behalf carries the lease
-generation it was claimed under, and the rename commits through the fence. Frames stream from
-the decoder through the clip restorer into the encoder, one at a time, so a clip is never held
-whole in memory; the heartbeat publishes the stage and the fraction of frames done, and a
-cancellation (SIGTERM, pause, a lost lease) is honoured between frames, leaving nothing in the
-library or the tree (the encoder's temporary file is removed, the MOV untouched).
+for row): the job row is the truth (the clip restorer, its weights and parameters, the
+output), and the weights the restorer would load must be those the job pinned
+(`WrongRestorer` otherwise); the output is planned before the first frame is restored; every
+call on the job's behalf carries the lease generation it was claimed under, and the rename
+commits through the fence. Frames stream from the decoder through the clip restorer into the
+encoder, one at a time, so a clip is never held whole in memory; the heartbeat publishes the
+stage and the fraction of frames done, and a cancellation (SIGTERM, pause, a lost lease) is
+honoured between frames, leaving nothing in the library or the tree (the encoder's temporary
+file is removed, the MOV untouched).
 
 Video jobs have no review step: the restored clip is written as planned.
 """
@@ -25,7 +27,13 @@ import numpy as np
 import structlog
 
 from core import Cancelled, CancelToken, DeviceUnavailable, OutOfDeviceMemory, RestoreError
-from core.video import ClipRequest, get_clip_restorer, restore_clip, validate_clip_params
+from core.video import (
+    ClipRequest,
+    clip_weights_digest,
+    get_clip_restorer,
+    restore_clip,
+    validate_clip_params,
+)
 from daemon.files.errors import UnreadableFile
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
@@ -35,6 +43,7 @@ from daemon.store import Job, LeaseLost
 from daemon.worker.files import BadOutputPlan, InputsChanged
 from daemon.worker.heartbeat import Heartbeat
 from daemon.worker.job import LMD_VERSION, JobContext, Outcome
+from daemon.worker.restorers import WrongRestorer
 from daemon.worker.video_files import VideoFiles
 
 log = structlog.get_logger(__name__)
@@ -112,6 +121,13 @@ def run_video_job(
             problems = validate_clip_params(job.restorer, params)
             if problems:
                 raise RestoreError("; ".join(problems))
+            configured = clip_weights_digest(job.restorer, params)
+            if configured != job.weights_digest:
+                raise WrongRestorer(
+                    f"job {job.id} was enqueued for {job.restorer} weights "
+                    f"{job.weights_digest}, but its checkpoint now is {configured}; the next "
+                    "scan enqueues it for these weights"
+                )
             restorer = get_clip_restorer(job.restorer)
             with files.confined(job):
                 source = files.source(source_asset)
@@ -172,7 +188,7 @@ def run_video_job(
         )
         bound.warning("job_deferred", error=str(exc), due=due.isoformat() if due else None)
         return Outcome.DEFERRED
-    except (BadOutputPlan, PermanentOutputError) as exc:
+    except (BadOutputPlan, WrongRestorer, PermanentOutputError) as exc:
         return fail(str(exc), retryable=False)
     except UnreadableFile as exc:
         return fail(f"unreadable input: {exc}", retryable=False)

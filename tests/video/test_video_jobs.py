@@ -379,3 +379,30 @@ def test_a_new_still_job_after_the_mov_was_replaced_reads_its_original(
     assert lmd(config, "work")[0] == 0
     assert _jobs(config) == [("IMG_0001", "still", "succeeded"), ("IMG_0001", "still", "succeeded"),
                              ("IMG_0001", "video", "succeeded")]
+
+
+def test_a_video_job_for_other_weights_fails_with_the_reason(
+    tmp_path: Path, library: Path
+) -> None:
+    """The job pins the digest of the clip restorer's weights; a worker whose restorer would
+    load other weights (a checkpoint replaced since the scan) fails it instead of recording one
+    restoration under another's name."""
+    from sqlalchemy import update
+
+    from daemon.store.models import jobs
+
+    config = _config(tmp_path, ENABLED)
+    assert lmd(config, "scan")[0] == 0
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        (video,) = [j for j in store.list_jobs() if j.kind == "video"]
+        assert video.weights_digest == "none"  # guided-video has no weights
+        with store.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == video.id)
+                         .values(weights_digest="blake3-checkpoint:0123"))
+    assert lmd(config, "work")[0] == 0
+    with open_store(settings.database_url) as store:
+        failed = store.get_job(video.id)
+        assert failed.state.value == "failed" and failed.attempts == 1
+        assert "blake3-checkpoint:0123" in (failed.last_error or "")
+    assert not (tmp_path / "state" / "restored" / "IMG_0001.MOV").exists()

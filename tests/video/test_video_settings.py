@@ -37,6 +37,11 @@ def test_off_by_default_and_read_from_the_file(tmp_path: Path) -> None:
         ('params = { key_preset = "slowest" }', ["video.params", "key_preset"]),
         ("params = { no_such = 1 }", ["video.params", "no_such"]),
         ("enabled = 3", ["video.enabled"]),
+        # the named restorer's own schema checks the parameters
+        ('restorer = "livemoments-video"\nparams = { guidance_strength = 2.0 }',
+         ["video.params", "livemoments-video", "guidance_strength"]),
+        ('restorer = "livemoments-video"\nparams = { tone_sigma = 3.0 }',
+         ["video.params", "tone_sigma"]),
         ("frames = 2", ["video.frames"]),
     ],
 )

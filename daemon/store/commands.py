@@ -84,7 +84,8 @@ class CommandOps(StoreBase):
         dry_run: bool = False,
     ) -> int:
         """Re-queue finished jobs whose `finished_at` lies in [since, until). Jobs superseded
-        by newer inputs, and assets that already have waiting or running work, are left alone.
+        by newer inputs, and assets that already have waiting or running work of the same kind,
+        are left alone.
         `force` tells the worker to redo the work even where a matching output exists.
         Returns how many jobs were (or, with `dry_run`, would be) re-queued."""
         wanted = sorted(JobState(s).value for s in states)
@@ -100,19 +101,23 @@ class CommandOps(StoreBase):
             cond.append(jobs.c.finished_at < until)
 
         def run(conn: Connection) -> int:
-            busy = set(
-                conn.execute(
-                    select(jobs.c.asset_key).where(
+            # per asset and kind: an asset's still and video jobs are separate work
+            busy = {
+                (row.asset_key, row.kind)
+                for row in conn.execute(
+                    select(jobs.c.asset_key, jobs.c.kind).where(
                         jobs.c.state.in_([s.value for s in ACTIVE_STATES])
                     )
-                ).scalars()
+                )
+            }
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.state, jobs.c.asset_key, jobs.c.kind).where(*cond)
             )
-            rows = conn.execute(select(jobs.c.id, jobs.c.state, jobs.c.asset_key).where(*cond))
             count = 0
             for row in rows.all():
-                if row.asset_key in busy:
+                if (row.asset_key, row.kind) in busy:
                     continue
-                busy.add(row.asset_key)
+                busy.add((row.asset_key, row.kind))
                 if not dry_run:
                     reason = "reprocess" + (" (force)" if force else "")
                     if not self._requeue(conn, row.id, row.state, reason, force=force):

@@ -406,3 +406,26 @@ def test_a_video_job_for_other_weights_fails_with_the_reason(
         assert failed.state.value == "failed" and failed.attempts == 1
         assert "blake3-checkpoint:0123" in (failed.last_error or "")
     assert not (tmp_path / "state" / "restored" / "IMG_0001.MOV").exists()
+
+
+def test_reprocess_force_redoes_a_replaced_video_from_its_original(
+    tmp_path: Path, library: Path
+) -> None:
+    """A redo (reprocess --force) re-queues the still and the video job of one asset alike;
+    the video is restored again from the backed-up original, never from lmd's MOV, whose
+    backup keeps the true original: revert still gives those bytes back."""
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    mov = library / "IMG_0001.MOV"
+    original = mov.read_bytes()
+    assert lmd(config, "scan")[0] == 0
+    assert lmd(config, "work")[0] == 0
+    first = mov.read_bytes()
+    code, out = lmd(config, "reprocess", "--since", "1d", "--force", "--json")
+    assert code == 0 and json.loads(out)["requeued"] == 2
+    code, out = lmd(config, "work", "--json")
+    assert code == 0 and json.loads(out)["ran"] == 2
+    assert [state for _, _, state in _jobs(config)] == ["succeeded", "succeeded"]
+    # the same restoration of the same original (guided-video is deterministic)
+    assert mov.read_bytes() == first
+    assert lmd(config, "revert", str(mov))[0] == 0
+    assert mov.read_bytes() == original

@@ -33,6 +33,7 @@ import structlog
 from core import hashing
 from daemon.files.errors import UnreadableFile
 from daemon.files.signature import FileSignature
+from daemon.files.stack_names import PHOTOPRISM_STACK_SUFFIX
 from daemon.files.xmp import parse_packet, split
 from daemon.library.asset import LiveAsset
 from daemon.library.discover import DEFAULT_IGNORE, Unreadable, discover
@@ -200,6 +201,8 @@ def ignore_patterns(settings: Settings, root: Path) -> list[str]:
     ``lmd-out``), never by the library folder it sits in, which holds photos to scan."""
     patterns = list(dict.fromkeys([*DEFAULT_IGNORE, *settings.scan.ignore]))
     patterns.append(f"*{settings.output.suffix}.*")
+    if settings.output.naming == "photoprism":
+        patterns.append(f"*{PHOTOPRISM_STACK_SUFFIX}.*")
     tree = settings.output.tree
     if tree is not None:
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from core.hashing import digest_file
+from daemon.files.stack_names import photoprism_stack_name
 from daemon.output.errors import OutputError, ReferenceTargetError
 from daemon.output.replace import backup_name
 
@@ -22,8 +23,6 @@ PlanKind = Literal["sidecar-tree", "sidecar-beside", "replace"]
 RECOMMENDED_SUFFIX = "_lmd"
 #: `[output] naming`: how a beside output is named (see `beside_output_name`)
 NAMINGS = ("suffix", "photoprism")
-PHOTOPRISM_STACK_SUFFIX = "_lmdr"
-"""An underscore and four characters: PhotoPrism's `NAME_????` related-file rule."""
 
 
 class OutputSettingsLike(Protocol):
@@ -96,32 +95,15 @@ def beside_name(target_name: str, suffix: str) -> str:
     return f"{stem}{suffix}.{ext}"
 
 
-def photoprism_stack_name(target_name: str) -> str:
-    """``IMG_1234.HEIC`` → ``IMG_1234_lmdr.HEIC``: a name PhotoPrism stacks with the original,
-    the restored still as the stack's cover (`[output] naming = "photoprism"`).
-
-    PhotoPrism always stacks files of one folder that share the name but for the extension
-    (docs.photoprism.app, Library settings, "Stacks"); an output keeps its original's format, so
-    it cannot take that name. Its related-file rule (`internal/photoprism/mediafile_related.go`)
-    also stacks ``NAME_????.ext`` (an underscore and exactly four characters) with ``NAME``, and
-    matches those after the same-name files, so of two HEICs the ``_????`` one becomes the
-    primary. Why not Apple's edit name (``IMG_E1234``), which PhotoPrism stacks too: Photos'
-    own edit export uses it, lmd's scanner reads it as the Live Photo's edited still, and a
-    name chosen by which files exist would change between two plans of the same job. Raises
-    `OutputError` for a name without a stem or an extension (PhotoPrism's patterns need one).
-    """
-    stem, dot, ext = target_name.rpartition(".")
-    if not dot or not stem or not ext or "/" in target_name or "\x00" in target_name:
-        raise OutputError(f"cannot derive a PhotoPrism stack name from {target_name!r}")
-    return f"{stem}{PHOTOPRISM_STACK_SUFFIX}.{ext}"
-
-
 def beside_output_name(target_name: str, output: OutputSettingsLike) -> str:
     """The name of a beside output under `output.naming`: lmd's suffix (`beside_name`) or a
-    name PhotoPrism stacks with the original (`photoprism_stack_name`)."""
+    name PhotoPrism stacks with the original (`daemon.files.stack_names`)."""
     naming = getattr(output, "naming", "suffix")
     if naming == "photoprism":
-        return photoprism_stack_name(target_name)
+        try:
+            return photoprism_stack_name(target_name)
+        except ValueError as exc:
+            raise OutputError(str(exc)) from None
     if naming != "suffix":
         raise OutputError(f"unknown output naming {naming!r}; expected one of {NAMINGS}")
     return beside_name(target_name, output.suffix)

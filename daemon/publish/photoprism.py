@@ -15,9 +15,9 @@ mediafile_related.go`: `RelatedFiles` and `RelatedSidecarFiles`): files sharing 
 `IMG_1234.HEIC`), and `IMG_1234_????.*` (an underscore and exactly four characters). Of the
 HEIC files in a group the one matched last becomes the primary, and the Apple and `_????`
 names are matched after the base-name ones, so a restored HEIC so named is the cover (a JPEG
-beside a HEIC original is not: PhotoPrism prefers the HEIC). The name rule has one home, the
-output plan (`daemon.output.plan.photoprism_stack_name`, chosen by `[output] naming =
-"photoprism"` and pinned on each job); it is re-exported here for PhotoPrism's side.
+beside a HEIC original is not: PhotoPrism prefers the HEIC). The name rule has one home,
+`daemon.files.stack_names` (the output plan uses it under `[output] naming = "photoprism"`,
+pinned on each job); it is re-exported here for PhotoPrism's side.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import structlog
 
-from daemon.output.plan import photoprism_stack_name
+from daemon.files.stack_names import photoprism_stack_name
 from daemon.publish.http import call, make_client
 from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
 from daemon.publish.outcome import JobOutcome

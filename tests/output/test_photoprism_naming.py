@@ -14,8 +14,9 @@ from daemon.output.plan import plan_output
 from daemon.scanner import run_scan
 from daemon.settings import load_settings
 from daemon.settings.load import SettingsError
-from daemon.store import JobState, OutputSpec
-from tests.review.helpers import copy_library, scan_and_work, settings_for
+from daemon.store import JobState, OutputSpec, open_store
+from daemon.worker import Worker
+from tests.review.helpers import Upscale, copy_library, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +77,9 @@ def test_the_worker_writes_the_stacking_name_and_a_rescan_leaves_it_alone(
     settings = settings_for(
         tmp_path, library, output={"mode": "sidecar", "location": "beside", "naming": "photoprism"}
     )
-    store = scan_and_work(settings)
+    store = open_store(settings.database_url)
+    first = run_scan(settings, library, store=store)
+    Worker(settings, store, worker_id="t", restorer=Upscale()).run_until_empty()
     try:
         done = store.list_jobs(state="succeeded")
         assert len(done) == 2
@@ -90,6 +93,8 @@ def test_the_worker_writes_the_stacking_name_and_a_rescan_leaves_it_alone(
         assert written == {Path(job.output_path).name for job in done}
         again = run_scan(settings, library, store=store)
         assert again.enqueued == 0 and again.assets_found == 2
+        # lmd's own outputs are not even read: ignored by name like `_lmd` ones
+        assert again.files_seen == first.files_seen
         assert len(store.list_jobs()) == 2
         assert all(j.state == JobState.SUCCEEDED for j in store.list_jobs())
     finally:

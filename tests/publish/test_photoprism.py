@@ -11,7 +11,6 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from daemon.output.errors import OutputError
 from daemon.publish.outcome import JobOutcome
 from daemon.publish.photoprism import PhotoPrismPublisher, photoprism_stack_name
 from daemon.publish.settings import PhotoPrismSettings
@@ -149,7 +148,7 @@ def test_stack_names_are_ones_photoprism_stacks(original: str, expected: str) ->
 
 @pytest.mark.parametrize("name", [".HEIC", "a/b.HEIC", "", "DSC0001"])
 def test_unusable_names_are_refused(name: str) -> None:
-    with pytest.raises(OutputError, match="PhotoPrism stack name"):
+    with pytest.raises(ValueError, match="PhotoPrism stack name"):
         photoprism_stack_name(name)
 
 

@@ -320,15 +320,19 @@ class Outbox:
             log.warning("delivery claim lost before its result was recorded", outbox=self.name)
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once no delivery of this publisher is pending (tests; a polite stop)."""
+        """True once no delivery of this publisher is pending (tests; a polite stop). Returns
+        False at once when what still waits is not due before `timeout` runs out (a delivery
+        backing off for minutes): a short-lived command does not sit out its backoff."""
         deadline = time.monotonic() + timeout
+        last_due = datetime.now(UTC) + timedelta(seconds=timeout)
         while True:
             with self._cond:
                 busy = self._busy
-            if not busy and not self.pending():
+            waiting = self.pending()
+            if not busy and not waiting:
                 return True
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (not busy and all(e.next_attempt_at > last_due for e in waiting)):
                 return False
             with self._cond:
                 self._cond.wait(min(left, 0.05))

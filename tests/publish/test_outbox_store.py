@@ -177,3 +177,17 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(url: str) -> None:
         later = datetime.now(UTC) + timedelta(hours=1)
         assert a.outbox_retry_later(other.id, "worker-a", "timed out", later)
         assert a.next_outbox_due(["photoprism"]) == later
+
+
+def test_waiting_for_idle_does_not_sit_out_a_long_backoff(url: str) -> None:
+    def refuse(payload: dict[str, Any]) -> None:
+        raise DeliveryError("503 Service Unavailable")
+
+    with open_store(url) as store:
+        box = outbox(store, refuse, backoff=3600.0)
+        box.submit("immich.upload", {"n": 1})
+        wait_for(lambda: store.list_outbox()[0].last_error is not None)
+        started = time.monotonic()
+        assert not box.wait_idle(60)  # due in an hour: not idle, and no use waiting
+        assert time.monotonic() - started < 30
+        box.close(5)

@@ -80,9 +80,10 @@ class EnqueueOps(OutputOps):
                 if moved and output is not None:
                     values["output_path"] = output
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-                old_target, new_target = existing.payload.get("target"), spec.payload.get("target")
-                if (moved and existing.kind == "still" and old_target and new_target
-                        and old_target != new_target):
+                # what a replace-mode output stands in for: the still, or a video job's MOV
+                role = "target" if existing.kind == "still" else "video"
+                old_target, new_target = existing.payload.get(role), spec.payload.get(role)
+                if moved and old_target and new_target and old_target != new_target:
                     self._still_moved(conn, old_target, new_target, now)
                 why = (
                     f"moved: {existing.asset_key} -> {spec.asset_key}" if moved

@@ -429,3 +429,28 @@ def test_reprocess_force_redoes_a_replaced_video_from_its_original(
     assert mov.read_bytes() == first
     assert lmd(config, "revert", str(mov))[0] == 0
     assert mov.read_bytes() == original
+
+
+def test_a_replaced_mov_that_moved_keeps_its_job_and_reverts(
+    tmp_path: Path, library: Path
+) -> None:
+    """Replace mode, then the folder moves: the rescan finds lmd's MOV under its new path, the
+    video job and the index follow it (no new work), and revert puts the original back there."""
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    original = (library / "IMG_0001.MOV").read_bytes()
+    assert lmd(config, "scan")[0] == 0
+    assert lmd(config, "work")[0] == 0
+    (library / "2026").mkdir()
+    for name in ("IMG_0001.HEIC", "IMG_E0001.HEIC", "IMG_0001.MOV", "IMG_0001.AAE"):
+        (library / name).rename(library / "2026" / name)
+    moved = library / "2026" / "IMG_0001.MOV"
+    summary = json.loads(lmd(config, "scan", "--json")[1])["summary"]
+    assert (summary["enqueued"], summary["videos_enqueued"]) == (0, 0)
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        (video,) = [j for j in store.list_jobs() if j.kind == "video"]
+        assert video.output_path == str(moved)
+        assert [row.path for row in store.outputs_of_job(video.id)] == [str(moved)]
+    assert lmd(config, "work")[0] == 0  # follows the records; nothing to restore
+    assert lmd(config, "revert", str(moved))[0] == 0
+    assert moved.read_bytes() == original

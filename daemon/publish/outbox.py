@@ -42,6 +42,8 @@ LEASE_SECONDS = 900.0
 POLL_SECONDS = 15.0
 #: On an error of the store itself (a database briefly locked or unreachable).
 STORE_ERROR_PAUSE_SECONDS = 5.0
+#: Delivered entries are forgotten after this long (failed ones stay for a person to see).
+DELIVERED_KEPT_SECONDS = 30 * 24 * 3600.0
 
 
 class DeliveryError(Exception):
@@ -72,6 +74,7 @@ class OutboxStore(Protocol):
         self, state: OutboxState | str | None = None, *,
         publishers: Iterable[str] | None = None, limit: int | None = 100,
     ) -> list[OutboxEntry]: ...
+    def prune_outbox(self, older_than: datetime) -> int: ...
 
 
 class MemoryOutboxStore:
@@ -175,6 +178,16 @@ class MemoryOutboxStore:
             )
         return out if limit is None else out[:limit]
 
+    def prune_outbox(self, older_than: datetime) -> int:
+        with self._lock:
+            gone = [
+                e.id for e in self._entries.values()
+                if e.state == OutboxState.DELIVERED and e.updated_at < older_than
+            ]
+            for entry_id in gone:
+                del self._entries[entry_id]
+        return len(gone)
+
 
 def _replace(entry: OutboxEntry, **values: Any) -> OutboxEntry:
     fields = {name: getattr(entry, name) for name in OutboxEntry.__slots__}
@@ -220,10 +233,16 @@ class Outbox:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread, which resumes what the store kept (a restart); idempotent."""
+        """Start the thread, which resumes what the store kept (a restart), and forget what
+        was delivered more than `DELIVERED_KEPT_SECONDS` ago; idempotent."""
         with self._cond:
             if self._thread is not None or self._closed:
                 return
+            try:
+                old = datetime.now(UTC) - timedelta(seconds=DELIVERED_KEPT_SECONDS)
+                self.store.prune_outbox(old)
+            except Exception as exc:  # housekeeping: never a reason not to deliver
+                log.warning("outbox prune failed", outbox=self.name, error=str(exc))
             self._thread = threading.Thread(target=self._loop, name=f"lmd-{self.name}", daemon=True)
             self._thread.start()
 

@@ -191,3 +191,22 @@ def test_waiting_for_idle_does_not_sit_out_a_long_backoff(url: str) -> None:
         assert not box.wait_idle(60)  # due in an hour: not idle, and no use waiting
         assert time.monotonic() - started < 30
         box.close(5)
+
+
+def test_old_deliveries_are_forgotten_failed_ones_kept(url: str) -> None:
+    with open_store(url) as store:
+        for n, verdict in enumerate(("delivered", "delivered", "failed", None)):
+            entry = store.add_outbox("immich", "immich.upload", {"n": n})
+            assert entry is not None
+            if verdict is None:
+                continue
+            claimed = store.claim_outbox(["immich"], "w", 60)
+            assert claimed is not None and claimed.id == entry.id
+            if verdict == "delivered":
+                assert store.outbox_delivered(entry.id, "w")
+            else:
+                assert store.outbox_give_up(entry.id, "w", "401")
+        assert store.prune_outbox(datetime.now(UTC) - timedelta(days=1)) == 0  # all recent
+        assert store.prune_outbox(datetime.now(UTC) + timedelta(seconds=1)) == 2
+        left = {e.payload["n"]: e.state for e in store.list_outbox()}
+        assert left == {2: OutboxState.FAILED, 3: OutboxState.PENDING}

@@ -29,6 +29,16 @@ def restorer_options(settings: Settings, name: str | None = None) -> dict[str, A
     return {}
 
 
+def clip_restorer_options(settings: Settings, name: str) -> dict[str, Any]:
+    """Constructor options for clip restorer `name`: `livemoments-video` runs the still
+    restorer's model, on the device and memory settings of `[restorer]` (its checkpoint is a
+    parameter of the job, pinned by digest); `guided-video` takes none."""
+    if name == "livemoments-video":
+        cfg = settings.restorer
+        return {"device": cfg.device, "low_memory": cfg.low_memory, "compile": cfg.compile}
+    return {}
+
+
 def configured_weights_digest(settings: Settings, name: str | None = None) -> str:
     """The digest of the weights restorer `name` (default: the configured one) would load under
     `settings` ("none" for weight-free restorers): what a job identity pins."""

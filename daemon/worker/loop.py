@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core import CancelToken, Restorer
+from daemon.restorer_config import clip_restorer_options
 from daemon.review.gate import FinishStep, PublishDirectly, ReviewGate
 from daemon.scheduler import describe_windows, in_windows
 from daemon.settings import Settings
@@ -164,8 +165,11 @@ class Worker:
             review=self.review,
         )
         try:
-            # a video job (`[video] enabled`) has its own run; the outcomes are the same
-            outcome = (run_video_job if job.kind == "video" else run_job)(job, ctx, cancel)
+            if job.kind == "video":  # `[video] enabled`: its own run, the same outcomes
+                options = clip_restorer_options(self.settings, job.restorer)
+                outcome = run_video_job(job, ctx, cancel, options=options)
+            else:
+                outcome = run_job(job, ctx, cancel)
             self.review.job_ended(job.id, outcome.value)  # hooks and viewers, at once
             if self.watcher is not None:
                 self.watcher.finished(job, outcome.value)

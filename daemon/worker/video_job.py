@@ -18,7 +18,7 @@ Video jobs have no review step: the restored clip is written as planned.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,13 @@ def video_provenance(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, 
 
 
 def run_video_job(
-    job: Job, ctx: JobContext, cancel: CancelToken, files: VideoFiles | None = None
+    job: Job, ctx: JobContext, cancel: CancelToken, files: VideoFiles | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run video `job` (claimed by `ctx.worker_id`) to one of `run_job`'s outcomes, and record
-    it in the store. `files` replaces the real library and output tree (tests)."""
+    it in the store. `options` go to the clip restorer's constructor (device and memory:
+    `daemon.restorer_config.clip_restorer_options`); `files` replaces the real library and
+    output tree (tests)."""
     files = files or VideoFiles(index=ctx.store)
     asset = LiveAsset.from_dict(job.payload)
     bound = log.bind(job_id=job.id, asset=asset.key, kind="video")
@@ -128,7 +131,7 @@ def run_video_job(
                     f"{job.weights_digest}, but its checkpoint now is {configured}; the next "
                     "scan enqueues it for these weights"
                 )
-            restorer = get_clip_restorer(job.restorer)
+            restorer = get_clip_restorer(job.restorer, **dict(options or {}))
             with files.confined(job):
                 source = files.source(source_asset)
                 try:

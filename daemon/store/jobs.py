@@ -169,7 +169,10 @@ class Job:
 
     @property
     def path(self) -> str | None:
-        """The file a person recognises this job by: the target still, else the reference."""
+        """The file a person recognises this job by: the target still, else the reference; a
+        video job's video (`lmd jobs list` then tells an asset's two jobs apart)."""
+        if self.kind == VIDEO and self.payload.get("video"):
+            return self.payload["video"]
         return self.payload.get("target") or self.payload.get("reference") or self.asset_key
 
     def to_dict(self) -> dict[str, Any]:

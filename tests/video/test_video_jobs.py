@@ -154,6 +154,11 @@ def test_work_restores_the_video_as_a_live_photo_half(tmp_path: Path, library: P
     assert status["jobs"]["pending"] == status["video_jobs"]["pending"] == 0
     code, table = lmd(config, "status")
     assert code == 0 and "video jobs" in table
+    # `lmd jobs list` names a video job by its video, its still job by the still
+    code, listed = lmd(config, "jobs", "list")
+    rows = [line.split("\t") for line in listed.splitlines()[1:]]
+    assert code == 0
+    assert sorted(Path(row[3]).name for row in rows) == ["IMG_0001.MOV", "IMG_E0001.HEIC"]
 
 
 def test_replace_then_revert_gives_the_mov_back_byte_for_byte(

@@ -52,8 +52,11 @@ log = structlog.get_logger(__name__)
 FRAMES_SHARE = 0.98
 
 
-def video_provenance(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, Any]:
-    """What the job row says about how the movie was made: all from the job."""
+def video_provenance(
+    job: Job, asset: LiveAsset, diagnostics: Any, key_index: int
+) -> dict[str, Any]:
+    """What the job row says about how the movie was made: all from the job, and the frame
+    the key photo was aligned to (at T0, or matched where the video records no key time)."""
     fractions = list(getattr(diagnostics, "reference_fraction", []) or [])
     return {
         "kind": "video",
@@ -63,6 +66,7 @@ def video_provenance(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, 
         "sources": {role: sig.content_hash for role, sig in asset.signatures.items()
                     if role in ("reference", "video")},
         "t0": asset.t0,
+        "key_frame": key_index,
         "job_id": job.id,
         "claim": job.lease_generation,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -161,7 +165,7 @@ def run_video_job(
             with files.confined(job):  # the frames are decoded as the encoder takes them
                 signature = files.write(plan, job, source_asset, frames_of, source, fence=fence)
             written.append(signature)
-        provenance = video_provenance(job, asset, restorer.diagnostics)
+        provenance = video_provenance(job, asset, restorer.diagnostics, keyframe.index)
         provenance["seconds"] = round(time.monotonic() - started, 3)
         ctx.store.succeed(
             job.id, ctx.worker_id, str(plan.destination), signature.to_dict(), provenance,

@@ -146,6 +146,7 @@ def test_work_restores_the_video_as_a_live_photo_half(tmp_path: Path, library: P
         (video,) = [j for j in store.list_jobs() if j.kind == "video"]
         assert video.output_path == str(out)
         assert video.provenance["kind"] == "video" and video.provenance["frames"] == FRAMES
+        assert video.provenance["key_frame"] == T0  # the still-image-time's frame
         assert store.find_outputs([video.output_signature["content_hash"]])  # indexed
     code, out_json = lmd(config, "status", "--json")
     assert code == 0
@@ -459,3 +460,29 @@ def test_a_replaced_mov_that_moved_keeps_its_job_and_reverts(
     assert lmd(config, "work")[0] == 0  # follows the records; nothing to restore
     assert lmd(config, "revert", str(moved))[0] == 0
     assert moved.read_bytes() == original
+
+
+def test_which_all_finds_the_key_frame_of_a_video_without_a_key_time(
+    tmp_path: Path, library: Path
+) -> None:
+    """A Live Photo whose MOV records no still-image-time (not restorable as a still) still
+    gets its video restored with which = "all": the key photo's frame is found by matching."""
+    from daemon.library.synth import write_apple_still, write_live_mov
+
+    frames = _frames(4)
+    cid = "5B4A8E3C-0000-4000-8000-00000000C1D1"
+    key = np.asarray(np.kron(frames[5], np.ones((2, 2, 1))), dtype=np.uint8)
+    write_apple_still(library / "IMG_0003.HEIC", key, cid, "heic")
+    write_live_mov(library / "IMG_0003.MOV", frames, FPS, cid, None)
+    config = _config(tmp_path, ENABLED + '\nwhich = "all"')
+    assert lmd(config, "scan")[0] == 0
+    assert ("IMG_0003", "video", "pending") in _jobs(config)
+    assert lmd(config, "work")[0] == 0
+    assert ("IMG_0003", "video", "succeeded") in _jobs(config)
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        (job,) = [j for j in store.list_jobs() if j.asset_key == "IMG_0003"]
+        assert job.payload["t0"] is None
+        assert job.provenance["key_frame"] == 5  # the frame the key photo shows, matched
+    out = tmp_path / "state" / "restored" / "IMG_0003.MOV"
+    assert len(source_timing(SourceMovie(path=out)).pts) == FRAMES

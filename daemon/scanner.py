@@ -6,7 +6,8 @@ content, T1, the restorer, its weights and its parameters. Enqueueing is idempot
 can run at start, on the cron, after watcher events and by hand with the same result. A moved
 file keeps its content hash and so its identity: the store updates the job's paths instead of
 making a new job. Unchanged files are not read at all: the asset cache in the database answers
-for them by stat fingerprint.
+for them by stat fingerprint. With `[video] enabled`, an asset's video gets a job of its own
+beside its still's (`daemon.video_scan`).
 
 lmd's own outputs are never inputs. Before anything is enqueued, the inputs' content digests
 are looked up in the store's index of every output lmd wrote: a target that is lmd's output is

@@ -10,7 +10,10 @@ at the frame's scale (cheap, and all the frame can vouch for). `align` gives it:
    corners (`core.motion`), which aligns the static scene everywhere, flat areas included;
 3. the dense flow kept where it explains the frame clearly better (a subject that moved on its
    own, parallax), decided from how each warped reference disagrees with the frame;
-4. a confidence map: structural agreement of the combined alignment with the frame,
+4. a coherence map: where the combined flow is one smooth motion, and where it crosses a
+   motion boundary (a moved subject's border, an occlusion), so that later checks can be
+   stricter there;
+5. a confidence map: structural agreement of the combined alignment with the frame,
    forward-backward consistency where the dense flow is used (on texture only: on flat areas
    flow is arbitrary and harmless there), and flat areas trusted only as far as their textured
    neighbourhood vouches for the camera model (a flat part of a moved subject cannot).
@@ -33,7 +36,12 @@ from core.motion import (
     refine_homography,
     still_share,
 )
-from core.reliability import structural_disagreement, texture_weight, trust_from_disagreement
+from core.reliability import (
+    flow_coherence,
+    structural_disagreement,
+    texture_weight,
+    trust_from_disagreement,
+)
 from core.resample import resize_window
 
 FINE, COARSE = 1.0, 4.0
@@ -50,13 +58,15 @@ class Alignment:
 
     `flow` is the dense flow; `homography` the camera model (None when none could be fitted);
     `dense` where the dense flow replaces the model (all ones without a model); `confidence`
-    the trust in the combined alignment, in [0, 1].
+    the trust in the combined alignment, in [0, 1]; `coherence` how surely the combined flow
+    is one smooth motion around each pixel (→ 0 along motion boundaries, `flow_coherence`).
     """
 
     flow: np.ndarray
     homography: np.ndarray | None
     dense: np.ndarray
     confidence: np.ndarray
+    coherence: np.ndarray
 
     def flow_window(
         self, out_h: int, out_w: int, ys: slice, xs: slice
@@ -92,12 +102,16 @@ def align(
     agree_floor: float = 0.01,
     agree_tolerance: float = 0.5,
     camera_model: bool = True,
+    boundary_radius: int = 3,
+    boundary_tolerance: float = 1.0,
 ) -> Alignment:
     """Align `reference` (already at the frame's size and softness) to `frame`.
 
     `fb_sigma`: forward-backward tolerance of the dense flow in pixels; `agree_floor`: band
     contrast too faint for its disagreement to matter; `agree_tolerance`: structural
-    disagreement at which trust falls to 1/e; `camera_model`: fit a homography at all.
+    disagreement at which trust falls to 1/e; `camera_model`: fit a homography at all;
+    `boundary_radius`, `boundary_tolerance`: the window (pixels) and flow spread (pixels) of
+    `flow_coherence`, which marks motion boundaries (radius 0: none).
     """
     h, w = frame.shape[:2]
     fwd = estimator(frame, reference)
@@ -131,4 +145,5 @@ def align(
         # Flat areas are trusted as far as their textured neighbourhood vouches for the
         # camera model (a flat part of a moved subject cannot vouch for itself).
         confidence *= 1.0 - (1.0 - texture) * (1.0 - still_share(d_model, texture))
-    return Alignment(fwd, homography, dense, confidence.astype(np.float32))
+    coherence = flow_coherence(flow, boundary_radius, boundary_tolerance)
+    return Alignment(fwd, homography, dense, confidence.astype(np.float32), coherence)

@@ -18,7 +18,8 @@ that may have moved on their own. So:
 4. Per-region reliability at the frame's scale (`core.reliability.transfer_weight`): the
    warped reference, brought down to the frame's resolution, must agree with the frame in
    structure (a band-pass normalised by local contrast: blur, noise and tone do not count) and
-   in plain residual (a wrong shape next to a strong edge), within the alignment's confidence
+   in plain residual (a wrong shape next to a strong edge; along a motion boundary, where the
+   flow is a blend of two motions, no residual is forgiven), within the alignment's confidence
    and where the reference was reached (flat areas only where the reference has detail to
    give); the weight is eroded and feathered so it fades to the frame's own content, without
    a seam and without a ghost along a moved subject's border.
@@ -95,6 +96,14 @@ class GuidedParams:
     """Distrust where the tone-corrected warped reference differs from the frame (at the
     frame's scale) by more than this many times the typical residual of the tile's trusted
     areas (noise, codec); 0 switches the check off."""
+    boundary_radius: int = 3
+    """Video pixels around each pixel within which a spread of the alignment's flow marks a
+    motion boundary (`core.reliability.flow_coherence`): there the reference is a smear of two
+    motions, and the residual check forgives nothing on strong edges; 0 switches it off."""
+    boundary_tolerance: float = 1.0
+    """Spread of the flow (video pixels) within `boundary_radius` at which a motion boundary
+    is taken as sure (coherence 1/e): a camera's motion spreads by hundredths of a pixel there,
+    and a misplacement of one video pixel is what the frame itself can show."""
     detail_floor: float = 1.0
     """Grey levels (RMS, of 255) of detail above the frame's resolution that the warped
     reference must hold for a flat area to take it: where it holds none, transferring only
@@ -134,7 +143,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "tile": (32, 16384), "raft_iters": (1, 100), "tone_sigma": (0, 256), "agree_floor": (1e-6, 1),
     "agree_tolerance": (1e-3, 10), "fb_sigma": (1e-3, 1024), "erode": (0, 256), "feather": (0, 256),
     "frame_pixels": (1024, 50_000_000), "local_share": (0, 1), "detail_floor": (0, 255),
-    "residual_factor": (0, 1000),
+    "residual_factor": (0, 1000), "boundary_radius": (0, 64), "boundary_tolerance": (1e-3, 1024),
 }
 """Where each numeric parameter makes sense: a zero tolerance or floor divides by zero, and a σ
 of 1e300 asks OpenCV for a kernel no memory holds."""
@@ -277,6 +286,8 @@ class GuidedRestorer:
             agree_floor=p.agree_floor,
             agree_tolerance=p.agree_tolerance,
             camera_model=p.camera_model,
+            boundary_radius=p.boundary_radius,
+            boundary_tolerance=p.boundary_tolerance,
         )
         return frame, alignment
 
@@ -384,6 +395,10 @@ class GuidedRestorer:
             resize(inside, lh, lw, interpolation="area"),
         )
         frame_s = resize(frame, lh, lw, interpolation="area")
+        coherence = resize(
+            resize_window(alignment.coherence, rh, rw, ys, xs, "bilinear"), lh, lw,
+            interpolation="area",
+        )
         aligned_s = resize(aligned, lh, lw, interpolation="area")
         if p.detail_floor > 0:
             # What the reference has to give above the frame's resolution, where it is flat.
@@ -403,6 +418,7 @@ class GuidedRestorer:
             feather=p.feather * scale_h,
             tone_sigma=p.tone_sigma * scale_h,
             softness=MATCH_SOFTNESS,
+            coherence=coherence,
         )
         mask_up = resize(mask, tile.h, tile.w, interpolation="bilinear")
         tone = resize(tone_s, tile.h, tile.w, interpolation="bicubic")

@@ -85,6 +85,31 @@ def trust_from_disagreement(ratio: np.ndarray, tolerance: float) -> np.ndarray:
     return np.exp(-np.square(ratio / tolerance)).astype(np.float32)
 
 
+def flow_coherence(flow: np.ndarray, radius: int, tolerance: float) -> np.ndarray:
+    """How surely the flow is one smooth motion around each pixel: H×W float32 in [0, 1].
+
+    Why: where two motions meet (a subject that moved on its own against the background, an
+    occlusion) the flow is interpolated between them over a few pixels, so the reference
+    sampled there is neither side's content: a smear, or an edge of the reference in a place
+    the frame has none. The checks that follow judge at the frame's scale and forgive a small
+    residual on a strong edge as a hair of misalignment, which is true of one smooth motion and
+    false across a motion boundary. The spread (largest minus smallest, per component) of the
+    flow within a disc of `radius` pixels measures it: a camera's motion changes by hundredths
+    of a pixel over a few pixels, a moved subject's border by many. exp(−(spread/tolerance)²):
+    1 inside one motion, → 0 along its boundary. Radius 0: all ones (no boundary is marked).
+    """
+    if radius <= 0:
+        return np.ones(flow.shape[:2], np.float32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    spread = np.zeros(flow.shape[:2], np.float32)
+    for c in range(flow.shape[2]):
+        channel = np.ascontiguousarray(flow[:, :, c], dtype=np.float32)
+        high = cv2.dilate(channel, kernel, borderType=cv2.BORDER_REPLICATE)
+        low = cv2.erode(channel, kernel, borderType=cv2.BORDER_REPLICATE)
+        np.maximum(spread, high - low, out=spread)
+    return np.exp(-np.square(spread / tolerance)).astype(np.float32)
+
+
 def residual_trust(
     residual: np.ndarray,
     trusted: np.ndarray,
@@ -93,6 +118,7 @@ def residual_trust(
     window: float = 1.5,
     contrast: float = 0.1,
     frame: np.ndarray | None = None,
+    coherence: np.ndarray | None = None,
 ) -> np.ndarray:
     """Trust from the plain residual frame − (warped reference, softened, + tone), frame scale.
 
@@ -100,15 +126,20 @@ def residual_trust(
     (the pasted-over border of a moved subject, a bulge) can pass. The residual's local energy
     (Gaussian `window`) is compared with what a right alignment leaves: the typical energy where
     `trusted` is high (noise, codec), plus `contrast` × the local energy of the frame's detail
-    when `frame` is given (a hair of misalignment on a strong edge). exp(−energy / (factor ·
-    allowed)): 1 where the residual is ordinary, → 0 far above it.
+    when `frame` is given (a hair of misalignment on a strong edge), scaled by `coherence`
+    (`flow_coherence`) when given: that excuse holds within one smooth motion, not across a
+    motion boundary. exp(−energy / (factor · allowed)): 1 where the residual is ordinary, → 0
+    far above it.
     """
     energy = blur(channel_energy(residual), window)
     sure = trusted > 0.8
     typical = float(np.median(energy[sure])) if sure.any() else float(np.median(energy))
     allowed = np.float32(max(typical, 1e-6))
     if frame is not None:
-        allowed = allowed + contrast * blur(channel_energy(frame - blur(frame, 4 * window)), window)
+        detail = blur(channel_energy(frame - blur(frame, 4 * window)), window)
+        if coherence is not None:
+            detail = detail * coherence
+        allowed = allowed + contrast * detail
     return np.exp(-energy / (factor * allowed)).astype(np.float32)
 
 
@@ -124,15 +155,18 @@ def transfer_weight(
     feather: float,
     tone_sigma: float,
     softness: float,
+    coherence: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(weight, tone) at the frame's scale for transferring a warped reference onto a frame.
 
     `weight` (H×W in [0, 1]) is how much of the reference to take where: the structural
     agreement of `aligned` with `frame`, capped by `prior` (the alignment's own confidence,
     where the reference was reached), by the plain residual (`residual_trust`, off when
-    `residual_factor` is 0), then shrunk by `erode` pixels and feathered (σ `feather`) so the
-    soft edge stays inside what is trusted: the output fades to the frame's own content where
-    the reference does not apply, without a seam and without a ghost at the border. `tone`
+    `residual_factor` is 0; along a motion boundary, where `coherence` (`flow_coherence`) is
+    low, a residual above the ordinary is not forgiven), then shrunk by `erode` pixels and
+    feathered (σ `feather`) so the soft edge stays inside what is trusted: the output fades to
+    the frame's own content where the reference does not apply, without a seam and without a
+    ghost at the border. `tone`
     (H×W×C) is the frame's colour and exposure relative to the reference (a Gaussian of σ
     `tone_sigma` over their difference, the reference first softened like the frame by
     `softness`, so an edge does not spread out as a halo); the restorer adds it to the
@@ -143,7 +177,17 @@ def transfer_weight(
     soft = blur(aligned, softness)
     tone = blur(frame - soft, tone_sigma)
     if residual_factor > 0:
-        trust = residual_trust(frame - soft - tone, weight, residual_factor, frame=frame)
+        residual = frame - soft - tone
+        if coherence is None:
+            trust = residual_trust(residual, weight, residual_factor, frame=frame)
+        else:
+            # Across a motion boundary the reference is a smear of two motions: trust goes no
+            # higher than the coherence there unless the residual is ordinary (no allowance).
+            lenient = residual_trust(
+                residual, weight, residual_factor, frame=frame, coherence=coherence
+            )
+            strict = residual_trust(residual, weight, residual_factor)
+            trust = np.minimum(lenient, np.maximum(coherence, strict))
         weight = np.minimum(weight, trust)
     if erode > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1,) * 2)

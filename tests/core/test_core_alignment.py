@@ -9,7 +9,7 @@ import pytest
 from core.alignment import align
 from core.flow import DISFlow
 from core.motion import fit_homography, homography_flow, refine_homography, still_share
-from core.reliability import texture_weight
+from core.reliability import flow_coherence, texture_weight
 
 H, W = 240, 320
 # A hand-shake-sized homography: 0.8° turn, 0.5 % zoom, a shift, a little keystone.
@@ -82,6 +82,20 @@ def test_flat_areas_are_trusted_only_where_textured_neighbours_vouch():
     assert share[100, 65] > 0.9  # flat, next to texture that agrees
     assert share[100, 165] < 0.1  # flat, next to texture that moved
     assert share[100, 280] < 0.1  # flat, with nothing near to vouch for it
+
+
+def test_coherence_marks_motion_boundaries_not_the_camera_motion():
+    """A camera's flow spreads by hundredths of a pixel over a few pixels: coherent. A
+    subject's own motion (a jump of 12 px at column 150) is marked within the radius of its
+    border and nowhere else; the camera motion inside the subject does not count."""
+    camera = homography_flow(TRUE, (H, W))
+    assert flow_coherence(camera, 3, 1.0).min() > 0.99
+    moved = camera.copy()
+    moved[:, 150:, 0] += 12.0
+    coherence = flow_coherence(moved, 3, 1.0)
+    assert coherence[:, 147:153].max() < 1e-3  # within 3 px of the border
+    assert coherence[:, :146].min() > 0.99 and coherence[:, 154:].min() > 0.99
+    assert (flow_coherence(moved, 0, 1.0) == 1.0).all()  # radius 0: no boundary marked
 
 
 @pytest.mark.parametrize("factor", [2, 3])

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, get_args, get_type_hints
+from typing import Any, get_type_hints
 
 import cv2
 import numpy as np
@@ -48,6 +48,7 @@ from core.degrade import LivePhotoDegradation
 from core.flow import FlowEstimator, inside_mask, make_flow_estimator, warp_window
 from core.images import finish_pixels, resize
 from core.memory import PeakMemory
+from core.params import coerce
 from core.registry import register
 from core.reliability import blur, channel_energy, texture_weight, transfer_weight
 from core.resample import area_downscale, as_float, resize_window
@@ -125,7 +126,7 @@ class GuidedParams:
         if unknown:
             raise RestoreError(f"guided: unknown parameters {', '.join(unknown)}")
         hints = get_type_hints(cls)
-        params = cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        params = cls(**{k: coerce("guided", k, v, hints[k]) for k, v in values.items()})
         if params.tile < 32 or not 0 <= params.overlap < params.tile // 2:
             raise RestoreError("guided: need tile ≥ 32 and 0 ≤ overlap < tile/2")
         for name, (low, high) in _RANGES.items():
@@ -161,36 +162,6 @@ def param_problems(values: Mapping[str, Any]) -> list[str]:
     except RestoreError as exc:
         return [str(exc)]
     return []
-
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """`value` as the field's declared type, or a RestoreError naming the parameter.
-
-    Parameters come from TOML and `--param KEY=VALUE`, so a word where a number belongs must
-    be reported as bad input, not surface later as a TypeError deep in the restorer.
-    """
-    kinds = [k for k in get_args(annotation) if k is not type(None)] or [annotation]
-    if value is None and type(None) in get_args(annotation):
-        return None
-    kind = kinds[0]
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {
-        bool: isinstance(value, bool),
-        int: number and (isinstance(value, int) or (_finite(value) and value.is_integer())),
-        float: number and _finite(value),
-        str: isinstance(value, str),
-    }.get(kind, True)
-    if not ok:
-        kind_name = "a finite number" if kind is float else kind.__name__
-        raise RestoreError(f"guided: parameter {name} must be {kind_name}, got {value!r}")
-    return kind(value)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond any float (TOML and JSON allow them)
-        return False
 
 
 def working_target(

@@ -8,12 +8,12 @@ with `bench/video.py` (clips from real photos, 2 cores).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 from core.api import RestoreError
+from core.params import coerce
 
 _PRESETS = ("ultrafast", "fast", "medium")
 
@@ -74,13 +74,12 @@ class GuidedVideoParams:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> GuidedVideoParams:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
             raise RestoreError(f"guided-video: unknown parameters {', '.join(unknown)}")
-        defaults = cls()
-        parsed = {k: _coerce(k, v, type(getattr(defaults, k))) for k, v in values.items()}
-        params = cls(**parsed)
+        hints = get_type_hints(cls)
+        params = cls(**{k: coerce("guided-video", k, v, hints[k]) for k, v in values.items()})
         for name, (low, high) in _RANGES.items():
             if not low <= getattr(params, name) <= high:
                 raise RestoreError(
@@ -111,33 +110,6 @@ _RANGES: dict[str, tuple[float, float]] = {
     "temporal_output": (0, 0.95),
 }
 """Where each number makes sense: weights of 1 would freeze the first frame for ever."""
-
-
-def _coerce(name: str, value: Any, kind: type) -> Any:
-    """`value` as the parameter's type, or a RestoreError naming the parameter."""
-    if name == "seed":
-        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-            return value
-        raise RestoreError(f"guided-video: parameter seed must be an integer, got {value!r}")
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    finite = number and _finite(value)
-    ok = {
-        bool: isinstance(value, bool),
-        int: finite and float(value).is_integer(),
-        float: finite,
-        str: isinstance(value, str),
-    }[kind]
-    if not ok:
-        what = {float: "a finite number", int: "an integer", bool: "true or false", str: "text"}
-        raise RestoreError(f"guided-video: parameter {name} must be {what[kind]}, got {value!r}")
-    return kind(value)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond any float (TOML and JSON allow them)
-        return False
 
 
 def param_problems(values: Mapping[str, Any]) -> list[str]:

@@ -94,7 +94,7 @@ def test_restore_reports_a_mistyped_parameter(tmp_path, config, image_factory, c
     frame_path = _write(tmp_path / "frame.png", image_factory(32, 32))
     args = ["restore", "--reference", str(ref_path), "--frame", str(frame_path), "-o"]
     assert main([*args, str(tmp_path / "o.png"), "-p", "tile=abc"]) == 1
-    assert "parameter tile must be int" in capsys.readouterr().err
+    assert "parameter tile must be an integer" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
 
 

@@ -15,7 +15,12 @@ replaced under it.
 
 In replace mode the library's MOV becomes lmd's output. Rescans must still see the asset as
 it was: a video that is lmd's output (its content in the output index) stands for the original
-its job restored, so neither the still's nor the video's identity changes.
+its job restored, so neither the still's nor the video's identity changes. So does a MOV
+that differs from what an unfinished replace-mode video job of the asset recorded: that job
+may be replacing it now, or was killed between its rename and recording its success (its
+backup record names the movie, the index does not yet); the job settles it (the worker
+restores from the backed-up original, or skips the job when the MOV is not its output, and
+the next scan sees the MOV as it is).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from daemon.library.asset import LiveAsset
 from daemon.settings import Settings
 from daemon.store import JobSpec, JobStore, OutputSpec, job_identity
 from daemon.store.jobs import VIDEO
+from daemon.store.states import ACTIVE_STATES
 
 #: video jobs run after the stills waiting with them (a still reads the MOV's original frames)
 VIDEO_PRIORITY = -1
@@ -114,15 +120,30 @@ def with_original_video(store: JobStore, asset: LiveAsset) -> LiveAsset:
         return asset
     own = store.find_outputs([seen.content_hash]).get(seen.content_hash)
     if own is None:
-        return asset
-    job = store.get_job(own.job_id)
-    if job is None or job.kind != VIDEO:
-        return asset
-    recorded = (job.payload.get("signatures") or {}).get("video")
+        recorded = _replacing(store, asset, seen)
+    else:
+        job = store.get_job(own.job_id)
+        if job is None or job.kind != VIDEO:
+            return asset
+        recorded = (job.payload.get("signatures") or {}).get("video")
     if recorded is None:
         return asset
     signatures = {**asset.signatures, "video": FileSignature.from_dict(recorded)}
     return dataclasses.replace(asset, signatures=signatures)
+
+
+def _replacing(store: JobStore, asset: LiveAsset, seen: FileSignature) -> dict | None:
+    """The original video signature of an unfinished replace-mode video job of `asset` whose
+    recorded video is not what the library holds (`seen`), else None."""
+    for job in reversed(store.jobs_for_asset(asset.key)):
+        if job.kind != VIDEO or job.state not in ACTIVE_STATES:
+            continue
+        if job.output is None or job.output.mode != "replace":
+            continue
+        recorded = (job.payload.get("signatures") or {}).get("video")
+        if recorded is not None and recorded.get("content_hash") != seen.content_hash:
+            return recorded
+    return None
 
 
 def enqueue_video(

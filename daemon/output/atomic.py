@@ -169,6 +169,7 @@ def atomic_write(
     root: Path | None = None,
     create_dirs: bool = False,
     fence: Fence | None = None,
+    staged: Callable[[FileSignature], None] | None = None,
 ) -> FileSignature:
     """Write `final` atomically; `writer(fd)` writes the content into an open temp file.
 
@@ -177,6 +178,8 @@ def atomic_write(
     reverts); `owner` is applied best effort. `root`: no symlink below it is followed on the way
     to `final`'s directory (`UnsafePath`); `create_dirs` makes missing directories. `fence()`
     runs immediately before the rename; whatever it raises (`FenceLost`) stops the commit.
+    `staged(signature)` runs after `verify`, before the fence: replace mode names the output in
+    its record there, so a crash right after the rename leaves an output its record names.
     Any failure removes the temp file and raises `OutputError` (a `PermanentOutputError` for a
     read-only library, a name too long or a symlink in the way); the final name is untouched.
     Returns the signature of the bytes that took the final name.
@@ -203,6 +206,8 @@ def atomic_write(
                 os.close(fd)
             if verify is not None:
                 verify(directory.entry(temp))
+            if staged is not None:
+                staged(signature)
             _place(directory, temp, final, fence)
         fsync_dir(directory.fd)
     return signature

@@ -11,7 +11,7 @@ on iPhones) are not reinterpreted as sRGB; XMP is carried over with provenance m
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,7 @@ def write_image(
     create_dirs: bool = True,
     root: Path | None = None,
     fence: Fence | None = None,
+    staged: Callable[[FileSignature], None] | None = None,
 ) -> FileSignature:
     """Write `rgb` to `path` atomically, in the format of its extension, metadata from `like`.
 
@@ -205,8 +206,8 @@ def write_image(
     `keep_live_identity=False` drops the maker note (the Apple ContentIdentifier) so a copy
     beside the original does not become a second Live Photo of the same MOV.
     `create_dirs`: create missing parent directories (the sidecar tree mirrors the library).
-    `root`, `fence`: see `atomic_write` (no symlink followed below the root; the lease check
-    immediately before the rename).
+    `root`, `fence`, `staged`: see `atomic_write` (no symlink followed below the root; the lease
+    check immediately before the rename; the output named before its rename).
     Returns the final file's signature; raises `OutputError` with nothing left behind on failure.
     """
     path = Path(path)
@@ -237,6 +238,7 @@ def write_image(
         create_dirs=create_dirs,
         root=root,
         fence=fence,
+        staged=staged,
     )
     log.info("output_written", path=str(path), size=signature.size, format=fmt)
     return signature

@@ -1,13 +1,17 @@
-"""Replace mode: back the low-quality still up, swap in the restored one, and put it back.
+"""Replace mode: back a library file up, swap in lmd's output, and put it back.
 
-Order of operations, each step crash-safe on its own:
+One protocol for every file lmd replaces (a still: `commit_replace`; a Live Photo's MOV:
+`daemon.output.video_replace`), in `replace_target`; each step crash-safe on its own:
 1. copy the target into the state directory (temp, fsync, rename) and check the copy's hash;
 2. write a record beside the backup (`<backup>.lmd.json`) naming both files and what the target
    was besides its bytes (symlink, mode, owner, mtime, extended attributes: `FileMeta`);
-3. write the restored still over the target atomically and add its signature to the record.
-A crash after 1 or 2 leaves the original in place and a backup to reuse; a crash after 3 leaves
-lmd's output, which `revert` recognises by hash (or by its XMP provenance when the record never
-got the hash). `revert` refuses to overwrite a file someone edited since, unless forced.
+3. write the output into a temporary file, name its signature in the record (`pending`),
+   rename it over the target, then record it as the output.
+A crash after 1 or 2, or in 3 before the rename, leaves the original in place and a backup to
+reuse; a crash after the rename leaves lmd's output with a record naming it (as `pending` until
+the last save), so the retry and `revert` recognise it by hash, whatever the file's format
+(a still also carries lmd's XMP provenance, which records written before `pending` rely on).
+`revert` refuses to overwrite a file someone edited since, unless forced.
 
 The worker's lease fences step 3 (`fence`, checked under the directory's lock immediately
 before the rename); when the rename happened but the worker then fails to record the result
@@ -25,7 +29,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +69,9 @@ _CHUNK = 1 << 20
 @dataclass(frozen=True, slots=True)
 class ReplaceRecord:
     """What `lmd revert` needs: the target, its backup, both contents' signatures, and what the
-    target was besides its bytes (`meta`; None in records written before lmd kept it)."""
+    target was besides its bytes (`meta`; None in records written before lmd kept it).
+    `pending` is the output about to be renamed over the target (saved just before the
+    rename, cleared when `output` names it): after a crash in between, it names lmd's output."""
 
     target: Path
     backup: Path
@@ -74,6 +80,15 @@ class ReplaceRecord:
     output: FileSignature | None
     created: str
     meta: FileMeta | None = None
+    pending: FileSignature | None = None
+
+    def names_output(self, content_hash: str, path: Path) -> bool:
+        """Whether `content_hash` (of the file at `path`) is the output this record names,
+        recorded or announced before its rename."""
+        return any(
+            sig is not None and hashing.same_content(sig.content_hash, content_hash, path)
+            for sig in (self.output, self.pending)
+        )
 
     @property
     def record_path(self) -> Path:
@@ -93,6 +108,7 @@ class ReplaceRecord:
             "output": self.output.to_dict() if self.output else None,
             "created": self.created,
             "meta": self.meta.to_dict() if self.meta else None,
+            "pending": self.pending.to_dict() if self.pending else None,
         }
 
     @classmethod
@@ -105,6 +121,7 @@ class ReplaceRecord:
             output=FileSignature.from_dict(data["output"]) if data.get("output") else None,
             created=str(data["created"]),
             meta=FileMeta.from_dict(data["meta"]) if data.get("meta") else None,
+            pending=FileSignature.from_dict(data["pending"]) if data.get("pending") else None,
         )
 
 
@@ -230,26 +247,42 @@ def _opened_target(
 
 
 # ------------------------------------------------------------------------------- replacing
-def commit_replace(
-    plan: OutputPlan,
-    rgb: np.ndarray,
-    like: Path | None,
-    provenance: Mapping[str, Any] | None,
-    *,
-    quality: int | None = None,
+Staged = Callable[[FileSignature], None]
+"""Called with the output's signature after it is written and verified, before its rename."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceWrite:
+    """How the writer of a replacement writes (`replace_target`): restored from `original` (the
+    backed-up bytes, never the file in the library), below `root`, with the target's `mode`
+    and `owner`, renamed over the target through `fence`, after calling `staged`."""
+
+    original: Path
+    root: Path
+    mode: int
+    owner: tuple[int, int]
+    fence: Fence
+    staged: Staged
+
+
+def replace_target(
+    plan: OutputPlan, write: Callable[[ReplaceWrite], FileSignature], *,
     fence: Fence | None = None,
 ) -> ReplaceRecord:
-    """Back up `plan.target`, then atomically replace it with `rgb`; returns the record.
+    """Back up `plan.target`, then replace it with what `write` writes atomically (through
+    `atomic_write` with the fence and `staged` it is given); returns the record naming both.
 
-    When the target already is lmd's output from an earlier run (a record's output hash matches),
-    the existing backup of the true original is kept and only the output is rewritten. `fence`
+    When the target already is lmd's output from an earlier run (a record names it), the
+    existing backup of the true original is kept and only the output is rewritten. `fence`
     (the worker's lease check, raising `FenceLost`) runs before the backup and immediately
     before the rename; a read-only library fails before anything is copied (`ReadOnlyLibrary`).
-    After the rename the caller records the result; if that fails because the lease was lost,
-    `daemon.output.revert.undo_replace(record)` puts the original back.
+    Whatever `write` raises is raised as it was, the target untouched, the backup and its record
+    kept for the next attempt. After the rename the caller records the result; if that fails
+    because the lease was lost, `daemon.output.revert.undo_replace(record)` puts the original
+    back.
     """
     if plan.kind != "replace" or plan.backup is None:
-        raise OutputError(f"commit_replace needs a replace plan, got {plan.kind}")
+        raise OutputError(f"replacing needs a replace plan, got {plan.kind}")
     target = plan.target
     root = root_of(target, plan.relative)
     check_writable(target, root)
@@ -267,37 +300,65 @@ def commit_replace(
         else:
             log.info("replace_rewrite_own_output", path=str(target), backup=str(record.backup))
 
-    output = write_image(
-        target,
-        rgb,
-        like=like,
-        quality=quality,
-        xmp_provenance=provenance,
+    def staged(output: FileSignature) -> None:
+        save_record(replace(record, pending=output))
+
+    output = write(ReplaceWrite(
+        original=record.backup,
+        root=root,
         mode=stat.S_IMODE(content.st_mode),
         owner=(content.st_uid, content.st_gid),
-        keep_live_identity=True,
-        create_dirs=False,
-        root=root,
         fence=unchanged_fence(target, seen, fence),
-    )
-    record = replace(record, output=output)
+        staged=staged,
+    ))
+    record = replace(record, output=output, pending=None)
     save_record(record)
     log.info("replace_committed", path=str(target), backup=str(record.backup))
     return record
 
 
+def commit_replace(
+    plan: OutputPlan,
+    rgb: np.ndarray,
+    like: Path | None,
+    provenance: Mapping[str, Any] | None,
+    *,
+    quality: int | None = None,
+    fence: Fence | None = None,
+) -> ReplaceRecord:
+    """Replace the still `plan.target` with `rgb` (`replace_target`), its metadata from
+    `like` and lmd's `provenance` in its XMP; returns the record."""
+
+    def write(how: ReplaceWrite) -> FileSignature:
+        return write_image(
+            plan.target,
+            rgb,
+            like=like,
+            quality=quality,
+            xmp_provenance=provenance,
+            mode=how.mode,
+            owner=how.owner,
+            keep_live_identity=True,
+            create_dirs=False,
+            root=how.root,
+            fence=how.fence,
+            staged=how.staged,
+        )
+
+    return replace_target(plan, write, fence=fence)
+
+
 def _record_for_own_output(plan: OutputPlan, current: FileSignature) -> ReplaceRecord | None:
     """The record whose output the target currently is, if any.
 
-    A record without an output hash is from a run that crashed between the rename and the record
-    update; the target then is lmd's output when it differs from the original and carries lmd's
-    XMP provenance. Backing that up as "the original" would lose the real original on revert.
+    A run that crashed between the rename and the record update left its output named as the
+    record's `pending` (or, in records written before lmd kept that, only lmd's XMP provenance
+    in the file when the record has no output). Backing that up as "the original" would lose
+    the real original on revert.
     """
     assert plan.backup is not None
     for r in iter_records(plan.backup.parent, plan.target, recursive=False):
-        if r.output is not None and hashing.same_content(
-            r.output.content_hash, current.content_hash, plan.target
-        ):
+        if r.names_output(current.content_hash, plan.target):
             return r
         if (
             r.output is None
@@ -344,10 +405,13 @@ def _back_up(plan: OutputPlan, fd: int, current: FileSignature, meta: FileMeta) 
 __all__ = [
     "RECORD_SUFFIX",
     "ReplaceRecord",
+    "ReplaceWrite",
+    "Staged",
     "commit_replace",
     "is_own_output",
     "iter_records",
     "load_record",
     "record_path_for",
+    "replace_target",
     "save_record",
 ]

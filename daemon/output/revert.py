@@ -84,9 +84,11 @@ def _state(record: ReplaceRecord) -> State:
         record.original.content_hash, current, target
     ):
         return "original"
+    if record.names_output(current, target):
+        return "output"
     if record.output is not None:
-        ours = hashing.same_content(record.output.content_hash, current, target)
-        return "output" if ours else "other"
+        return "other"
+    # a record from before `pending` whose update a crash cut short: the still's provenance
     return "output" if is_own_output(target) else "other"
 
 
@@ -172,12 +174,12 @@ def undo_replace(record: ReplaceRecord) -> RevertOutcome:
     seen = entry_identity(target)
     state = _state(record)
     if state == "original":
-        save_record(replace(record, output=None))
+        save_record(replace(record, output=None, pending=None))
         return RevertOutcome(target, False, record.original)
     if state != "output":
         raise RevertConflict(f"{target} is no longer the output this commit wrote; left as it is")
     restored = _put_back(record, unchanged_fence(target, seen))
-    save_record(replace(record, output=None))
+    save_record(replace(record, output=None, pending=None))
     log.info("replace_undone", path=str(target), backup=str(record.backup))
     return RevertOutcome(target, True, restored)
 

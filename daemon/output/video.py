@@ -252,6 +252,8 @@ def write_video(
     create_dirs: bool = False,
     fence: Fence | None = None,
     mode: int = 0o644,
+    owner: tuple[int, int] | None = None,
+    staged: Callable[[FileSignature], None] | None = None,
 ) -> FileSignature:
     """Encode the restored `frames` (upright RGB uint8, one per source frame, any size the
     codec takes) into `output` (.mov or .mp4), keeping what pairs it with its still.
@@ -260,6 +262,7 @@ def write_video(
     read, the frame count differs from the source's, or the encoder fails; whatever the
     `frames` iterator raises (a restorer's error, a cancellation) is raised as it was, also
     with nothing written and no temporary file left.
+    `root`, `fence`, `mode`, `owner`, `staged`: see `atomic_write`.
     Returns the signature of the written file.
     """
     fmt = FORMATS.get(output.suffix.lower())
@@ -304,7 +307,7 @@ def write_video(
 
     try:
         return atomic_write(output, write, mode=mode, verify=verify, root=root,
-                            create_dirs=create_dirs, fence=fence)
+                            create_dirs=create_dirs, fence=fence, owner=owner, staged=staged)
     except OutputError:
         if raised:
             raise raised[0] from None

@@ -163,7 +163,7 @@ def kept_original_video(
     if record is None:
         return None
     indexed = index is not None and bool(index.find_outputs([current.content_hash]))
-    named = record.output is not None and record.output.content_hash == current.content_hash
+    named = record.names_output(current.content_hash, path)  # named before its rename too
     if not (indexed or named):
         return None
     note_output(record, current)

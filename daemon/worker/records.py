@@ -166,9 +166,7 @@ def is_lmd_output(
         return True
     if record is None:
         return False
-    if record.output is not None and hashing.same_content(
-        record.output.content_hash, current.content_hash, path
-    ):
+    if record.names_output(current.content_hash, path):
         return True
     try:
         provenance = read_provenance(read_metadata(path).xmp)
@@ -200,7 +198,7 @@ def note_output(record: ReplaceRecord, current: FileSignature) -> ReplaceRecord:
     lease saved it after its successor."""
     if record.output is not None and record.output.content_hash == current.content_hash:
         return record
-    noted = dataclasses.replace(record, output=current)
+    noted = dataclasses.replace(record, output=current, pending=None)
     save_record(noted)
     return noted
 

@@ -1,0 +1,117 @@
+"""A replaced MOV survives a crash at any point (issue 10's bar, applied to video jobs).
+
+A worker killed (SIGKILL, here `Killed` raised where the kill lands) while replacing a Live
+Photo's MOV leaves either the original in place or lmd's output with a record naming it: a
+rescan makes no work of lmd's output, the retry restores from the backed-up original (once,
+with one backup), and `lmd revert` gives the original bytes back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import daemon.output.replace as replace_module
+from core import CancelToken
+from daemon.output import iter_records
+from daemon.settings import load_settings
+from daemon.store import JobState, open_store
+from daemon.worker.video_job import run_video_job
+from tests.integrity.helpers import expire
+from tests.video import test_video_jobs
+from tests.video.test_video_jobs import ENABLED, _claimed_video, _config, _context, _jobs, lmd
+
+library = test_video_jobs.library  # the fixture: a library of two tiny Live Photos
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: no handler of the worker's catches it; the job stays running under
+    its lease and whatever was on disk stays as it was."""
+
+
+def _dies(*args: object, **kwargs: object) -> None:
+    raise Killed
+
+
+WHERE = ["at the fence before the rename", "before the final record write", "before succeed"]
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_crash_while_replacing_a_mov_is_redone_from_the_original(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    mov = library / "IMG_0001.MOV"
+    original = mov.read_bytes()
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        job = _claimed_video(config, store)  # the still job is cancelled: only the video runs
+        with monkeypatch.context() as kill:
+            if where == "at the fence before the rename":
+                kill.setattr(store, "hold_lease", _dies)
+            elif where == "before succeed":
+                kill.setattr(store, "succeed", _dies)
+            else:
+                save = replace_module.save_record
+
+                def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
+                    if record.output is not None:
+                        raise Killed
+                    save(record)
+
+                kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+            with pytest.raises(Killed):
+                run_video_job(job, _context(store, config), CancelToken())
+        assert store.get_job(job.id).output_signature is None  # nothing recorded
+        written = mov.read_bytes()
+        assert (written == original) == (where == "at the fence before the rename")
+        # no new work on lmd's output: the MOV stands for its original
+        summary = json.loads(lmd(config, "scan", "--json")[1])["summary"]
+        assert (summary["enqueued"], summary["videos_enqueued"]) == (0, 0), summary
+        expire(store, job.id)
+    code, out = lmd(config, "work", "--json")
+    assert code == 0, out
+    states = {(kind, state) for _, kind, state in _jobs(config)}
+    assert ("video", JobState.SUCCEEDED.value) in states, states
+    assert ("video", JobState.SKIPPED.value) not in states, states
+    # restored once more from the original (guided-video is deterministic): the same movie
+    if where != "at the fence before the rename":
+        assert mov.read_bytes() == written
+    assert mov.read_bytes() != original
+    [record] = [r for r in iter_records(settings.output.backup_dir) if r.target == mov]
+    assert record.backup.read_bytes() == original
+    code, out = lmd(config, "revert", str(mov))
+    assert code == 0, out
+    assert mov.read_bytes() == original
+
+
+def test_revert_right_after_a_crash_before_the_final_record_write(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record names the movie only as announced before its rename (`pending`); a MOV has
+    no XMP provenance to fall back on, yet revert knows it for lmd's and puts the original back."""
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    mov = library / "IMG_0001.MOV"
+    original = mov.read_bytes()
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        job = _claimed_video(config, store)
+        save = replace_module.save_record
+
+        def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
+            if record.output is not None:
+                raise Killed
+            save(record)
+
+        with monkeypatch.context() as kill:
+            kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+            with pytest.raises(Killed):
+                run_video_job(job, _context(store, config), CancelToken())
+    assert mov.read_bytes() != original
+    [record] = [r for r in iter_records(settings.output.backup_dir) if r.target == mov]
+    assert record.output is None and record.pending is not None
+    code, out = lmd(config, "revert", str(mov))
+    assert code == 0, out
+    assert mov.read_bytes() == original

@@ -5,7 +5,8 @@ queue: every restorable reselected asset becomes a `JobSpec` whose identity dige
 content, T1, the restorer, its weights and its parameters. Enqueueing is idempotent, so the scan
 can run at start, on the cron, after watcher events and by hand with the same result. A moved
 file keeps its content hash and so its identity: the store updates the job's paths instead of
-making a new job. Unchanged files are not read at all: the asset cache in the database answers
+making a new job; a copy (the same content while the first is still in its place) is left to
+the first one's job. Unchanged files are not read at all: the asset cache in the database answers
 for them by stat fingerprint. With `[video] enabled`, an asset's video gets a job of its own
 beside its still's (`daemon.video_scan`).
 
@@ -104,6 +105,7 @@ class ScanAction(StrEnum):
 
     ENQUEUED = "enqueued"  # a new job
     MOVED = "moved"  # its job follows the files to their new place
+    COPY = "copy"  # the same content as another asset still in its place: that one's job
     UNCHANGED = "unchanged"  # a job with these inputs exists already
     ALREADY_REPLACED = "already replaced"  # replace mode: the target is lmd's output
     OUTPUT_MOVED = "restored, moved"  # lmd's replaced still, found under a new path
@@ -326,6 +328,10 @@ def _record(
 def _enqueue(
     store: JobStore, spec: JobSpec, asset: LiveAsset, summary: ScanSummary
 ) -> ScanAction:
+    copy_of = _copy_of(store, spec)
+    if copy_of is not None:
+        log.info("asset_is_copy", asset=asset.key, job_id=copy_of)
+        return ScanAction.COPY
     result = store.enqueue(spec)
     if result.created:
         summary.enqueued += 1
@@ -336,6 +342,24 @@ def _enqueue(
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
         return ScanAction.MOVED
     return ScanAction.UNCHANGED
+
+
+def _copy_of(store: JobStore, spec: JobSpec) -> int | None:
+    """The job this asset is a copy of: a job with the same identity (the same content) under
+    another key whose key photo is still where that job recorded it, with that content. A move
+    leaves nothing behind; a copy leaves the first one in place, and the job stays with it
+    (else it would follow whichever copy the scan met last, a "move" on every scan). The key
+    photo decides because lmd never writes it; only assets whose identity already has a job
+    under another key pay for the check."""
+    job_id = store.job_with_identity(spec.identity)
+    job = store.get_job(job_id) if job_id is not None else None
+    if job is None or job.asset_key == spec.asset_key:
+        return None
+    path = job.payload.get("reference")
+    recorded = ((job.payload.get("signatures") or {}).get("reference") or {}).get("content_hash")
+    if not path or not recorded or path == spec.payload.get("reference"):
+        return None
+    return job.id if _still_there(Path(path), recorded) else None
 
 
 def _not_an_input(asset: LiveAsset, summary: ScanSummary, why: str) -> ScanAction:

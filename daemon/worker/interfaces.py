@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core import Restorer
+from core.video import ClipRestorer
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
 from daemon.output import Fence, OutputPlan
@@ -142,6 +143,10 @@ class RestorerSource(Protocol):
     def for_job(self, job: Job) -> Restorer:
         """The restorer to run `job` with; `WrongRestorer` when it cannot be the one the job was
         enqueued for."""
+        ...
+
+    def for_clip(self, name: str, options: Mapping[str, Any]) -> ClipRestorer:
+        """The clip restorer for a video job, kept between jobs (`RestorerHolder.for_clip`)."""
         ...
 
     def used(self) -> None:

@@ -30,7 +30,6 @@ from core import Cancelled, CancelToken, DeviceUnavailable, OutOfDeviceMemory, R
 from core.video import (
     ClipRequest,
     clip_weights_digest,
-    get_clip_restorer,
     restore_clip,
     validate_clip_params,
 )
@@ -135,7 +134,7 @@ def run_video_job(
                     f"{job.weights_digest}, but its checkpoint now is {configured}; the next "
                     "scan enqueues it for these weights"
                 )
-            restorer = get_clip_restorer(job.restorer, **dict(options or {}))
+            restorer = ctx.restorers.for_clip(job.restorer, options or {})
             with files.confined(job):
                 source = files.source(source_asset)
                 try:
@@ -165,6 +164,7 @@ def run_video_job(
             with files.confined(job):  # the frames are decoded as the encoder takes them
                 signature = files.write(plan, job, source_asset, frames_of, source, fence=fence)
             written.append(signature)
+        ctx.restorers.used()
         provenance = video_provenance(job, asset, restorer.diagnostics, keyframe.index)
         provenance["seconds"] = round(time.monotonic() - started, 3)
         ctx.store.succeed(
@@ -189,6 +189,7 @@ def run_video_job(
         bound.info("job_released", reason=reason)
         return Outcome.RELEASED
     except (DeviceUnavailable, OutOfDeviceMemory) as exc:
+        ctx.restorers.drop()
         due = ctx.store.defer(
             job.id, ctx.worker_id, f"{type(exc).__name__}: {exc}", ctx.defer_seconds,
             generation=generation,

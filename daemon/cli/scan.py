@@ -134,6 +134,9 @@ def register(app: typer.Typer) -> None:
             f"{summary.files_seen} files, {summary.assets_found} Live Photos, "
             f"{summary.restorable} restorable: {summary.enqueued} enqueued, "
             f"{summary.moved} moved, {summary.unreadable} unreadable"
+            # lmd's replaced stills under a new path (a renamed folder): not new work
+            + (f"; {summary.outputs_moved} restored stills moved" if summary.outputs_moved
+               else "")
             + (f"; {summary.videos_enqueued} video jobs enqueued" if summary.videos_enqueued
                else "")
         )

@@ -55,7 +55,7 @@ def _service(ctx: typer.Context) -> Iterator[ReviewService]:
         store.close()
 
 
-def _report(action: str, results: list, as_json: bool) -> None:  # type: ignore[type-arg]
+def _report(done_word: str, results: list, as_json: bool) -> None:  # type: ignore[type-arg]
     from daemon.review.decisions import Decided
 
     done = [r for r in results if isinstance(r, Decided)]
@@ -68,7 +68,7 @@ def _report(action: str, results: list, as_json: bool) -> None:  # type: ignore[
         for message in refused:
             say(f"refused: {message}", err=True)
     if refused:
-        raise OperationalError(f"{len(refused)} of {len(results)} could not be {action}ed")
+        raise OperationalError(f"{len(refused)} of {len(results)} could not be {done_word}")
 
 
 def register(app: typer.Typer) -> None:
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             results = service.decide_many("accept", ids, by="cli")
         if all_ and not ids and not as_json:
             say("nothing awaits review")
-        _report("accept", results, as_json)
+        _report("accepted", results, as_json)
 
     @group.command("reject")
     def reject_cmd(ctx: typer.Context, job_ids: JobIds = None, as_json: JsonOpt = False) -> None:
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give at least one job ID")
         with _service(ctx) as service:
             results = service.decide_many("reject", job_ids, by="cli")
-        _report("reject", results, as_json)
+        _report("rejected", results, as_json)
 
     @group.command("redo")
     def redo_cmd(
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 results: list = [service.redo(job_id, restorer, by="cli")]
             except ReviewRefused as exc:
                 results = [str(exc)]
-        _report("redo", results, as_json)
+        _report("redone", results, as_json)
 
     @group.command("serve")
     def serve_cmd(

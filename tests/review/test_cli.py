@@ -69,3 +69,18 @@ def test_usage_errors_and_a_refused_bind(
     assert lmd(capsys, "review", "list", "--state", "bogus")[0] == 2
     code, _, err = lmd(capsys, "review", "serve", "--host", "0.0.0.0")
     assert code == 1 and "[review] token" in err
+
+
+def test_refusals_are_counted_in_plain_words(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The closing line of a refusal names the decision as English does ('redone', not
+    'redoed')."""
+    _, out, _ = lmd(capsys, "review", "list", "--json")
+    first = min(item["job_id"] for item in json.loads(out)["items"])
+    code, _, err = lmd(capsys, "review", "redo", str(first), "--restorer", "guided")
+    assert code == 1 and "cannot redo with 'guided'" in err
+    assert "lmd: 1 of 1 could not be redone" in err
+    assert lmd(capsys, "review", "reject", str(first))[0] == 0
+    code, _, err = lmd(capsys, "review", "reject", str(first))
+    assert code == 1 and "lmd: 1 of 1 could not be rejected" in err

@@ -84,7 +84,9 @@ class Diagnostics:
 
     timings: dict[str, float] = field(default_factory=dict)
     tiles: int = 0
-    flow_confidence: float = 0.0
+    #: mean confidence (0-1) of the reference-to-frame alignment; None for a restorer that
+    #: aligns nothing (bicubic, sharpen), which has no confidence to be low
+    flow_confidence: float | None = None
     peak_memory_bytes: int = 0
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)

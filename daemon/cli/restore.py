@@ -241,8 +241,9 @@ def register(app: typer.Typer) -> None:
         else:
             say(f"restored {frame.name} with {name} → {output} ({w}×{h}) in "
                 f"{diag.timings.get('total', 0.0):.1f} s, {diag.tiles} tiles, "
-                f"flow confidence {diag.flow_confidence:.2f}, "
-                f"peak memory {diag.peak_memory_bytes / 1e9:.2f} GB"
+                + ("no flow, " if diag.flow_confidence is None
+                   else f"flow confidence {diag.flow_confidence:.2f}, ")
+                + f"peak memory {diag.peak_memory_bytes / 1e9:.2f} GB"
                 + (f", video frame at {t0:.3f} s" if video is not None and t0 is not None
                    else ""))
             if compare is not None:

@@ -1,7 +1,7 @@
 """Post-job hooks: `[hooks] on_success` / `on_failure`, a person's own command after each job.
 
 The command reads the job as a JSON document on stdin and as `LMD_*` environment variables
-(`JobOutcome.to_document` / `to_environment`: LMD_EVENT, LMD_JOB_ID, LMD_ASSET,
+(`JobOutcome.to_document` / `to_environment`: LMD_EVENT, LMD_JOB_ID, LMD_ASSET, LMD_KIND,
 LMD_ORIGINAL, LMD_OUTPUT, LMD_MODE, LMD_ERROR, LMD_RESTORER), on top of lmd's own
 environment less lmd's own `LMD_*` settings: those may hold secrets (LMD_IMMICH__API_KEY) and
 would be mistaken for the job's facts. It runs in a session of its own (its own process

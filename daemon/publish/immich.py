@@ -210,6 +210,11 @@ class ImmichPublisher:
         """Queue what `mode` asks for; returns at once. Failed jobs publish nothing."""
         if outcome.event != "success" or outcome.output is None:
             return
+        if outcome.kind == "video" and self.settings.mode == "upload":
+            # an uploaded movie would be a lone video, never the Live Photo's half
+            log.info("Immich upload mode skips restored videos (rescan mode picks them up)",
+                     job_id=outcome.job_id, output=str(outcome.output))
+            return
         payload = {
             "job_id": outcome.job_id,
             "original": str(outcome.original),

@@ -18,9 +18,10 @@ Event = Literal["success", "failure"]
 class JobOutcome:
     """A finished job as the outside world sees it.
 
-    `asset` is the library-relative key; `original` the still the job restored (the target);
-    `output` where the restored still was published (None on failure); `mode` the output
-    mode ("sidecar-tree", "sidecar-beside" or "replace").
+    `asset` is the library-relative key; `original` the file the job restored (a still job's
+    target, a video job's MOV); `output` where the restoration was published (None on
+    failure); `mode` the output mode ("sidecar-tree", "sidecar-beside" or "replace"); `kind`
+    the job's ("still", or "video" for a Live Photo's restored clip).
     """
 
     job_id: int | str
@@ -31,6 +32,7 @@ class JobOutcome:
     event: Event = "success"
     error: str | None = None
     restorer: str | None = None
+    kind: str = "still"
 
     def to_document(self) -> dict[str, Any]:
         """The JSON document a hook reads on stdin (keys stable; absent facts are null)."""
@@ -43,6 +45,7 @@ class JobOutcome:
             "mode": self.mode,
             "error": self.error,
             "restorer": self.restorer,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -53,7 +56,7 @@ class JobOutcome:
             job_id=doc["job_id"], asset=str(doc["asset"]), original=Path(doc["original"]),
             output=None if output is None else Path(output), mode=str(doc["mode"]),
             event=doc.get("event", "success"), error=doc.get("error"),
-            restorer=doc.get("restorer"),
+            restorer=doc.get("restorer"), kind=str(doc.get("kind", "still")),
         )
 
     def to_environment(self) -> dict[str, str]:

@@ -5,6 +5,12 @@ PhotoPrism publishers that the settings switch on (a section without `url`, or `
 without commands, is off; with a job store, hooks and deliveries wait in its outbox);
 `publish(outcome)` hands the outcome to each and returns at once (each has its own background
 thread and queue); `close(timeout)` stops them at shutdown.
+
+A video job's outcome goes to the hooks always, and to the viewers only where it replaced the
+library's MOV (replace mode: Immich's library rescan or PhotoPrism's index of its folder
+picks the new movie up under the same Live Photo). A sidecar movie is not announced to them:
+it lies in the output tree, and neither viewer can pair a second MOV with a still (an upload
+or an index would show it as a lone video).
 A publisher that raises is logged and the others still run: nothing here may fail a job.
 """
 
@@ -77,10 +83,11 @@ class Publishers:
 
     def publish(self, outcome: JobOutcome) -> None:
         """Tell every configured tool about `outcome`; returns at once, never raises."""
+        viewers = outcome.kind != "video" or outcome.mode == "replace"
         targets = [
             ("hooks", self.hooks.submit if self.hooks else None),
-            ("immich", self.immich.publish if self.immich else None),
-            ("photoprism", self.photoprism.publish if self.photoprism else None),
+            ("immich", self.immich.publish if self.immich and viewers else None),
+            ("photoprism", self.photoprism.publish if self.photoprism and viewers else None),
         ]
         for name, send in targets:
             if send is None:

@@ -47,6 +47,7 @@ from daemon.review.previews import (
 )
 from daemon.review.publishing import AfterPublish
 from daemon.store import Job, JobState, JobStore
+from daemon.store.jobs import VIDEO
 
 log = structlog.get_logger(__name__)
 
@@ -257,9 +258,12 @@ class ReviewGate:
         if job is None:
             return
         if outcome == "succeeded":
-            review = self.store.get_review(job_id)
-            if job.state != JobState.SUCCEEDED or review is None or review.staged:
-                return  # a staged restoration is announced when a person accepts it
+            if job.state != JobState.SUCCEEDED:
+                return
+            if job.kind != VIDEO:  # a video job has no review step: written as planned
+                review = self.store.get_review(job_id)
+                if review is None or review.staged:
+                    return  # a staged restoration is announced when a person accepts it
         elif job.state != JobState.FAILED:
             return  # a failed attempt that will be retried
         self.after.announce(job)

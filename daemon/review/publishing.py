@@ -20,6 +20,7 @@ from daemon.publish.outbox import OutboxStore
 from daemon.publish.outcome import JobOutcome
 from daemon.publish.publishers import Publishers
 from daemon.store import Job, JobState
+from daemon.store.jobs import VIDEO
 
 log = structlog.get_logger(__name__)
 
@@ -34,9 +35,11 @@ def output_mode(job: Job) -> str:
 
 
 def original_of(job: Job) -> Path:
-    """The still a job restored: its target, else (the frame came from the video) its
-    reference."""
+    """The file a job restored: a video job's video; a still job's target, else (the frame
+    came from the video) its reference."""
     payload = job.payload
+    if job.kind == VIDEO and payload.get("video"):
+        return Path(payload["video"])
     return Path(payload.get("target") or payload["reference"])
 
 
@@ -52,6 +55,7 @@ def job_outcome(job: Job) -> JobOutcome:
         event="failure" if failed else "success",
         error=job.last_error if failed else None,
         restorer=job.restorer,
+        kind=job.kind,
     )
 
 

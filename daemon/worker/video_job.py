@@ -12,7 +12,9 @@ stage and the fraction of frames done, and a cancellation (SIGTERM, pause, a los
 honoured between frames, leaving nothing in the library or the tree (the encoder's temporary
 file is removed, the MOV untouched).
 
-Video jobs have no review step: the restored clip is written as planned.
+Video jobs have no review step: the restored clip is written as planned, and announced when the
+loop ends the job (`ReviewGate.job_ended`: the hooks always, with `kind = "video"`; Immich and
+PhotoPrism only where the MOV was replaced, `daemon.publish.publishers`).
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ def test_hook_gets_the_job_on_stdin_and_in_the_environment(tmp_path: Path) -> No
         "LMD_MODE": "sidecar-tree",
         "LMD_ERROR": "",
         "LMD_RESTORER": "guided",
+        "LMD_KIND": "still",
     }
 
 

@@ -2,12 +2,16 @@
 in `lmd run` (on a thread of the daemon), both through uvicorn.
 
 The bind is checked before anything starts (`security.check_bind`: a non-loopback address
-needs `[review] token`). uvicorn's own access log is off: requests carry the token in a cookie
-and lmd logs what matters (decisions) itself.
+needs `[review] token`), and lmd binds the socket itself and hands it to uvicorn, so that an
+address it cannot listen on (a port in use) is one `ServeRefused` that says why, instead of
+uvicorn's own log line and exit status 3. uvicorn's own access log is off: requests carry the
+token in a cookie and lmd logs what matters (decisions) itself.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from typing import Any
@@ -22,7 +26,26 @@ from daemon.store import JobStore, open_store
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ReviewServer", "ServeRefused", "serve_forever"]
+__all__ = ["ReviewServer", "ServeRefused", "listen", "serve_forever"]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` (port 0: any free one), not yet listening (uvicorn's
+    server listens on it); ServeRefused with the reason when the address cannot be had."""
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bare, port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            why = (f"port {port} is in use (another lmd review serve, or lmd run with [review]"
+                   " serve = true?); choose another with --port or [review] port")
+        raise ServeRefused(f"the review page cannot listen on {host}:{port}: {why}") from None
+    return sock
 
 
 def _token(settings: Any) -> str | None:
@@ -49,13 +72,12 @@ class ReviewServer:
         )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None  # bound by `start` or `run`
 
     @property
     def port(self) -> int:
-        servers = getattr(self.server, "servers", [])
-        for server in servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
+        if self._socket is not None and self._socket.fileno() != -1:
+            return int(self._socket.getsockname()[1])
         return int(self.server.config.port)
 
     @property
@@ -65,7 +87,10 @@ class ReviewServer:
 
     def start(self, timeout: float = 30.0) -> ReviewServer:
         """Serve on a thread of its own; returns once the socket listens."""
-        self._thread = threading.Thread(target=self.server.run, name="review-page", daemon=True)
+        sockets = [self._bind()]
+        self._thread = threading.Thread(
+            target=self.server.run, args=(sockets,), name="review-page", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -77,10 +102,23 @@ class ReviewServer:
         log.info("review_page_serving", url=self.url)
         return self
 
+    def run(self) -> None:
+        """Serve in the foreground until Ctrl-C or SIGTERM (uvicorn handles both on the main
+        thread)."""
+        sockets = [self._bind()]
+        log.info("review_page_serving", url=self.url)
+        self.server.run(sockets)
+
+    def _bind(self) -> socket.socket:
+        self._socket = listen(self.host, int(self.server.config.port))
+        return self._socket
+
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()  # uvicorn closes it on shutdown; not when it never started
         self.service.close()
 
 
@@ -90,8 +128,9 @@ def serve_forever(settings: Any, *, host: str | None = None, port: int | None = 
     store = open_store(settings.database_url)
     try:
         server = ReviewServer(settings, store, host=host, port=port)
-        log.info("review_page_serving", url=server.url)
-        server.server.run()  # uvicorn handles SIGINT/SIGTERM on the main thread
-        server.service.close()
+        try:
+            server.run()
+        finally:
+            server.service.close()
     finally:
         store.close()

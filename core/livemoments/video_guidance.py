@@ -68,17 +68,22 @@ def latent_mask(confidence: np.ndarray, latent_size: tuple[int, int]) -> torch.T
     return torch.from_numpy(np.clip(small, 0.0, 1.0))[None, None].contiguous()
 
 
-def warp_latent(latent: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample `latent` [B, C, h, w] at p + flow(p) (flow [B or 1, 2, h, w] in cells), bilinear,
-    borders replicated: the previous frame's latent brought onto the current frame's grid."""
-    b, _, h, w = latent.shape
+def _landing(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) [B, h, w]: where each cell p lands, p + flow(p) (flow [B, 2, h, w] in cells)."""
+    _, _, h, w = flow.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=flow.dtype, device=flow.device),
         torch.arange(w, dtype=flow.dtype, device=flow.device),
         indexing="ij",
     )
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
+    return xs + flow[:, 0], ys + flow[:, 1]
+
+
+def warp_latent(latent: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample `latent` [B, C, h, w] at p + flow(p) (flow [B or 1, 2, h, w] in cells), bilinear,
+    borders replicated: the previous frame's latent brought onto the current frame's grid."""
+    b, _, h, w = latent.shape
+    x, y = _landing(flow)
     # grid_sample's normalised coordinates with align_corners=True: -1 and 1 are the centres
     # of the first and last cells, the pixel-centre convention of `core.flow`.
     grid = torch.stack([2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0], dim=-1)
@@ -106,13 +111,7 @@ def inside_cells(flow: torch.Tensor) -> torch.Tensor:
     Why: `warp_latent` replicates the border for points outside, which for a tile means content
     that came in from a neighbouring tile; the guidance must not pull towards that copy."""
     _, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=flow.dtype, device=flow.device),
-        torch.arange(w, dtype=flow.dtype, device=flow.device),
-        indexing="ij",
-    )
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
+    x, y = _landing(flow)
     inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
     return inside[:, None].to(flow.dtype)
 

@@ -115,3 +115,54 @@ def test_revert_right_after_a_crash_before_the_final_record_write(
     code, out = lmd(config, "revert", str(mov))
     assert code == 0, out
     assert mov.read_bytes() == original
+
+
+def test_a_crash_while_redoing_a_replaced_mov_keeps_the_true_original(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redo (other clip parameters) over lmd's MOV, killed after its rename: the record still
+    names the first output and only announces the second (`pending`); the retry knows the MOV
+    for lmd's, restores from the true original, and revert gives the original back."""
+    from daemon.scanner import run_scan
+
+    config = _config(tmp_path, ENABLED, 'mode = "replace"')
+    mov = library / "IMG_0001.MOV"
+    original = mov.read_bytes()
+    assert lmd(config, "scan")[0] == 0
+    assert lmd(config, "work")[0] == 0
+    first = mov.read_bytes()
+    config = _config(tmp_path, "enabled = true\nparams = { face_check = false, tone_sigma = 3.0 }",
+                     'mode = "replace"')
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        assert run_scan(settings, settings.library, store=store).videos_enqueued == 1
+        job = store.claim("w1", 30.0)
+        assert job is not None and job.kind == "video"
+        save = replace_module.save_record
+
+        def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
+            if record.output is not None and record.pending is None:
+                raise Killed
+            save(record)
+
+        with monkeypatch.context() as kill:
+            kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+            with pytest.raises(Killed):
+                run_video_job(job, _context(store, config), CancelToken())
+        crashed = mov.read_bytes()
+        assert crashed not in (original, first)
+        assert run_scan(settings, settings.library, store=store).videos_enqueued == 0
+        expire(store, job.id)
+    assert lmd(config, "work")[0] == 0
+    assert store_state(config, job.id) == JobState.SUCCEEDED.value
+    assert mov.read_bytes() == crashed  # the same redo, from the same original
+    [record] = [r for r in iter_records(settings.output.backup_dir) if r.target == mov]
+    assert record.backup.read_bytes() == original
+    assert lmd(config, "revert", str(mov))[0] == 0
+    assert mov.read_bytes() == original
+
+
+def store_state(config: Path, job_id: int) -> str:
+    settings = load_settings(config)
+    with open_store(settings.database_url) as store:
+        return store.get_job(job_id).state.value

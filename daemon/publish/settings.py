@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 HOUR = 3600.0
 
@@ -31,7 +39,22 @@ def _command(value: str | list[str]) -> str | list[str]:
     return value
 
 
-HookCommand = Annotated[str | list[str], AfterValidator(_command)]
+def _command_shape(value: object) -> object:
+    """One message for a value of neither shape (pydantic's would be one line per union
+    member, named by its type, which no person wrote)."""
+    if isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(part, str) for part in value)
+    ):
+        return value
+    raise ValueError(
+        "a hook is a command line (a string) or a list of strings (the program and its"
+        " arguments)"
+    )
+
+
+HookCommand = Annotated[
+    str | list[str], BeforeValidator(_command_shape), AfterValidator(_command)
+]
 """A string is one shell command line (run by /bin/sh -c: pipes and variables work); a list
 is an argv run without a shell. Job facts never enter the command line itself: they arrive
 on stdin and in `LMD_*` variables, so a file name cannot inject anything."""
@@ -40,7 +63,7 @@ on stdin and in `LMD_*` variables, so a file name cannot inject anything."""
 def _base_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError("expected an http:// or https:// URL, e.g. 'http://immich:2283'")
+        raise ValueError("expected an http:// or https:// URL with a host, e.g. 'http://nas:2342'")
     if parts.query or parts.fragment:
         raise ValueError("the URL cannot carry a query or fragment")
     return value.rstrip("/")

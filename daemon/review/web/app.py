@@ -10,6 +10,10 @@ Decisions: JSON POSTs to `/api/accept`, `/api/reject` (`{"ids": [...]}`) and `/a
 (`{"id", "restorer"}`), behind the guard (`security.py`: token, CSRF, host). The endpoints are
 plain functions, so Starlette runs them on its thread pool: a decision that writes a file
 never blocks the event loop.
+
+A file name may hold bytes that are not UTF-8 (carried as lone surrogates): the templates show
+every such text in its escaped form (`daemon.files.names`, as the CLI does), and the JSON
+answers write them as `\\udcXX` escapes (ASCII JSON), which `json.loads` gives back exactly.
 """
 
 from __future__ import annotations
@@ -18,16 +22,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
+from starlette.responses import JSONResponse as _Utf8JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from daemon.files.names import escape, needs_escape
 from daemon.review.decisions import ReviewRefused, ReviewService
 from daemon.review.layout import PREVIEW_FILES
 from daemon.review.previews import loupe
@@ -36,6 +43,23 @@ from daemon.store import JobStore
 from daemon.store.review import Review, ReviewState
 
 HERE = Path(__file__).parent
+
+
+class JSONResponse(_Utf8JSONResponse):
+    """JSON in ASCII: a name's lone surrogates become `\\udcXX` escapes, which UTF-8 cannot
+    carry as characters."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def _shown(value: Any) -> Any:
+    """Every `{{ ... }}` of the templates: text that needs it in its escaped form."""
+    if isinstance(value, str) and not isinstance(value, Markup) and needs_escape(value):
+        return escape(value)
+    return value
+
+
 STATES = ("awaiting", "accepted", "rejected", "all")
 MAX_IDS = 10_000
 #: restorations per grid page (`?per=` overrides, up to MAX_PAGE_SIZE): a page of thumbnails
@@ -93,6 +117,7 @@ def _ids(body: dict[str, Any]) -> list[int]:
 
 def build_app(settings: Any, store: JobStore, service: ReviewService, guard: Guard) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.finalize = _shown
 
     def context(request: Request, state: str, flagged: bool) -> dict[str, Any]:
         counts = store.review_counts()

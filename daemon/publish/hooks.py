@@ -4,10 +4,13 @@ The command reads the job as a JSON document on stdin and as `LMD_*` environment
 (`JobOutcome.to_document` / `to_environment`: LMD_EVENT, LMD_JOB_ID, LMD_ASSET, LMD_KIND,
 LMD_ORIGINAL, LMD_OUTPUT, LMD_MODE, LMD_ERROR, LMD_RESTORER), on top of lmd's own
 environment less lmd's own `LMD_*` settings: those may hold secrets (LMD_IMMICH__API_KEY) and
-would be mistaken for the job's facts. It runs in a session of its own (its own process
-group), so at the timeout the whole group, children included, is sent SIGTERM and, 2 s later,
-SIGKILL. (A child that starts a session of its own, e.g. with `setsid`, leaves the group and
-is out of reach: a hook that wants to start a long task should do exactly that.)
+would be mistaken for the job's facts. A name's bytes that are not UTF-8 reach the variables
+as those bytes, and the document (ASCII JSON) as `\\udcXX` escapes, which Python's
+`os.fsencode` of the loaded string turns back into them. It runs in a session of its own
+(its own process group), so at the timeout the whole group, children included, is sent
+SIGTERM and, 2 s later, SIGKILL. (A child that starts a session of its own, e.g. with
+`setsid`, leaves the group and is out of reach: a hook that wants to start a long task should
+do exactly that.)
 
 Why hooks never block the queue: `HookRunner.submit` only appends to a bounded in-memory
 queue that one background thread works through, one hook at a time, each bounded by the
@@ -161,7 +164,7 @@ def run_hook(
     inherited = os.environ if environment is None else environment
     env = {k: v for k, v in inherited.items() if not k.startswith("LMD_")}
     env.update(outcome.to_environment())
-    document = (json.dumps(outcome.to_document(), ensure_ascii=False) + "\n").encode("utf-8")
+    document = (json.dumps(outcome.to_document()) + "\n").encode("ascii")
     started = time.monotonic()
     try:
         proc = subprocess.Popen(

@@ -77,6 +77,15 @@ class PhotoPrismClient:
         self._http.close()
 
 
+def _json_can_name(path: str) -> bool:
+    """Whether `path` is text (a name's bytes that are not UTF-8 are lone surrogates here)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class PhotoPrismPublisher:
     """Asks PhotoPrism to index each folder lmd wrote into; never blocks the caller."""
 
@@ -110,13 +119,18 @@ class PhotoPrismPublisher:
         )
 
     def folder_of(self, output: Path) -> str | None:
-        """The output's folder relative to the originals folder (None when outside it)."""
+        """The output's folder relative to the originals folder (None when outside it). A
+        folder whose name is not UTF-8 cannot be named in JSON: the nearest folder above it
+        that can is given instead (PhotoPrism indexes everything below the path)."""
         folder = posixpath.normpath(str(Path(output).parent))
         if folder == self.originals:
             return ""
         if not folder.startswith(self.originals.rstrip("/") + "/"):
             return None
-        return folder[len(self.originals.rstrip("/")) + 1 :]
+        relative = folder[len(self.originals.rstrip("/")) + 1 :]
+        while not _json_can_name(relative):
+            relative = posixpath.dirname(relative)
+        return relative
 
     def publish(self, outcome: JobOutcome) -> None:
         """Queue an index of the output's folder (coalesced per folder); returns at once."""

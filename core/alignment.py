@@ -6,8 +6,9 @@ restorer `guided`, a clip restorer aligning a key photo to each frame) needs the
 at the frame's scale (cheap, and all the frame can vouch for). `align` gives it:
 
 1. a dense flow, frame → reference (DIS or RAFT), and its forward-backward consistency;
-2. the camera model: a homography fitted to the reliable flow and made sub-pixel on tracked
-   corners (`core.motion`), which aligns the static scene everywhere, flat areas included;
+2. the camera model: a homography fitted to the reliable flow and refined to a hundredth of a
+   pixel on the images themselves (`core.motion`), which aligns the static scene everywhere,
+   flat areas included;
 3. the dense flow kept where it explains the frame clearly better (a subject that moved on its
    own, parallax), decided from how each warped reference disagrees with the frame;
 4. a coherence map: where the combined flow is one smooth motion, and where it crosses a
@@ -29,14 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.flow import FlowEstimator, forward_backward_confidence, warp
+from core.images import to_luma
 from core.motion import (
+    REFINE_SIGMA,
     fit_homography,
     homography_flow,
+    luma_gradient,
     prefer_dense,
     refine_homography,
     still_share,
 )
 from core.reliability import (
+    blur,
     flow_coherence,
     structural_disagreement,
     texture_weight,
@@ -126,7 +131,15 @@ def align(
     if homography is not None:
         first = homography_flow(homography, (h, w))
         agrees = np.hypot(fwd[:, :, 0] - first[:, :, 0], fwd[:, :, 1] - first[:, :, 1]) < 1.0
-        homography = refine_homography(frame, reference, homography, agrees)
+        frame_luma = blur(to_luma(frame), REFINE_SIGMA)
+        reference_luma = blur(to_luma(reference), REFINE_SIGMA)
+        homography = refine_homography(
+            frame_luma,
+            reference_luma,
+            luma_gradient(reference_luma),
+            homography,
+            agrees & (texture > 0.3),
+        )
         model = homography_flow(homography, (h, w))
 
         def disagreement(candidate: np.ndarray) -> np.ndarray:

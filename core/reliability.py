@@ -143,6 +143,32 @@ def residual_trust(
     return np.exp(-energy / (factor * allowed)).astype(np.float32)
 
 
+TONE_EDGE_SHARE = 0.05
+"""How much a pixel on an edge or in texture still counts in the tone's average (a flat one
+counts 1): enough that the tone is defined inside texture, too little for an edge to make a
+halo."""
+
+
+def edge_aware_tone(
+    frame: np.ndarray, soft: np.ndarray, sigma: float, floor: float
+) -> np.ndarray:
+    """The frame's colour and exposure relative to the reference: H×W×C, smooth (σ `sigma`).
+
+    `soft` is the warped reference softened like the frame. A plain Gaussian of frame − soft
+    would also average what differs at edges (a fraction of a pixel of misalignment, a
+    softness not quite the frame's, codec ringing) and spread it over the flat area beside the
+    edge as a halo: on a sky beside a pole, a grey level of halo is a loss where bicubic is
+    nearly exact. A tone is a property of surfaces, so it is measured where the reference is
+    flat (normalised convolution): each pixel weighs floor / (floor + its detail energy) (the
+    reference's detail finer than 2 pixels, over a 1-pixel window, so a flat pixel two pixels
+    from an edge already counts fully), plus `TONE_EDGE_SHARE`. `floor`: detail energy too
+    faint to matter.
+    """
+    detail = blur(channel_energy(soft - blur(soft, 2.0)), 1.0)
+    weight = floor / (detail + floor) + TONE_EDGE_SHARE
+    return blur((frame - soft) * weight[:, :, None], sigma) / blur(weight, sigma)[:, :, None]
+
+
 def transfer_weight(
     frame: np.ndarray,
     aligned: np.ndarray,
@@ -167,15 +193,14 @@ def transfer_weight(
     feathered (σ `feather`) so the soft edge stays inside what is trusted: the output fades to
     the frame's own content where the reference does not apply, without a seam and without a
     ghost at the border. `tone`
-    (H×W×C) is the frame's colour and exposure relative to the reference (a Gaussian of σ
-    `tone_sigma` over their difference, the reference first softened like the frame by
-    `softness`, so an edge does not spread out as a halo); the restorer adds it to the
-    reference it transfers.
+    (H×W×C) is the frame's colour and exposure relative to the reference (`edge_aware_tone`
+    over σ `tone_sigma`, the reference first softened like the frame by `softness`, so an edge
+    does not spread out as a halo); the restorer adds it to the reference it transfers.
     """
     ratio = structural_disagreement(frame, aligned, 1.0, 4.0, floor)
     weight = np.minimum(trust_from_disagreement(ratio, tolerance), prior)
     soft = blur(aligned, softness)
-    tone = blur(frame - soft, tone_sigma)
+    tone = edge_aware_tone(frame, soft, tone_sigma, floor)
     if residual_factor > 0:
         residual = frame - soft - tone
         if coherence is None:

@@ -10,7 +10,7 @@ Why these steps:
   camera drifts away from the keyframe's position; where the chained flow explains the
   keyframe better than the refined one, the chained one is kept, region by region. The
   camera's homography, fitted to that flow and refined on the images
-  (`core.video.homography`), replaces it wherever it follows: dense flow between a noisy
+  (`core.motion`), replaces it wherever it follows: dense flow between a noisy
   frame and a clean keyframe is off by tenths of a pixel, the homography by hundredths.
 - Reliability per frame: `core.reliability`'s structural agreement between the frame and the
   warped keyframe, at the frame's resolution (the same building block the still restorer uses),
@@ -30,6 +30,7 @@ from core.api import RestoreError
 from core.degrade import LivePhotoDegradation
 from core.flow import FlowEstimator, inside_mask, resize_flow, warp
 from core.images import resize, to_gray_u8, to_luma
+from core.motion import fit_homography, homography_flow, refine_homography
 from core.reliability import (
     blur,
     structural_disagreement,
@@ -37,7 +38,6 @@ from core.reliability import (
     trust_from_disagreement,
 )
 from core.resample import area_downscale, as_float
-from core.video import homography
 from core.video.api import Keyframe
 from core.video.motion import warp_cubic
 from core.video.params import GuidedVideoParams
@@ -157,7 +157,7 @@ class Alignment:
     """Where the warped keyframe shows what the frame shows, in [0, 1] (before temporal
     smoothing, erosion and feathering)."""
     homography: np.ndarray | None
-    """The camera's part of the motion (see `core.video.homography`), None when unfitted."""
+    """The camera's part of the motion (see `core.motion`), None when unfitted."""
 
 
 @dataclass(slots=True)
@@ -227,7 +227,7 @@ def align(
        predecessor; None for the first frame or without chaining); where the chained flow
        fits the keyframe better (lower local photometric misfit) it is kept instead.
     2. The camera's homography, fitted to that flow and refined on the images
-       (`core.video.homography`), is used everywhere the dense flow does not explain the
+       (`core.motion`), is used everywhere the dense flow does not explain the
        keyframe clearly better (`prefer_local`): far more precise, and right on flat areas
        where dense flow is arbitrary; the dense flow stays on a subject or parallax.
     3. Reliability: structural agreement of the frame with the keyframe warped by the final
@@ -243,15 +243,16 @@ def align(
     matrix = None
     ratio = None
     if p.homography:
-        start = homography.fit_to_flow(local, view.texture)
+        start = fit_homography(local, view.texture, step=8, threshold=1.0, min_weight=0.3,
+                               min_points=16)
         if start is None:
             start = previous_homography
         if start is not None:
-            first = homography.homography_flow(start, h, w)
+            first = homography_flow(start, (h, w))
             usable = (np.hypot(*np.moveaxis(local - first, 2, 0)) < 1.0) & (view.texture > 0.3)
-            matrix = homography.refine(view.smooth_luma, key.smooth_luma, key.gradient, start,
+            matrix = refine_homography(view.smooth_luma, key.smooth_luma, key.gradient, start,
                                        usable)
-            camera = homography.homography_flow(matrix, h, w)
+            camera = homography_flow(matrix, (h, w))
             floor = p.agree_floor**2
             misfit_camera = structural_disagreement(
                 view.luma, warp(key.matching_luma, camera), 1.0, 4.0, floor)

@@ -31,7 +31,7 @@ class GuidedVideoParams:
     replaces it, region by region, where it explains the keyframe better."""
     homography: bool = True
     """Take the camera's motion from one homography fitted and refined over the whole frame
-    wherever the dense flow follows it (see `core.video.homography`)."""
+    wherever the dense flow follows it (see `core.motion`)."""
     local_margin: float = 0.1
     """How much lower (structural disagreement) the dense flow's misfit must be than the
     homography's for the dense flow to be used instead (see `core.video.keyframes`)."""

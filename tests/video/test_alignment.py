@@ -8,8 +8,8 @@ import numpy as np
 
 from core.flow import make_flow_estimator
 from core.images import to_gray_u8, to_luma
+from core.motion import fit_homography, homography_flow, luma_gradient, refine_homography
 from core.reliability import blur, texture_weight
-from core.video import homography
 from core.video.motion import compose, neighbour_motion, warp_cubic
 
 from .conftest import generated_photo
@@ -43,20 +43,20 @@ def test_homography_refined_to_hundredths_of_a_pixel() -> None:
         to_gray_u8(blur(frame, 1.5)), to_gray_u8(blur(key, 1.5)))
     luma, key_luma = to_luma(frame), to_luma(key)
     texture = texture_weight(luma, 1.0, 4.0, 1e-4)
-    start = homography.fit_to_flow(flow, texture)
+    start = fit_homography(flow, texture, step=8, threshold=1.0, min_weight=0.3, min_points=16)
     assert start is not None
     smooth_key = blur(key_luma, 1.0)
-    gradient = (cv2.Sobel(smooth_key, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
-                cv2.Sobel(smooth_key, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
-    refined = homography.refine(blur(luma, 1.0), smooth_key, gradient, start, texture > 0.3)
-    truth = homography.homography_flow(true, h, w)
+    refined = refine_homography(
+        blur(luma, 1.0), smooth_key, luma_gradient(smooth_key), start, texture > 0.3
+    )
+    truth = homography_flow(true, (h, w))
     inner = (slice(16, -16), slice(16, -16))
 
     def error(candidate: np.ndarray) -> float:
         return float(np.sqrt(np.mean(np.sum((candidate - truth)[inner] ** 2, axis=2))))
 
     assert error(flow) > 0.1
-    assert error(homography.homography_flow(refined, h, w)) < 0.03
+    assert error(homography_flow(refined, (h, w))) < 0.03
 
 
 def test_predecessor_is_refused_where_content_changed() -> None:

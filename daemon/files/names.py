@@ -76,3 +76,13 @@ def needs_escape(text: str) -> bool:
     """Whether `text` holds anything `escape` changes (a byte that is not UTF-8, a control
     character, a lone surrogate or a backslash)."""
     return _NEEDS_ESCAPE.search(text) is not None
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (JSON, HTTP, another program's database): not
+    when it carries a name's bytes that are not UTF-8 (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import structlog
 
+from daemon.files.names import escape, is_utf8
 from daemon.publish.http import call, json_of, make_client
 from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
 from daemon.publish.outcome import JobOutcome
@@ -105,7 +106,7 @@ class ImmichClient:
             "deviceId": device_id,
             "fileCreatedAt": _iso(created_ns),
             "fileModifiedAt": _iso(st.st_mtime_ns),
-            "filename": path.name,
+            "filename": escape(path.name),  # a name's bytes that are not UTF-8, as lmd shows them
         }
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         with open(path, "rb") as fh:
@@ -113,7 +114,7 @@ class ImmichClient:
                 "POST",
                 "/assets",
                 data=form,
-                files={"assetData": (path.name, fh, mime)},
+                files={"assetData": (form["filename"], fh, mime)},
                 headers={"x-immich-checksum": checksum.hex()},
             )
         body = self._json(response, "upload")
@@ -127,10 +128,11 @@ class ImmichClient:
         return [item for item in items if isinstance(item, dict) and "id" in item]
 
     def find_asset(self, original: Path, immich_path: str | None) -> str | None:
-        """The id of the original's asset: by content (sha1), else by its path in Immich."""
+        """The id of the original's asset: by content (sha1), else by its path in Immich (not
+        for a path whose bytes are not UTF-8: JSON cannot carry it, nor Immich store it)."""
         checksum = base64.b64encode(_sha1(original)).decode("ascii")
         found = self._search({"checksum": checksum})
-        if not found and immich_path is not None:
+        if not found and immich_path is not None and is_utf8(immich_path):
             by_path = self._search({"originalPath": immich_path})
             found = [a for a in by_path if a.get("originalPath", immich_path) == immich_path]
         return str(found[0]["id"]) if found else None

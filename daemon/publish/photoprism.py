@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import structlog
 
+from daemon.files.names import is_utf8
 from daemon.files.stack_names import photoprism_stack_name
 from daemon.publish.http import call, make_client
 from daemon.publish.outbox import DeliveryError, Outbox, OutboxStore
@@ -77,15 +78,6 @@ class PhotoPrismClient:
         self._http.close()
 
 
-def _json_can_name(path: str) -> bool:
-    """Whether `path` is text (a name's bytes that are not UTF-8 are lone surrogates here)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class PhotoPrismPublisher:
     """Asks PhotoPrism to index each folder lmd wrote into; never blocks the caller."""
 
@@ -128,7 +120,7 @@ class PhotoPrismPublisher:
         if not folder.startswith(self.originals.rstrip("/") + "/"):
             return None
         relative = folder[len(self.originals.rstrip("/")) + 1 :]
-        while not _json_can_name(relative):
+        while not is_utf8(relative):
             relative = posixpath.dirname(relative)
         return relative
 

@@ -7,7 +7,8 @@ ecosystem-expectations.md §9.2).
 
 What goes in (Adobe's XMP media-management schema, `xmpMM:`):
 - `DerivedFrom` (a `stRef:ResourceRef`: the original's `documentID` and `instanceID`, and
-  its `filePath` relative to the sidecar's folder) and `OriginalDocumentID` link the output
+  its `filePath` relative to the sidecar's folder, escaped as lmd shows names when it holds
+  bytes that are not UTF-8) and `OriginalDocumentID` link the output
   to the original: digiKam shows the two as versions, PhotoPrism stacks on
   OriginalDocumentID, and a person can tell which photo a restoration came from.
 - `DocumentID` (stable for this output's name, so a re-run is the same document) and
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.hashing import ALGORITHM, UnknownDigest, digest_file, split_digest
+from daemon.files.names import escape, needs_escape
 from daemon.files.xmp import RDF_NS, XmpError, parse_packet, split
 from daemon.output.atomic import atomic_write_bytes
 
@@ -75,6 +77,12 @@ _XPACKET_END = '\n<?xpacket end="w"?>\n'
 
 def _q(ns: str, local: str) -> str:
     return f"{{{ns}}}{local}"
+
+
+def _as_text(name: str) -> str:
+    """`name` as XML text: escaped as lmd shows names when it holds bytes that are not UTF-8
+    or control characters (which XML cannot hold); a plain backslash stays one."""
+    return escape(name) if needs_escape(name.replace("\\", "")) else name
 
 
 def sidecar_path(media: Path) -> Path:
@@ -284,7 +292,8 @@ def write_xmp_sidecar(
     original_ids = _original_ids(original_props, original, original_digest)
     document_id = own_document
     if not document_id or document_id == original_ids[0]:
-        document_id = f"xmp.did:{uuid.uuid5(_ID_NAMESPACE, f'{original_ids[0]}/{output.name}')}"
+        named = f"{original_ids[0]}/{_as_text(output.name)}"
+        document_id = f"xmp.did:{uuid.uuid5(_ID_NAMESPACE, named)}"
     instance_id = _content_id("iid", _whole_digest_hex(output, output_digest))
     stamp = (when or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds")
     event = {
@@ -300,7 +309,9 @@ def write_xmp_sidecar(
         document_id=document_id,
         instance_id=instance_id,
         original_ids=original_ids,
-        original_ref=os.path.relpath(os.path.abspath(original), os.path.abspath(path.parent)),
+        original_ref=_as_text(
+            os.path.relpath(os.path.abspath(original), os.path.abspath(path.parent))
+        ),
         event=event,
         dimensions=dimensions,
     )

@@ -22,6 +22,7 @@ from core.video.registry import (
     clip_weights_digest,
     get_clip_restorer,
     register_clip,
+    still_restorer_of,
     validate_clip_params,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "get_clip_restorer",
     "register_clip",
     "restore_clip",
+    "still_restorer_of",
     "validate_clip_params",
 ]
 

@@ -76,22 +76,35 @@ class LiveMomentsVideoRestorer:
     Constructor options: the still restorer's (`device`, `dtype`, `low_memory`, `compile`) and
     defaults for any parameter of `core.video.livemoments_params` (e.g. `checkpoint`). The
     models are loaded on the first frame and kept for later clips (`unload()` frees them).
+
+    `still`, when given, is the `livemoments` restorer the frames run on instead of one built
+    here: a process that also restores stills (the daemon's worker) hands over the instance it
+    holds for them, so the SD3 models are in memory once, not twice. Its owner decides its
+    device and memory options and when its models go, so the still restorer's constructor
+    options are refused beside it, and `unload()` leaves it alone.
     """
 
     name = NAME
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, still: Any = None, **options: Any) -> None:
         self.constructor = {k: v for k, v in options.items() if k in CONSTRUCTOR_OPTIONS}
         self.defaults = {k: v for k, v in options.items() if k not in CONSTRUCTOR_OPTIONS}
+        if still is not None and self.constructor:
+            raise RestoreError(
+                f"{NAME}: {', '.join(sorted(self.constructor))} belong to the given still "
+                "restorer; give either the still restorer or its options"
+            )
         problems = param_problems(self.defaults)
         if problems:  # fail early on bad configuration
             raise RestoreError("; ".join(problems))
         self.diagnostics = ClipDiagnostics()
         self.guide: Any = None
-        self._still: Any = None
+        self._still: Any = still
+        self._owns_still = still is None
 
     def unload(self) -> None:
-        if self._still is not None:
+        """Free the models of a still restorer built here (a given one is its owner's)."""
+        if self._owns_still and self._still is not None:
             self._still.unload()
 
     def restore_clip(self, request: ClipRequest) -> Iterator[np.ndarray]:

@@ -36,7 +36,8 @@ _WEIGHTS_OF: dict[str, str] = {
     "livemoments-video": "livemoments",
 }
 """name → the still restorer whose weights the clip restorer loads (`core.registry`'s digest
-of them is the clip restorer's, from the same `checkpoint` option or parameter)."""
+of them is the clip restorer's, from the same `checkpoint` option or parameter) and which it
+takes as `still=` to run its frames on."""
 
 _FACTORIES: dict[str, Callable[..., ClipRestorer]] = {}
 _LOCK = threading.Lock()
@@ -89,6 +90,13 @@ def validate_clip_params(name: str, params: Mapping[str, Any]) -> list[str]:
     module_name, _, function_name = target.partition(":")
     schema = getattr(importlib.import_module(module_name), function_name)
     return [str(problem) for problem in schema(dict(params))]
+
+
+def still_restorer_of(name: str) -> str | None:
+    """The still restorer clip restorer `name` runs its frames on ("livemoments" for
+    `livemoments-video`, None for `guided-video`): a process that holds that still restorer
+    already can hand it over (`still=`), so its models are loaded once for both."""
+    return _WEIGHTS_OF.get(name)
 
 
 def clip_weights_digest(name: str, options: Mapping[str, Any]) -> str:

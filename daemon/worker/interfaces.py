@@ -145,8 +145,11 @@ class RestorerSource(Protocol):
         enqueued for."""
         ...
 
-    def for_clip(self, name: str, options: Mapping[str, Any]) -> ClipRestorer:
-        """The clip restorer for a video job, kept between jobs (`RestorerHolder.for_clip`)."""
+    def for_clip(
+        self, name: str, options: Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> ClipRestorer:
+        """The clip restorer for a video job with `params`, kept between jobs; it may share the
+        still restorer held for still jobs (`RestorerHolder.for_clip`)."""
         ...
 
     def used(self) -> None:

@@ -4,6 +4,12 @@ restorer is kept the same way (`for_clip`: one per process, by name and options)
 `livemoments-video` loads its models once, not per clip; the worker checks its weights itself
 (`daemon.worker.video_job`).
 
+One model in memory: `livemoments-video` runs its frames on the `livemoments` still restorer.
+When this worker's still jobs use that restorer too, from the same checkpoint and with the
+same device and memory options, the clip restorer is handed the instance held for stills
+(`still=`) rather than building its own, so a GPU box keeps one copy of the SD3 models, not
+two. `drop()` (idle unload, device trouble) lets go of both.
+
 A job pins its restorer's name and weights digest. The settings only say where weights live and
 how to run them (device, memory, compile); when the configured checkpoint is no longer the one a
 job was enqueued with, the job cannot be run as it says, and `WrongRestorer` fails it with the
@@ -17,12 +23,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from core import Restorer, get_restorer
-from core.video import ClipRestorer, get_clip_restorer
+from core.video import ClipRestorer, get_clip_restorer, still_restorer_of
 from daemon.restorer_config import configured_weights_digest, restorer_options
 from daemon.settings import Settings
 from daemon.store import Job
@@ -51,7 +58,7 @@ class RestorerHolder:
         self._name: str | None = None
         self._digests: dict[str, str] = {}
         self._clip: ClipRestorer | None = None
-        self._clip_key: tuple[str, str] | None = None
+        self._clip_key: tuple[str, str, int] | None = None
         self._clock = clock
         self._last_used = clock()
 
@@ -81,35 +88,72 @@ class RestorerHolder:
                 f"but the configured weights are {configured}; the next scan enqueues it "
                 "for these weights"
             )
-        if self._instance is None or (self._given is None and self._name != job.restorer):
-            self.drop()
+        return self._still(job.restorer)
+
+    def _still(self, name: str) -> Restorer:
+        """The still restorer `name`, built on first use and kept (another name replaces it,
+        and drops a clip restorer that shared it)."""
+        if self._instance is None or (self._given is None and self._name != name):
+            if self._instance is not None:
+                self.drop()
             self._instance = self._given or get_restorer(
-                job.restorer, **restorer_options(self._settings, job.restorer)
+                name, **restorer_options(self._settings, name)
             )
-            self._name = job.restorer
+            self._name = name
         return self._instance
 
-    def for_clip(self, name: str, options: Mapping[str, Any]) -> ClipRestorer:
+    def for_clip(
+        self, name: str, options: Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> ClipRestorer:
         """Clip restorer `name` built with `options` (`clip_restorer_options`), kept for the
         video jobs after it (a `livemoments-video` instance keeps its models for later clips);
-        built anew only when the name or the options change."""
-        key = (name, json.dumps(dict(options), sort_keys=True, default=repr))
+        built anew only when the name or the options change. `params` are the video job's
+        (its checkpoint): with them the clip restorer may share this worker's still restorer
+        (`_shared_still`)."""
+        still = self._shared_still(name, options, params or {})
+        key = (name, json.dumps(dict(options), sort_keys=True, default=repr), id(still))
         if self._clip is None or self._clip_key != key:
             self._drop_clip()
-            self._clip = get_clip_restorer(name, **dict(options))
+            if still is None:
+                self._clip = get_clip_restorer(name, **dict(options))
+            else:  # its device and memory options are the still's own (checked equal)
+                self._clip = get_clip_restorer(name, still=still)
             self._clip_key = key
-            log.info("clip_restorer_built", restorer=name)
+            log.info("clip_restorer_built", restorer=name, shares_still=still is not None)
         return self._clip
+
+    def _shared_still(
+        self, name: str, options: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> Restorer | None:
+        """The still restorer clip restorer `name` may run its frames on, or None for one of
+        its own. Shared only where this worker's still jobs use that restorer (so a still job
+        never swaps it for another), with every clip option equal to the still restorer's
+        (device, memory, compile) and the video job's checkpoint the same directory as the
+        stills' (the one the models are loaded from; a job of either kind has its pinned
+        digest checked against it before it runs): then the frames are made as the clip
+        restorer's own still would make them, from the one copy of the models."""
+        still_name = still_restorer_of(name)
+        if still_name is None or still_name != self._settings.restorer.name:
+            return None
+        own = restorer_options(self._settings, still_name)
+        if any(key not in own or own[key] != value for key, value in options.items()):
+            return None
+        if not _same_directory(params.get("checkpoint"), own.get("checkpoint")):
+            return None
+        if self._given is not None and getattr(self._given, "name", None) != still_name:
+            return None
+        return self._still(still_name)
 
     def _drop_clip(self) -> None:
         clip, self._clip, self._clip_key = self._clip, None, None
         unload = getattr(clip, "unload", None)
         if callable(unload):
-            unload()
+            unload()  # a clip restorer frees only the models it built (a shared still stays)
 
     def drop(self) -> None:
         """Forget the models (and their digests) so their memory can be returned: after an idle
-        timeout or device trouble. The next job loads them again."""
+        timeout or device trouble. The clip restorer goes first, so no reference to a still
+        restorer it shared is left; the next job loads them again."""
         self._digests.clear()
         had_clip = self._clip is not None
         self._drop_clip()
@@ -117,9 +161,19 @@ class RestorerHolder:
             if had_clip:
                 _empty_device_cache()
             return
-        name, self._instance, self._name = self._name, None, None
+        name, instance, self._instance, self._name = self._name, self._instance, None, None
+        unload = getattr(instance, "unload", None)
+        if callable(unload):  # its models go now, whoever else still holds the instance
+            unload()
         _empty_device_cache()
         log.info("restorer_unloaded", restorer=name)
+
+
+def _same_directory(a: Any, b: Any) -> bool:
+    """Whether two configured checkpoint paths name one directory (both given)."""
+    if not a or not b:
+        return False
+    return bool(Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve())
 
 
 def _empty_device_cache() -> None:

@@ -136,7 +136,7 @@ def run_video_job(
                     f"{job.weights_digest}, but its checkpoint now is {configured}; the next "
                     "scan enqueues it for these weights"
                 )
-            restorer = ctx.restorers.for_clip(job.restorer, options or {})
+            restorer = ctx.restorers.for_clip(job.restorer, options or {}, params)
             with files.confined(job):
                 source = files.source(source_asset)
                 try:

@@ -208,3 +208,30 @@ def test_weights_digest_is_the_checkpoints(guided: Run, tiny_checkpoint: Path) -
     assert digest != NO_WEIGHTS and digest == guided.restorer.diagnostics.extra["weights_digest"]
     assert clip_weights_digest("livemoments-video", {}) == NO_WEIGHTS
     assert clip_weights_digest("guided-video", {"checkpoint": str(tiny_checkpoint)}) == NO_WEIGHTS
+
+
+def test_a_given_still_restorer_is_used_and_left_to_its_owner(
+    clip: dict[str, Any], tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`still=`: the frames run on the given `livemoments` restorer (its models, loaded once,
+    serve both), `unload()` leaves them to the owner, and its own options are refused beside it
+    (they would be silently ignored)."""
+    import core.livemoments.load as load
+
+    loaded: list[Any] = []
+    real = load.load_checkpoint
+    monkeypatch.setattr(load, "load_checkpoint",
+                        lambda *a, **k: loaded.append(real(*a, **k)) or loaded[-1])
+    still = core.get_restorer("livemoments")
+    restorer = get_clip_restorer("livemoments-video", still=still)
+    request = ClipRequest(
+        frames=iter(clip["frames"][:1]), keyframes=[Keyframe(clip["key"], 0)],
+        frame_count=1, params={"checkpoint": str(tiny_checkpoint), **TILES},
+    )
+    assert len(list(restore_clip(request, restorer=restorer))) == 1
+    assert len(loaded) == 1
+    restorer.unload()
+    assert still.load(tiny_checkpoint) is loaded[0]  # the given still's, kept by its owner
+    assert len(loaded) == 1
+    with pytest.raises(RestoreError, match="give either the still restorer or its options"):
+        get_clip_restorer("livemoments-video", still=still, device="cpu")

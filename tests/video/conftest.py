@@ -7,7 +7,9 @@ It is built once per session; the restorations tests compare are built once too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -67,6 +69,27 @@ def small_clip() -> SyntheticClip:
 @pytest.fixture(scope="session")
 def restored(small_clip: SyntheticClip) -> Restored:
     return run_guided_video(small_clip)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random LiveMoments checkpoint (`livemoments-video` jobs on the CPU), written
+    once per session (about 2 s)."""
+    from core.livemoments.write import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("lm") / "tiny", size="tiny", seed=3)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """The tiny networks are latency-bound: two OpenMP threads on a loaded 2-core machine spin
+    (see tests/livemoments/conftest.py), so this runs torch single-threaded (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def movie_with_audio(frames: list[np.ndarray], fps: float, rotation: int = 0,

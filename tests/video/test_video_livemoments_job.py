@@ -4,10 +4,7 @@ it into a MOV that keeps its frames and timing and still pairs with its key phot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.library.quicktime import read_mov_info
 from daemon.output.video import SourceMovie, source_timing
@@ -17,25 +14,6 @@ from tests.video import test_video_jobs
 from tests.video.test_video_jobs import CID, FRAMES, _config, _jobs, lmd
 
 library = test_video_jobs.library  # the fixture: a library of two tiny Live Photos
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from core.livemoments.write import write_random_checkpoint
-
-    return write_random_checkpoint(tmp_path_factory.mktemp("lm") / "tiny", size="tiny", seed=3)
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """The tiny networks are latency-bound: two OpenMP threads on a loaded 2-core machine spin
-    (see tests/livemoments/conftest.py), so this runs torch single-threaded (restored after)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_livemoments_video_job_restores_the_clip_with_its_pinned_checkpoint(

@@ -76,9 +76,10 @@ def print_table(
 
 def clip(value: Any, width: int) -> str:
     """A long value cut to `width` characters on a terminal (the table stays readable; `lmd
-    jobs show` has it whole); whole in a pipe, where nothing is cut."""
-    text = _text(value)
-    if not console.is_terminal or len(text) <= width:
+    jobs show` has it whole); whole in a pipe, where nothing is cut. Not escaped yet: the
+    table and `say` escape what they print (escaping here too showed `\\\\xff` for `\\xff`)."""
+    text = "" if value is None else str(value)
+    if not console.is_terminal or len(_text(text)) <= width:
         return text
     return text[: width - 1] + "…"
 

@@ -308,22 +308,28 @@ class LibraryFiles:
         return str(record.record_path)
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
-        """Take back a write whose result could not be recorded (the lease was lost after the
-        rename): the original goes back in place of a replaced still, a sidecar is removed. Only
-        while the destination still holds `written`: a successor's output stays. True when
-        something was taken back."""
-        if plan.kind == "replace" and plan.backup is not None:
-            record = record_for_output(plan.backup.parent, plan.target, written)
-            if record is None:
-                return False
-            try:
-                return undo_replace(record).changed
-            except RevertConflict:
-                return False
-        return discard_output(plan.destination, written, write_root(job, plan))
+        """Take back a write whose result could not be recorded (`undo_write`)."""
+        return undo_write(plan, job, written)
 
     def follow_records(self, store: RecordFollower) -> int:
         return follow_moved_records(store)
+
+
+def undo_write(plan: OutputPlan, job: Job, written: FileSignature) -> bool:
+    """Take back a write whose result could not be recorded (the lease was lost after the
+    rename): the original goes back in place of a replaced still or MOV (from the backup record
+    naming `written`, the one protocol both kinds write), a sidecar is removed. Only while the
+    destination still holds `written`: a successor's output stays. True when something was
+    taken back. Still and video jobs both undo through here (`JobFiles.undo`)."""
+    if plan.kind == "replace" and plan.backup is not None:
+        record = record_for_output(plan.backup.parent, plan.target, written)
+        if record is None:
+            return False
+        try:
+            return undo_replace(record).changed
+        except RevertConflict:
+            return False
+    return discard_output(plan.destination, written, write_root(job, plan))
 
 
 def discard_output(path: Path, written: FileSignature, root: Path) -> bool:

@@ -39,11 +39,9 @@ from daemon.output import (
     Fence,
     OutputError,
     OutputPlan,
-    RevertConflict,
     check_writable,
     plan_output,
     signature_of,
-    undo_replace,
 )
 from daemon.output.video import SourceMovie, write_video
 from daemon.output.video_replace import commit_video_replace
@@ -52,8 +50,8 @@ from daemon.worker.files import (
     BadOutputPlan,
     InputsChanged,
     LibraryFiles,
-    discard_output,
     kept_original_video,
+    undo_write,
     write_root,
 )
 from daemon.worker.records import OutputIndex, record_for_output
@@ -207,13 +205,6 @@ class VideoFiles:
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
         """Take back a write whose result could not be recorded, while the destination still
-        holds it: the original MOV back in place, or the sidecar removed."""
-        if plan.kind == "replace" and plan.backup is not None:
-            record = record_for_output(plan.backup.parent, plan.target, written)
-            if record is None:
-                return False
-            try:
-                return undo_replace(record).changed
-            except RevertConflict:
-                return False
-        return discard_output(plan.destination, written, write_root(job, plan))
+        holds it: the original MOV back in place, or the sidecar removed (`undo_write`, the
+        stills' own)."""
+        return undo_write(plan, job, written)

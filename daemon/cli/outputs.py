@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from daemon.cli.context import OperationalError, console, console_err, get_settings
-from daemon.cli.render import echo_json
+from daemon.cli.context import OperationalError, get_settings
+from daemon.cli.render import echo_json, literal, say
 
 if TYPE_CHECKING:
     from daemon.output import ReplaceRecord
@@ -52,8 +52,8 @@ def _index(settings: Any) -> Iterator[JobStore | None]:
     try:
         store = open_store(settings.database_url)
     except StoreError as exc:
-        console_err.print(f"[yellow]the job store cannot be opened[/] ({exc}); "
-                          "reverting from the backup records alone")
+        say(f"[yellow]the job store cannot be opened[/] ({literal(exc)}); "
+            "reverting from the backup records alone", err=True, markup=True)
         yield None
         return
     try:
@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
             if target is not None and not records:
                 records = _records_of(target, store)
             for problem in damaged:
-                console_err.print(f"[yellow]skipped[/] — {problem}")
+                say(f"[yellow]skipped[/] — {literal(str(problem))}", err=True, markup=True)
             if damaged and not records:
                 raise OperationalError(f"{len(damaged)} replace record(s) could not be read")
             if not records:
@@ -286,12 +286,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json(results)
         else:
-            for entry in results:
+            for entry in results:  # names escaped, never read as markup (`say`, `literal`)
                 line = f"{entry['result']}: {entry['target']}"
                 if "error" in entry:
-                    console_err.print(f"[yellow]{line}[/] — {entry['error']}")
+                    say(f"[yellow]{literal(line)}[/] — {literal(entry['error'])}", err=True,
+                        markup=True)
                 else:
-                    console.print(line + (f" ({entry['note']})" if "note" in entry else ""))
+                    say(line + (f" ({entry['note']})" if "note" in entry else ""))
         failures += len(damaged)
         if failures:
             total = len(results) + len(damaged)

@@ -84,6 +84,12 @@ def clip(value: Any, width: int) -> str:
     return text[: width - 1] + "…"
 
 
+def literal(value: Any) -> str:
+    """`value` inside a line of rich markup (`say(..., markup=True)`): a name in its escaped
+    form, and its `[` taken literally, never as a style."""
+    return escape(_text(value))
+
+
 def echo_json(data: Any) -> None:
     """The `--json` output of a command: one document on stdout (datetimes as ISO text)."""
     typer.echo(json.dumps(data, indent=2, default=str))

@@ -100,13 +100,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Finished restorations and their review state, newest first."""
+        from daemon.cli.jobs import opened_store
+
         wanted = True if flagged else None
-        with _service(ctx) as service:
-            reviews = service.store.list_reviews(
-                state.value, flagged=wanted, limit=limit, offset=offset
-            )
-            total = service.store.count_reviews(state.value, flagged=wanted)
-            counts = service.store.review_counts()
+        with opened_store(ctx, read_only=True) as store:  # only looks: creates nothing
+            reviews = store.list_reviews(state.value, flagged=wanted, limit=limit, offset=offset)
+            total = store.count_reviews(state.value, flagged=wanted)
+            counts = store.review_counts()
         following = offset + len(reviews)
         if as_json:
             echo_json({

@@ -280,6 +280,7 @@ class ReviewService:
         fence()
         if not discard_output(output, written, write_root(job, plan)):
             raise ReviewRefused(f"{output} changed since lmd wrote it; left as it is")
+        _drop_sidecar(job, output)
         return f"output {output} removed"
 
     def _redo_spec(self, job: Job, restorer: str) -> Any:
@@ -305,3 +306,16 @@ def open_review_service(settings: Any, store: JobStore) -> ReviewService:
     from daemon.worker.files import LibraryFiles
 
     return ReviewService(settings, store, LibraryFiles(index=store))
+
+
+def _drop_sidecar(job: Job, output: Path) -> None:
+    """The XMP sidecar beside a removed sidecar-mode output (`[output] xmp_sidecar`; its name
+    is the output's own, so it was written for it) goes with it: without its photo it would
+    describe nothing, a lone file in the person's viewer."""
+    from daemon.publish.xmp_sidecar import sidecar_path
+
+    try:
+        sidecar_path(output).unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("xmp_sidecar_not_removed", job_id=job.id, path=str(output), error=str(exc))
+

@@ -254,7 +254,7 @@ class ReviewService:
     def _unpublish(self, job: Job, fence: Fence) -> str:
         """Take a published output back the way lmd takes its own writes back: the original
         put back by `revert` (replace mode), lmd's own file removed under its directory's lock
-        (sidecars); never a file someone changed since."""
+        (sidecars), with the XMP sidecar written for it; never a file someone changed since."""
         from daemon.worker.files import discard_output, write_root
 
         if not job.output_path or not job.output_signature:

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -58,13 +58,16 @@ from core import (
 from daemon.files.errors import UnreadableFile
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
-from daemon.output import FenceLost, PermanentOutputError
+from daemon.output import FenceLost, OutputPlan, PermanentOutputError
 from daemon.review.gate import FinishStep, PublishDirectly
 from daemon.store import Job, LeaseLost
 from daemon.worker.files import BadOutputPlan, InputsChanged
 from daemon.worker.heartbeat import Heartbeat
 from daemon.worker.interfaces import JobFiles, RestorerSource, WorkerStore
 from daemon.worker.restorers import WrongRestorer
+
+if TYPE_CHECKING:
+    from daemon.worker.video_files import VideoFiles
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +107,115 @@ class JobContext:
     review: FinishStep = field(default_factory=PublishDirectly)
 
 
+Undo = Callable[[OutputPlan, Job, FileSignature], bool]
+"""`JobFiles.undo`: take back a write whose result could not be recorded."""
+
+
+class JobAttempt:
+    """One claimed run of a job, of either kind (`run_job`, `daemon.worker.video_job`): its
+    heartbeat, the lease generation every store call carries, the fence before the rename,
+    what it planned and renamed into place, and how each way it can end is recorded (the
+    module's table, `ended_by`). The two kinds differ in what they restore and write, not in
+    how a job ends, so that has one home here."""
+
+    def __init__(
+        self, job: Job, ctx: JobContext, cancel: CancelToken, bound: Any, undo: Undo
+    ) -> None:
+        self.job, self.ctx, self.bound, self._undo = job, ctx, bound, undo
+        self.generation = job.lease_generation
+        self.beat = Heartbeat(
+            ctx.store, job.id, ctx.worker_id, ctx.lease_seconds, ctx.heartbeat_seconds, cancel,
+            on_beat=ctx.on_progress, should_stop=ctx.should_stop, generation=self.generation,
+        )
+        self.plan: OutputPlan | None = None
+        self.written: list[FileSignature] = []  # what this attempt renamed into place
+
+    def output_in_place(self, files: JobFiles | VideoFiles) -> bool:
+        """Whether the job's recorded output is still in place and unchanged (and the job not
+        forced): then it is recorded as succeeded without restoring."""
+        job, ctx = self.job, self.ctx
+        if job.force or not files.output_in_place(job):
+            return False
+        ctx.store.succeed(
+            job.id, ctx.worker_id, job.output_path, job.output_signature, job.provenance,
+            generation=self.generation,
+            reason="output already in place and unchanged (reprocess --force redoes it)",
+        )
+        self.bound.info("job_output_in_place", path=job.output_path)
+        return True
+
+    def checked_inputs(self, files: JobFiles | VideoFiles) -> LiveAsset | None:
+        """The asset to restore from, or None when the inputs changed since the scan: then
+        the job is recorded as skipped (the next scan queues it again)."""
+        job, ctx = self.job, self.ctx
+        try:
+            return files.check_inputs(job)
+        except InputsChanged as exc:
+            ctx.store.skip(job.id, f"{exc}; the next scan queues it again",
+                           worker_id=ctx.worker_id, generation=self.generation)
+            self.bound.info("job_skipped", reason=str(exc))
+            return None
+
+    def fail(self, error: str, retryable: bool) -> Outcome:
+        self.ctx.store.fail(self.job.id, self.ctx.worker_id, error, retryable=retryable,
+                            generation=self.generation)
+        self.bound.warning("job_failed", error=error, retryable=retryable)
+        return Outcome.RETRY if retryable else Outcome.FAILED
+
+    def fence(self) -> None:
+        """Immediately before the rename: commit only while this claim still holds the lease."""
+        ctx = self.ctx
+        if not ctx.store.hold_lease(self.job.id, ctx.worker_id, self.generation,
+                                    ctx.lease_seconds):
+            raise FenceLost(f"job {self.job.id} is no longer held by {ctx.worker_id} "
+                            f"(claim {self.generation}); nothing was written")
+
+    def ended_by(self, exc: Exception) -> Outcome:
+        """Record the outcome of the attempt that `exc` ended (the table's rows after the
+        restoration started)."""
+        job, ctx, bound, generation = self.job, self.ctx, self.bound, self.generation
+        if isinstance(exc, LeaseLost):
+            # Another worker took the job while this one stalled (or a person cancelled it):
+            # the job is theirs now. A write this attempt renamed into place is taken back while
+            # it is still there (the original back in place of a replaced file), so the files
+            # agree with the job row; a successor's output is left as it is.
+            undone = (bool(self.written) and self.plan is not None
+                      and self._undo(self.plan, job, self.written[-1]))
+            bound.warning("job_lease_lost", write_undone=undone)
+            return Outcome.LEASE_LOST
+        if isinstance(exc, FenceLost):
+            # the fence refused the rename: nothing of this attempt is in the library or tree
+            bound.warning("job_lease_lost", error=str(exc))
+            return Outcome.LEASE_LOST
+        if isinstance(exc, Cancelled):
+            if self.beat.lost:
+                bound.info("job_released", reason="lease lost")
+                return Outcome.LEASE_LOST
+            reason = f"cancelled ({self.beat.stop_reason or 'stop'})"
+            ctx.store.release(job.id, ctx.worker_id, reason, generation=generation)
+            bound.info("job_released", reason=reason)
+            return Outcome.RELEASED
+        if isinstance(exc, DeviceUnavailable | OutOfDeviceMemory):
+            ctx.restorers.drop()
+            due = ctx.store.defer(
+                job.id, ctx.worker_id, f"{type(exc).__name__}: {exc}", ctx.defer_seconds,
+                generation=generation,
+            )
+            bound.warning("job_deferred", error=str(exc),
+                          due=due.isoformat() if due else None)
+            return Outcome.DEFERRED
+        if isinstance(exc, BadOutputPlan | WrongRestorer | PermanentOutputError):
+            return self.fail(str(exc), retryable=False)
+        if isinstance(exc, UnreadableFile):
+            return self.fail(f"unreadable input: {exc}", retryable=False)
+        if isinstance(exc, RestoreError):
+            return self.fail(f"restore failed: {exc}", retryable=False)
+        # unexpected or an output error: retry later, keep the reason
+        error = f"{type(exc).__name__}: {exc}"
+        bound.error("job_attempt_failed", error=error, exc_info=exc)
+        return self.fail(error, retryable=True)
+
+
 def provenance_of(job: Job, asset: LiveAsset, diagnostics: Any) -> dict[str, Any]:
     """What the output's XMP and the job row say about how it was made: all from the job."""
     return {
@@ -131,41 +243,17 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
     bound = log.bind(job_id=job.id, asset=asset.key)
     started = time.monotonic()
     generation = job.lease_generation
-    beat = Heartbeat(
-        ctx.store, job.id, ctx.worker_id, ctx.lease_seconds, ctx.heartbeat_seconds, cancel,
-        on_beat=ctx.on_progress, should_stop=ctx.should_stop, generation=generation,
-    )
-    written: list[FileSignature] = []  # what this attempt renamed into place
-
-    def fail(error: str, retryable: bool) -> Outcome:
-        ctx.store.fail(job.id, ctx.worker_id, error, retryable=retryable, generation=generation)
-        bound.warning("job_failed", error=error, retryable=retryable)
-        return Outcome.RETRY if retryable else Outcome.FAILED
-
-    def fence() -> None:
-        """Immediately before the rename: commit only while this claim still holds the lease."""
-        if not ctx.store.hold_lease(job.id, ctx.worker_id, generation, ctx.lease_seconds):
-            raise FenceLost(f"job {job.id} is no longer held by {ctx.worker_id} "
-                            f"(claim {generation}); nothing was written")
+    attempt = JobAttempt(job, ctx, cancel, bound, ctx.files.undo)
+    beat = attempt.beat
 
     try:
         with beat:
-            if not job.force and ctx.files.output_in_place(job):
-                ctx.store.succeed(
-                    job.id, ctx.worker_id, job.output_path, job.output_signature,
-                    job.provenance, generation=generation,
-                    reason="output already in place and unchanged (reprocess --force redoes it)",
-                )
-                bound.info("job_output_in_place", path=job.output_path)
+            if attempt.output_in_place(ctx.files):
                 return Outcome.SUCCEEDED
-            try:
-                source = ctx.files.check_inputs(job)
-            except InputsChanged as exc:
-                ctx.store.skip(job.id, f"{exc}; the next scan queues it again",
-                               worker_id=ctx.worker_id, generation=generation)
-                bound.info("job_skipped", reason=str(exc))
+            source = attempt.checked_inputs(ctx.files)
+            if source is None:
                 return Outcome.SKIPPED
-            plan = ctx.files.plan(job)
+            plan = attempt.plan = ctx.files.plan(job)
             restorer = ctx.restorers.for_job(job)
             inputs = ctx.files.load(source, job)
             cancel.raise_if_cancelled()
@@ -193,14 +281,15 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
 
             def write(image: Any) -> FileSignature:
                 signature = ctx.files.write(
-                    plan, job, image, inputs.like, provenance, fence=fence
+                    plan, job, image, inputs.like, provenance, fence=attempt.fence
                 )
-                written.append(signature)
+                attempt.written.append(signature)
                 return signature
 
             # face check, previews, then published as planned or held for review
             done = ctx.review.finish(job, plan, inputs, result, provenance, write)
         provenance["seconds"] = round(time.monotonic() - started, 3)
+        written = attempt.written
         published = done.path is not None and bool(written)
         ctx.store.succeed(
             job.id, ctx.worker_id, done.path, done.signature, provenance,
@@ -210,41 +299,5 @@ def run_job(job: Job, ctx: JobContext, cancel: CancelToken) -> Outcome:
         bound.info("job_succeeded", path=done.path, staged=done.staged,
                    seconds=provenance["seconds"])
         return Outcome.SUCCEEDED
-    except LeaseLost:
-        # Another worker took the job while this one stalled (or a person cancelled it): the
-        # job is theirs now. A write this attempt renamed into place is taken back while it is
-        # still there (the original back in place of a replaced still), so the files agree
-        # with the job row; a successor's output is left as it is.
-        undone = bool(written) and ctx.files.undo(plan, job, written[-1])
-        bound.warning("job_lease_lost", write_undone=undone)
-        return Outcome.LEASE_LOST
-    except FenceLost as exc:
-        # the fence refused the rename: nothing of this attempt is in the library or the tree
-        bound.warning("job_lease_lost", error=str(exc))
-        return Outcome.LEASE_LOST
-    except Cancelled:
-        if beat.lost:
-            bound.info("job_released", reason="lease lost")
-            return Outcome.LEASE_LOST
-        reason = f"cancelled ({beat.stop_reason or 'stop'})"
-        ctx.store.release(job.id, ctx.worker_id, reason, generation=generation)
-        bound.info("job_released", reason=reason)
-        return Outcome.RELEASED
-    except (DeviceUnavailable, OutOfDeviceMemory) as exc:
-        ctx.restorers.drop()
-        due = ctx.store.defer(
-            job.id, ctx.worker_id, f"{type(exc).__name__}: {exc}", ctx.defer_seconds,
-            generation=generation,
-        )
-        bound.warning("job_deferred", error=str(exc), due=due.isoformat() if due else None)
-        return Outcome.DEFERRED
-    except (BadOutputPlan, WrongRestorer, PermanentOutputError) as exc:
-        return fail(str(exc), retryable=False)
-    except UnreadableFile as exc:
-        return fail(f"unreadable input: {exc}", retryable=False)
-    except RestoreError as exc:
-        return fail(f"restore failed: {exc}", retryable=False)
-    except Exception as exc:  # unexpected or an output error: retry later, keep the reason
-        error = f"{type(exc).__name__}: {exc}"
-        bound.error("job_attempt_failed", error=error, exc_info=True)
-        return fail(error, retryable=True)
+    except Exception as exc:  # every other way it ends: one row of the table each
+        return attempt.ended_by(exc)

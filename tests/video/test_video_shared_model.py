@@ -128,3 +128,36 @@ def test_the_models_are_shared_only_from_the_same_checkpoint_and_options(
     RestorerHolder(guided).for_clip("livemoments-video", options,
                                     {"checkpoint": str(tiny_checkpoint)})
     assert given[-1] is None
+
+
+def test_device_trouble_in_a_video_job_frees_the_shared_models(
+    tmp_path: Path, library: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of device memory on a clip: the job is deferred and the one copy of the models, held
+    for stills and lent to the clip, is let go (`RestorerHolder.drop`)."""
+    from core import CancelToken, OutOfDeviceMemory
+    from core.livemoments.restorer import LiveMomentsRestorer
+    from daemon.worker import Outcome
+    from daemon.worker.video_job import run_video_job
+    from tests.video.test_video_jobs import _claimed_video, _context
+
+    config = _config(tmp_path, tiny_checkpoint)
+    settings = load_settings(config)
+    loads = Loads(monkeypatch)
+    holder = RestorerHolder(settings)
+    still_job = SimpleNamespace(id=1, restorer="livemoments",
+                                weights_digest=configured_weights_digest(settings))
+    holder.for_job(still_job).load(tiny_checkpoint)  # a still job's models, in memory
+    assert loads.alive() == 1
+
+    def no_memory(*args: Any, **kwargs: Any) -> Any:
+        raise OutOfDeviceMemory("the card is full")
+
+    monkeypatch.setattr(LiveMomentsRestorer, "restore", no_memory)
+    with open_store(settings.database_url) as store:
+        job = _claimed_video(config, store)
+        outcome = run_video_job(job, _context(store, config, restorers=holder), CancelToken(),
+                                options=clip_restorer_options(settings, job.restorer))
+    assert outcome is Outcome.DEFERRED
+    assert not holder.loaded
+    assert loads.alive() == 0

@@ -7,7 +7,8 @@ rename relative to the target's directory opened below the library root. Both de
 the target is now (the original, the record's output, something else, or gone) and check under
 the directory's lock, immediately before the rename, that it has not changed since; and both
 say whether they wrote anything (`RevertOutcome.changed`), so nobody is told "reverted" for a
-file that was never touched.
+file that was never touched. `revert` also gives back the target's XMP sidecar as it was
+before lmd wrote there (`daemon.output.sidecar_keep`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from daemon.output.atomic import (
 )
 from daemon.output.errors import OutputError, RevertConflict
 from daemon.output.replace import ReplaceRecord, is_own_output, save_record
+from daemon.output.sidecar_keep import put_sidecar_back
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +147,7 @@ def revert(record: ReplaceRecord, *, force: bool = False) -> RevertOutcome:
     state = _state(record)
     if state == "original":
         log.info("revert_already_original", path=str(target))
+        put_sidecar_back(record.backup, target)
         _forget(record)
         return RevertOutcome(target, False, record.original)
     if state == "other" and not force:
@@ -155,6 +158,7 @@ def revert(record: ReplaceRecord, *, force: bool = False) -> RevertOutcome:
     if state == "missing" and not force:
         raise RevertConflict(f"{target} is missing; use --force to restore the original")
     restored = _put_back(record, unchanged_fence(target, seen))
+    put_sidecar_back(record.backup, target)  # `[output] xmp_sidecar`: what was there
     _forget(record)
     log.info("reverted", path=str(target))
     return RevertOutcome(target, True, restored)

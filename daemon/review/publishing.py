@@ -107,18 +107,25 @@ class AfterPublish:
         content_hash: str | None, size: tuple[int, int] | None,
     ) -> None:
         """`[output] xmp_sidecar`: NAME.ext.xmp beside the output, derived from the original
-        (the backup of the replaced still in replace mode)."""
+        (the backup of the replaced still in replace mode, where the sidecar that was there is
+        kept beside the backup for `lmd revert`: `daemon.output.sidecar_keep`)."""
         if not self._settings.output.xmp_sidecar:
             return
+        from daemon.output.sidecar_keep import keep_sidecar_before, note_sidecar_written
         from daemon.publish.xmp_sidecar import write_xmp_sidecar
 
         target = original_of(job)
         original = backup if kind == "replace" and backup is not None else target
+        # replace mode: the target's own sidecar path; revert gives back what was there
+        kept_by = backup if kind == "replace" else None
         try:
+            before = keep_sidecar_before(kept_by, destination) if kept_by else False
             result = write_xmp_sidecar(
                 destination, original, target=target, output_digest=content_hash,
                 dimensions=size, restorer=job.restorer,
             )
+            if kept_by is not None and result.written:
+                note_sidecar_written(kept_by, destination, before)
         except Exception as exc:  # a sidecar must never fail the publication itself
             log.warning("xmp_sidecar_failed", job_id=job.id, path=str(destination), error=str(exc))
             return

@@ -32,6 +32,7 @@ from daemon.cli.context import (
     console_err,
 )
 from daemon.cli.examples import attach_examples, epilog
+from daemon.files.names import escape as escape_name
 
 COMMAND_MODULES = ("config", "jobs", "scan", "restore", "model", "outputs", "service", "train",
                    "video", "review")
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         # calling sys.exit, and a command's own return value otherwise (None: success).
         result = app(args=argv, prog_name="lmd", standalone_mode=False, obj=cli_state)
     except OperationalError as exc:
-        console_err.print(f"[bold red]lmd:[/] {escape(str(exc))}", soft_wrap=True)
+        # names in the escaped form of every other line, each line of the message kept
+        shown = "\n".join(escape_name(line) for line in str(exc).split("\n"))
+        console_err.print(f"[bold red]lmd:[/] {escape(shown)}", soft_wrap=True)
         return EXIT_FAILED
     except typer.Exit as exc:
         return exc.exit_code

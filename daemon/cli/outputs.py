@@ -188,11 +188,21 @@ def _gone(record: ReplaceRecord) -> bool:
 
 
 def _forget_outputs(record: ReplaceRecord, store: JobStore | None) -> None:
-    """The index keeps the reverted outputs as lmd's, and their jobs stop claiming them."""
+    """The index keeps the reverted outputs as lmd's, and their jobs stop claiming them; a
+    published restoration's review becomes "rejected" by revert (the page and `lmd review
+    list` then say what is in place)."""
+    import secrets
+
+    from daemon.store.review import ReviewState
+
     if store is None:
         return
     for row in store.outputs_with_record(str(record.record_path)):
-        store.output_reverted(row.id)
+        token = secrets.token_hex(8)
+        if store.claim_review(row.job_id, [ReviewState.ACCEPTED], token) is not None:
+            store.finish_review(row.job_id, token, ReviewState.REJECTED, decided_by="revert",
+                                note="the original was put back with lmd revert")
+        store.output_reverted(row.id)  # its event ("reverted: ...") closes the history
 
 
 def register(app: typer.Typer) -> None:

@@ -70,6 +70,8 @@ def status_payload(store: JobStore, settings: Settings | None = None) -> dict[st
         "library_problems": store.library_problems(20),
         "database": mask_url(settings.database_url) if settings is not None else None,
         "deliveries": deliveries(store),
+        # succeeded jobs by review state: with review required, what waits for a person
+        "reviews": store.review_counts(),
     }
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from core import hashing
+from daemon.copies import copy_of, still_there
 from daemon.files.errors import UnreadableFile
 from daemon.files.signature import FileSignature
 from daemon.files.stack_names import PHOTOPRISM_STACK_SUFFIX
@@ -328,9 +329,9 @@ def _record(
 def _enqueue(
     store: JobStore, spec: JobSpec, asset: LiveAsset, summary: ScanSummary
 ) -> ScanAction:
-    copy_of = _copy_of(store, spec)
-    if copy_of is not None:
-        log.info("asset_is_copy", asset=asset.key, job_id=copy_of)
+    copy = copy_of(store, spec)
+    if copy is not None:
+        log.info("asset_is_copy", asset=asset.key, job_id=copy)
         return ScanAction.COPY
     result = store.enqueue(spec)
     if result.created:
@@ -342,24 +343,6 @@ def _enqueue(
         log.info("job_moved", job_id=result.job_id, asset=asset.key)
         return ScanAction.MOVED
     return ScanAction.UNCHANGED
-
-
-def _copy_of(store: JobStore, spec: JobSpec) -> int | None:
-    """The job this asset is a copy of: a job with the same identity (the same content) under
-    another key whose key photo is still where that job recorded it, with that content. A move
-    leaves nothing behind; a copy leaves the first one in place, and the job stays with it
-    (else it would follow whichever copy the scan met last, a "move" on every scan). The key
-    photo decides because lmd never writes it; only assets whose identity already has a job
-    under another key pay for the check."""
-    job_id = store.job_with_identity(spec.identity)
-    job = store.get_job(job_id) if job_id is not None else None
-    if job is None or job.asset_key == spec.asset_key:
-        return None
-    path = job.payload.get("reference")
-    recorded = ((job.payload.get("signatures") or {}).get("reference") or {}).get("content_hash")
-    if not path or not recorded or path == spec.payload.get("reference"):
-        return None
-    return job.id if _still_there(Path(path), recorded) else None
 
 
 def _not_an_input(asset: LiveAsset, summary: ScanSummary, why: str) -> ScanAction:
@@ -386,7 +369,8 @@ def _restored(
     )
     moved = output.path != str(asset.target)
     if moved:
-        if _still_there(Path(output.path), target_hash(asset)):
+        # lmd's output still where it was written: the one found here is a copy of it
+        if still_there(Path(output.path), target_hash(asset)):
             return _not_an_input(asset, summary, f"a copy of lmd's output {output.path}")
         store.output_moved(output.id, str(asset.target), asset.key, original.to_dict())
         summary.outputs_moved += 1
@@ -398,15 +382,6 @@ def _restored(
 
 def target_hash(asset: LiveAsset) -> str:
     return asset.signatures["target"].content_hash
-
-
-def _still_there(path: Path, digest: str) -> bool:
-    """Whether lmd's output is still where it was written (then the one found elsewhere is a
-    copy, not the same still moved)."""
-    try:
-        return path.is_file() and hashing.matches(path, digest)
-    except (OSError, hashing.UnknownDigest):
-        return False
 
 
 #: lmd's XMP namespace, as `daemon.output.xmp.LMD_NS` writes it (the scanner may not import the

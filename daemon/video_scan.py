@@ -20,7 +20,8 @@ that differs from what an unfinished replace-mode video job of the asset recorde
 may be replacing it now, or was killed between its rename and recording its success (its
 backup record names the movie, the index does not yet); the job settles it (the worker
 restores from the backed-up original, or skips the job when the MOV is not its output, and
-the next scan sees the MOV as it is).
+the next scan sees the MOV as it is). The same Live Photo in two folders is a copy, not a
+move (`daemon.copies`): the video job stays with the copy it was made for, as the still's does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.video import clip_weights_digest
+from daemon.copies import copy_of
 from daemon.files.signature import FileSignature
 from daemon.library.asset import LiveAsset
 from daemon.settings import Settings
@@ -157,4 +159,7 @@ def enqueue_video(
     reference = asset.signatures["reference"].content_hash
     if store.find_outputs([reference]):
         return False
-    return store.enqueue(video_job_spec(asset, settings, weights())).created
+    spec = video_job_spec(asset, settings, weights())
+    if copy_of(store, spec) is not None:  # the same video job stays with the first copy
+        return False
+    return store.enqueue(spec).created

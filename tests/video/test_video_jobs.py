@@ -486,3 +486,24 @@ def test_which_all_finds_the_key_frame_of_a_video_without_a_key_time(
         assert job.provenance["key_frame"] == 5  # the frame the key photo shows, matched
     out = tmp_path / "state" / "restored" / "IMG_0003.MOV"
     assert len(source_timing(SourceMovie(path=out)).pts) == FRAMES
+
+
+def test_a_copied_folder_does_not_move_the_video_job(tmp_path: Path, library: Path) -> None:
+    """The same Live Photo in two folders is a copy, not a move: the video job stays with the
+    key photo it was made for (the rule of the still's job, `daemon.copies`), rather than
+    following whichever copy the scan met last and growing a 'moved' event on every scan."""
+    config = _config(tmp_path, ENABLED)
+    copy = library / "copy"
+    copy.mkdir()
+    for name in ("IMG_0001.HEIC", "IMG_E0001.HEIC", "IMG_0001.MOV", "IMG_0001.AAE"):
+        (copy / name).write_bytes((library / name).read_bytes())
+    settings = load_settings(config)
+    for _ in range(3):
+        assert lmd(config, "scan")[0] == 0
+        with open_store(settings.database_url) as store:
+            jobs = {(j.kind, j.asset_key): j.id for j in store.list_jobs()}
+            assert sorted(jobs) == [("still", "IMG_0001"), ("video", "IMG_0001")]
+            video = jobs[("video", "IMG_0001")]
+            assert store.get_job(video).payload["reference"] == str(library / "IMG_0001.HEIC")
+            assert [e.reason for e in store.events(video)
+                    if (e.reason or "").startswith("moved")] == []

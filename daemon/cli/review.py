@@ -21,6 +21,7 @@ from daemon.cli.render import clip, echo_json, print_table, say
 
 if TYPE_CHECKING:
     from daemon.review.decisions import ReviewService
+    from daemon.store.review import Review
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 JobIds = Annotated[
@@ -71,6 +72,14 @@ def _report(done_word: str, results: list, as_json: bool) -> None:  # type: igno
         raise OperationalError(f"{len(refused)} of {len(results)} could not be {done_word}")
 
 
+def _state_shown(review: Review) -> str:
+    """The review state as a person needs it: an awaiting one a newer job superseded is stale
+    (`accept` refuses it)."""
+    if review.state.value == "awaiting" and review.superseded_by is not None:
+        return f"awaiting, superseded by job {review.superseded_by}"
+    return str(review.state.value)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `review` group to the root app."""
     group = typer.Typer(
@@ -116,7 +125,7 @@ def register(app: typer.Typer) -> None:
             return
         rows = [
             (
-                r.job_id, r.state.value, r.job.restorer,
+                r.job_id, _state_shown(r), r.job.restorer,
                 "" if r.flow_confidence is None else f"{r.flow_confidence:.2f}",
                 r.face_status, ", ".join(r.flags), clip(r.job.path, 60),
             )
@@ -142,7 +151,11 @@ def register(app: typer.Typer) -> None:
         if bool(job_ids) == all_:
             raise typer.BadParameter("give job IDs or --all")
         with _service(ctx) as service:
-            ids = job_ids or [r.job_id for r in service.list("awaiting")]
+            waiting = [] if job_ids else service.list("awaiting")
+            for stale in (r for r in waiting if r.superseded_by is not None):
+                say(f"skipped: job {stale.job_id} is superseded by job {stale.superseded_by}",
+                    err=True)
+            ids = job_ids or [r.job_id for r in waiting if r.superseded_by is None]
             results = service.decide_many("accept", ids, by="cli")
         if all_ and not ids and not as_json:
             say("nothing awaits review")

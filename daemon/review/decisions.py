@@ -3,11 +3,12 @@
 `lmd review …` and the review page are two faces of this one service; both end in the store's
 review operations (`daemon.store.review`), so they give the same answers.
 
-- **accept** (an `awaiting` restoration): the staged still, checked against the digest recorded
-  when it was staged, is published exactly as the job's pinned output says (tree, beside, or
-  replace with backup) through the worker's writer (`LibraryFiles.write`), fenced on this
-  decision's claim; then the job's output is recorded, the XMP sidecar written and hooks and
-  viewers told, as if the worker had published it.
+- **accept** (an `awaiting` restoration of a job no newer one superseded: a superseded one's
+  inputs changed since, so its restoration is stale): the staged still, checked against the
+  digest recorded when it was staged, is published exactly as the job's pinned output says
+  (tree, beside, or replace with backup) through the worker's writer (`LibraryFiles.write`),
+  fenced on this decision's claim; then the job's output is recorded, the XMP sidecar written
+  and hooks and viewers told, as if the worker had published it.
 - **reject**: an `awaiting` restoration is discarded; a published one (review off) is reverted:
   replace mode puts the original back through `daemon.output.revert`, a sidecar output that is
   still lmd's own is removed (one someone edited since is refused). The job keeps its identity,
@@ -111,7 +112,7 @@ class ReviewService:
 
     def accept(self, job_id: int, by: str) -> Decided:
         token = secrets.token_hex(16)
-        review = self._claim(job_id, {ReviewState.AWAITING}, token, "accept")
+        review = self._claim(job_id, {ReviewState.AWAITING}, token, "accept", current=True)
         job = review.job
         try:
             image = self._staged_image(review)
@@ -196,9 +197,10 @@ class ReviewService:
     # ---- helpers --------------------------------------------------------------------------
 
     def _claim(
-        self, job_id: int, states: set[ReviewState], token: str, action: str
+        self, job_id: int, states: set[ReviewState], token: str, action: str,
+        current: bool = False,
     ) -> Review:
-        review = self.store.claim_review(job_id, states, token)
+        review = self.store.claim_review(job_id, states, token, current=current)
         if review is None:
             raise ReviewRefused(self._why_not(job_id, action))
         return review
@@ -210,6 +212,11 @@ class ReviewService:
             if job is None:
                 return f"job {job_id} does not exist"
             return f"job {job_id} is {job.state.value}: it has no finished restoration to {action}"
+        if action == "accept" and review.superseded_by is not None:
+            return (
+                f"job {job_id} is superseded by job {review.superseded_by} (the photo changed "
+                "since): its restoration is stale and cannot be accepted; reject it to discard it"
+            )
         if review.claim is not None and review.state != ReviewState.REJECTED:
             return f"job {job_id}: another decision is being made right now"
         allowed = "awaiting" if action == "accept" else "awaiting or accepted"

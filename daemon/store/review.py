@@ -121,6 +121,12 @@ class Review:
         return self.job.id
 
     @property
+    def superseded_by(self) -> int | None:
+        """The newer job of the asset that superseded this one (its inputs changed since):
+        an `awaiting` restoration is then stale, and cannot be accepted."""
+        return self.job.superseded_by
+
+    @property
     def face_status(self) -> str:
         return (self.face_check or {}).get("status", "not checked")
 
@@ -143,6 +149,7 @@ class Review:
             "decided_by": self.decided_by,
             "note": self.note,
             "redo_job_id": self.redo_job_id,
+            "superseded_by": self.superseded_by,
         }
 
 
@@ -343,10 +350,12 @@ class ReviewOps(OutputOps):
     # ---- decisions ---------------------------------------------------------------------
 
     def claim_review(
-        self, job_id: int, expected: Iterable[ReviewState], token: str
+        self, job_id: int, expected: Iterable[ReviewState], token: str, *, current: bool = False
     ) -> Review | None:
         """Take the right to decide on `job_id` while its review is in one of `expected`
-        (and its job succeeded). None when it is not, or another decision holds a fresh claim."""
+        (and its job succeeded; with `current`, and no newer job superseded it: an accept
+        must not publish a restoration of inputs that changed since). None when it is not, or
+        another decision holds a fresh claim."""
         wanted = sorted(ReviewState(s).value for s in expected)
 
         def run(conn: Connection) -> bool:
@@ -355,6 +364,8 @@ class ReviewOps(OutputOps):
             job_ok = select(jobs.c.id).where(
                 jobs.c.id == job_id, jobs.c.state == JobState.SUCCEEDED.value
             )
+            if current:
+                job_ok = job_ok.where(jobs.c.superseded_by.is_(None))
             result = conn.execute(
                 update(reviews)
                 .where(

@@ -30,8 +30,24 @@ class Finding:
     detail: str
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        # one finding is one line (a row of the table; piped, a tab-separated line, where a
+        # newline inside a field prints as a literal `\n`): a message of several lines (a
+        # settings error names each bad key on a line of its own) is joined into one
+        for name in ("detail", "fix"):
+            object.__setattr__(self, name, _one_line(getattr(self, name)))
+
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line: its lines joined with "; " (after a line ending in ":", a space)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    out = lines[0] if lines else ""
+    for line in lines[1:]:
+        out += (" " if out.endswith(":") else "; ") + line
+    return out
 
 
 def config_finding(config_path: Path | None, error: str | None) -> Finding:
@@ -47,7 +63,7 @@ def config_finding(config_path: Path | None, error: str | None) -> Finding:
     where = str(path) if path is not None else "no file (defaults and LMD_ variables)"
     if error is not None:
         return Finding("config", "fail", error,
-                       "fix the keys named above (ranges and syntax: config/lmd.toml)")
+                       "fix each key the detail names (ranges and syntax: config/lmd.toml)")
     return Finding("config", "ok", f"{where}: every value valid")
 
 

@@ -44,3 +44,17 @@ def test_doctor_reports_bad_restorer_params_first(tmp_path: Path) -> None:
     assert "tone_sigma must be a finite number" in findings[0]["detail"]
     assert f"[file {config}]" in findings[0]["detail"]
 
+
+
+def test_doctor_piped_prints_a_bad_config_on_one_line(tmp_path: Path) -> None:
+    """Piped, `lmd doctor` prints one tab-separated line per finding; a configuration error of
+    several lines (one per bad key) showed there as a literal `\\n` between the keys."""
+    config = tmp_path / "lmd.toml"
+    config.write_text('[watcher]\nmode = "bogus"\n[worker]\nmax_attempts = -1\n')
+    done = run_lmd(tmp_path, "--config", str(config), "doctor")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "\\n" not in done.stdout
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    assert all(len(row) == 4 for row in rows)
+    (detail,) = [row[2] for row in rows if row[0] == "config"]
+    assert "watcher.mode = 'bogus'" in detail and "worker.max_attempts = -1" in detail

@@ -29,6 +29,13 @@ def render_status(payload: dict[str, Any]) -> None:
     print_table(("worker", "state", "job", "progress", "stage", "window", "heartbeat"), rows,
                 title="workers", empty="workers: none registered")
 
+    reviews = payload.get("reviews") or {}
+    # review in use: something waits for a person or was turned down (with review off every
+    # restoration is published directly, 'accepted', and the line would only repeat the jobs)
+    if reviews.get("awaiting") or reviews.get("rejected"):
+        say(f"reviews: {reviews.get('awaiting', 0)} awaiting, {reviews.get('accepted', 0)}"
+            f" accepted, {reviews.get('rejected', 0)} rejected")
+
     restorer = payload.get("restorer")
     if restorer:
         say(f"restorer: {restorer['name']} on {restorer['device']}"

@@ -33,3 +33,20 @@ def test_status_counts_what_awaits_review(
     status = json.loads(capsys.readouterr().out)
     assert status["jobs"]["succeeded"] == 3
     assert status["reviews"] == {"awaiting": 2, "accepted": 1, "rejected": 0}
+    # the human view says it too, on a line of its own
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "reviews: 2 awaiting, 1 accepted, 0 rejected" in lines
+
+
+def test_status_has_no_review_line_when_review_is_not_in_use(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Review off: every restoration is published directly ('accepted' by auto); a line
+    saying so on every status would be noise."""
+    from daemon.cli.status_view import render_status
+
+    render_status({"jobs": {"succeeded": 3}, "reviews": {"awaiting": 0, "accepted": 3,
+                                                          "rejected": 0}})
+    out = capsys.readouterr().out
+    assert "succeeded" in out and "review" not in out

@@ -85,7 +85,10 @@ def test_a_superseded_restoration_cannot_be_accepted(
                 build_app(settings, store, service, Guard(None, loopback_only=True)),
                 base_url="http://127.0.0.1:8765",
             )
-            assert f"superseded by job {newer}" in client.get("/?state=all").text
+            grid = client.get("/?state=all").text
+            assert f"superseded by job {newer}" in grid
+            # no bulk-select box on its card: bulk accept would only be refused
+            assert not re.search(rf'class="pick" value="{stale}"', grid)
             detail = client.get(f"/job/{stale}").text
             assert f"superseded by job {newer}" in detail
             assert re.search(r'id="accept"[^>]*disabled', detail)

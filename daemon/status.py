@@ -72,6 +72,9 @@ def status_payload(store: JobStore, settings: Settings | None = None) -> dict[st
         "deliveries": deliveries(store),
         # succeeded jobs by review state: with review required, what waits for a person
         "reviews": store.review_counts(),
+        # whether `[review] required` is on: the counts alone cannot tell "review on, nothing
+        # waiting" from "review off" (None without settings)
+        "review_required": settings.review.required if settings is not None else None,
     }
 
 

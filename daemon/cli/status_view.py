@@ -30,11 +30,14 @@ def render_status(payload: dict[str, Any]) -> None:
                 title="workers", empty="workers: none registered")
 
     reviews = payload.get("reviews") or {}
-    # review in use: something waits for a person or was turned down (with review off every
-    # restoration is published directly, 'accepted', and the line would only repeat the jobs)
-    if reviews.get("awaiting") or reviews.get("rejected"):
+    required = bool(payload.get("review_required"))
+    # review in use: required, or something waits for a person or was turned down (with review
+    # off every restoration is published directly, 'accepted', and the line would only repeat
+    # the jobs)
+    if required or reviews.get("awaiting") or reviews.get("rejected"):
         say(f"reviews: {reviews.get('awaiting', 0)} awaiting, {reviews.get('accepted', 0)}"
-            f" accepted, {reviews.get('rejected', 0)} rejected")
+            f" accepted, {reviews.get('rejected', 0)} rejected"
+            + (" (review required)" if required else ""))
 
     restorer = payload.get("restorer")
     if restorer:

@@ -33,10 +33,18 @@ def test_status_counts_what_awaits_review(
     status = json.loads(capsys.readouterr().out)
     assert status["jobs"]["succeeded"] == 3
     assert status["reviews"] == {"awaiting": 2, "accepted": 1, "rejected": 0}
+    assert status["review_required"] is True
     # the human view says it too, on a line of its own
     assert main(["status"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "reviews: 2 awaiting, 1 accepted, 0 rejected" in lines
+    assert "reviews: 2 awaiting, 1 accepted, 0 rejected (review required)" in lines
+    # nothing left waiting: with review required the line stays (the counts alone read as
+    # review off)
+    assert main(["review", "accept", "--all"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "reviews: 0 awaiting, 3 accepted, 0 rejected (review required)" in lines
 
 
 def test_status_has_no_review_line_when_review_is_not_in_use(
@@ -47,6 +55,7 @@ def test_status_has_no_review_line_when_review_is_not_in_use(
     from daemon.cli.status_view import render_status
 
     render_status({"jobs": {"succeeded": 3}, "reviews": {"awaiting": 0, "accepted": 3,
-                                                          "rejected": 0}})
+                                                          "rejected": 0},
+                   "review_required": False})
     out = capsys.readouterr().out
     assert "succeeded" in out and "review" not in out

@@ -39,7 +39,6 @@ from daemon.output import (
     RevertConflict,
     check_writable,
     commit_replace,
-    iter_records,
     plan_output,
     signature_of,
     undo_replace,
@@ -56,6 +55,7 @@ from daemon.worker.records import (
     is_lmd_output,
     note_output,
     record_for_output,
+    record_of_commit,
 )
 
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -287,25 +287,9 @@ class LibraryFiles:
         )
 
     def record_of(self, plan: OutputPlan, job: Job, written: FileSignature) -> str | None:
-        """The backup record naming `written` as its output (replace mode), for the index. A
-        record another writer saved over since (a worker that lost its lease, saving after its
-        successor) is found by the original it keeps. Nothing is written here: this runs before
-        the success is recorded, possibly in a worker that lost its lease; a record that lags is
-        brought up to date by whoever next relies on it (a redo's input check, `lmd revert`)."""
-        if plan.kind != "replace" or plan.backup is None:
-            return None
-        record = record_for_output(plan.backup.parent, plan.target, written)
-        if record is None:
-            original = LiveAsset.from_dict(job.payload).signatures.get("target")
-            kept = [
-                r for r in iter_records(plan.backup.parent, plan.target, recursive=False,
-                                        unreadable=[])
-                if original is not None and r.original.content_hash == original.content_hash
-            ]
-            if not kept:
-                return None
-            record = kept[0]
-        return str(record.record_path)
+        """The backup record of the still's replace commit, for the index (`record_of_commit`)."""
+        original = LiveAsset.from_dict(job.payload).signatures.get("target")
+        return record_of_commit(plan, written, original)
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
         """Take back a write whose result could not be recorded (`undo_write`)."""

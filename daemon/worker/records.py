@@ -25,6 +25,7 @@ from core import hashing
 from daemon.files.signature import FileSignature
 from daemon.output import (
     OutputError,
+    OutputPlan,
     iter_records,
     load_record,
     read_metadata,
@@ -209,6 +210,29 @@ def record_for_output(folder: Path, target: Path, written: FileSignature) -> Rep
         if record.output is not None and record.output.content_hash == written.content_hash:
             return record
     return None
+
+
+def record_of_commit(
+    plan: OutputPlan, written: FileSignature, original: FileSignature | None
+) -> str | None:
+    """The backup record of the replace commit that wrote `written` (None for other plans), for
+    the index of outputs (revert and `follow_moved_records` find the record through it): the one
+    naming `written` as its output, else, where another writer saved over it since (a worker
+    that lost its lease, saving after its successor), the one keeping `original`, what the job
+    replaces. Stills and MOVs alike: one replace protocol. Nothing is written here: this runs
+    before the success is recorded, possibly in a worker that lost its lease; a record that lags
+    is brought up to date by whoever next relies on it (a redo's input check, `lmd revert`)."""
+    if plan.kind != "replace" or plan.backup is None:
+        return None
+    record = record_for_output(plan.backup.parent, plan.target, written)
+    if record is None and original is not None:
+        record = next(
+            (r for r in iter_records(plan.backup.parent, plan.target, recursive=False,
+                                     unreadable=[])
+             if r.original.content_hash == original.content_hash),
+            None,
+        )
+    return None if record is None else str(record.record_path)
 
 
 def follow_moved_records(store: RecordFollower) -> int:

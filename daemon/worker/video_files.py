@@ -54,7 +54,7 @@ from daemon.worker.files import (
     undo_write,
     write_root,
 )
-from daemon.worker.records import OutputIndex, record_for_output
+from daemon.worker.records import OutputIndex, record_of_commit
 
 #: width the key photo and frames are compared at when the video records no key time
 MATCH_WIDTH = 64
@@ -196,12 +196,12 @@ class VideoFiles:
             create_dirs=True, fence=fence,
         )
 
-    def record_of(self, plan: OutputPlan, written: FileSignature) -> str | None:
-        """The backup record naming `written` as its output (replace mode), for the index."""
-        if plan.kind != "replace" or plan.backup is None:
-            return None
-        record = record_for_output(plan.backup.parent, plan.target, written)
-        return None if record is None else str(record.record_path)
+    def record_of(self, plan: OutputPlan, job: Job, written: FileSignature) -> str | None:
+        """The backup record of the MOV's replace commit, for the index (`record_of_commit`, a
+        still's too: found by the original MOV it keeps where a worker that lost its lease
+        saved over it after its successor)."""
+        original = LiveAsset.from_dict(job.payload).signatures.get("video")
+        return record_of_commit(plan, written, original)
 
     def undo(self, plan: OutputPlan, job: Job, written: FileSignature) -> bool:
         """Take back a write whose result could not be recorded, while the destination still

@@ -145,7 +145,7 @@ def run_video_job(
         provenance["seconds"] = round(time.monotonic() - started, 3)
         ctx.store.succeed(
             job.id, ctx.worker_id, str(plan.destination), signature.to_dict(), provenance,
-            generation=generation, kind=plan.kind, record=files.record_of(plan, signature),
+            generation=generation, kind=plan.kind, record=files.record_of(plan, job, signature),
         )
         bound.info("job_succeeded", path=str(plan.destination), seconds=provenance["seconds"])
         return Outcome.SUCCEEDED

@@ -46,6 +46,25 @@ def copy_library(source: Path, tmp_path: Path) -> Path:
     return library
 
 
+def cli_library(
+    tmp_path: Path, source_library: Path, monkeypatch: Any, sections: str
+) -> Path:
+    """A copy of the library for tests that run `lmd` in-process: its `lmd.toml` (the library,
+    a state directory in `tmp_path`, no watcher, then `sections`) named by LMD_CONFIG, no other
+    LMD_ variable that would override it, warnings only in the log. Returns the library."""
+    from daemon.logging import configure_logging
+
+    library = copy_library(source_library, tmp_path)
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'[watcher]\nmode = "off"\n{sections}')
+    for name in ("LMD_REVIEW__TOKEN", "LMD_STATE_DIR", "LMD_DATABASE_URL", "LMD_LIBRARY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LMD_CONFIG", str(config))
+    configure_logging("warning")
+    return library
+
+
 def settings_for(tmp_path: Path, library: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "library": library,

@@ -10,23 +10,16 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.logging import configure_logging
 from daemon.store import open_store
-from tests.review.helpers import copy_library, scan_and_work, settings_for
+from tests.review.helpers import cli_library, scan_and_work, settings_for
 
 
 def test_a_reverted_restoration_is_rejected_by_revert(
     tmp_path: Path, source_library: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    library = copy_library(source_library, tmp_path)
-    config = tmp_path / "lmd.toml"
-    config.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[watcher]\nmode = "off"\n[output]\nmode = "replace"\n')
-    for name in ("LMD_STATE_DIR", "LMD_DATABASE_URL", "LMD_LIBRARY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LMD_CONFIG", str(config))
-    configure_logging("warning")
+    library = cli_library(tmp_path, source_library, monkeypatch,
+                          '[output]\nmode = "replace"\n')
     settings = settings_for(tmp_path, library, output={"mode": "replace"})
     scan_and_work(settings).close()
     first = library / "2026" / "IMG_E1201.HEIC"

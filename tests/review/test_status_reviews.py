@@ -10,22 +10,15 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.logging import configure_logging
-from tests.review.helpers import copy_library, scan_and_work, settings_for
+from tests.review.helpers import cli_library, scan_and_work, settings_for
 
 
 def test_status_counts_what_awaits_review(
     tmp_path: Path, source_library: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    library = copy_library(source_library, tmp_path)
-    config = tmp_path / "lmd.toml"
-    config.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[watcher]\nmode = "off"\n[review]\nrequired = true\n')
-    for name in ("LMD_STATE_DIR", "LMD_DATABASE_URL", "LMD_LIBRARY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LMD_CONFIG", str(config))
-    configure_logging("warning")
+    library = cli_library(tmp_path, source_library, monkeypatch,
+                          '[review]\nrequired = true\n')
     scan_and_work(settings_for(tmp_path, library, review={"required": True})).close()
     assert main(["review", "accept", "1"]) == 0
     capsys.readouterr()

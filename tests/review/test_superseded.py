@@ -17,13 +17,12 @@ from daemon.cli import main
 from daemon.files.exif import apple_content_identifier
 from daemon.library.media import load_still
 from daemon.library.synth import write_apple_still
-from daemon.logging import configure_logging
 from daemon.review.decisions import open_review_service
 from daemon.review.web.app import build_app
 from daemon.review.web.security import Guard
 from daemon.scanner import run_scan
 from daemon.store import open_store
-from tests.review.helpers import copy_library, scan_and_work, settings_for
+from tests.review.helpers import cli_library, scan_and_work, settings_for
 
 
 def _edit_again(target: Path) -> None:
@@ -50,14 +49,8 @@ def test_a_superseded_restoration_cannot_be_accepted(
     tmp_path: Path, source_library: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    library = copy_library(source_library, tmp_path)
-    config = tmp_path / "lmd.toml"
-    config.write_text(f'library = "{library}"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[watcher]\nmode = "off"\n[review]\nrequired = true\n')
-    for name in ("LMD_REVIEW__TOKEN", "LMD_STATE_DIR", "LMD_DATABASE_URL", "LMD_LIBRARY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LMD_CONFIG", str(config))
-    configure_logging("warning")
+    library = cli_library(tmp_path, source_library, monkeypatch,
+                          '[review]\nrequired = true\n')
     settings = settings_for(tmp_path, library, review={"required": True})
     with scan_and_work(settings) as store:
         stale = min(j.id for j in store.list_jobs())

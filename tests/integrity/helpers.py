@@ -170,3 +170,26 @@ def lmd_revert(settings: Settings, *args: str) -> Any:
         return CliRunner().invoke(app, ["revert", *args])
     finally:
         os.chdir(here)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL in this process: no handler of the worker's catches it, so the job is
+    left running under its lease, whatever was on disk stays as it was."""
+
+
+def kill_at_the_final_record_write(
+    patcher: Any, when: Any = lambda record: record.output is not None
+) -> None:
+    """Through `patcher` (a pytest MonkeyPatch or its context), make the replace protocol's
+    record save raise `Killed` for the first record `when` picks (default: the one naming the
+    output after its rename), saving the others as usual."""
+    import daemon.output.replace as replace_module
+
+    save = replace_module.save_record
+
+    def dies_on_the_final_write(record: Any) -> None:
+        if when(record):
+            raise Killed
+        save(record)
+
+    patcher.setattr(replace_module, "save_record", dies_on_the_final_write)

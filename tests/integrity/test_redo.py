@@ -11,21 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import daemon.output.replace as replace_module
 from daemon.library.media import load_still
 from daemon.output import iter_records
 from daemon.scanner import run_scan
 from daemon.settings import Settings
 from daemon.store import JobState, JobStore, open_store
-from tests.integrity.helpers import Tinted, expire, worker
+from tests.integrity.helpers import Killed, Tinted, expire, kill_at_the_final_record_write, worker
 from tests.integrity.invariants import People, check, digest
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=1)
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL in this process: no handler of the worker's catches it, so the job is
-    left running under its lease, whatever was on disk stays as it was."""
 
 
 def _originals(settings: Settings, store: JobStore) -> dict[int, np.ndarray]:
@@ -128,13 +122,7 @@ def test_a_crash_after_the_rename_is_redone_from_the_original(
                 raise Killed
             monkeypatch.setattr(store, "succeed", dies)
         else:
-            save = replace_module.save_record
-
-            def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
-                if record.output is not None:
-                    raise Killed
-                save(record)
-            monkeypatch.setattr(replace_module, "save_record", dies_on_the_final_write)
+            kill_at_the_final_record_write(monkeypatch)
         with pytest.raises(Killed):
             killed.run_once(ignore_windows=True)
         monkeypatch.undo()

@@ -13,22 +13,16 @@ from pathlib import Path
 
 import pytest
 
-import daemon.output.replace as replace_module
 from core import CancelToken
 from daemon.output import iter_records
 from daemon.settings import load_settings
 from daemon.store import JobState, open_store
 from daemon.worker.video_job import run_video_job
-from tests.integrity.helpers import expire
+from tests.integrity.helpers import Killed, expire, kill_at_the_final_record_write
 from tests.video import test_video_jobs
 from tests.video.test_video_jobs import ENABLED, _claimed_video, _config, _context, _jobs, lmd
 
 library = test_video_jobs.library  # the fixture: a library of two tiny Live Photos
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL: no handler of the worker's catches it; the job stays running under
-    its lease and whatever was on disk stays as it was."""
 
 
 def _dies(*args: object, **kwargs: object) -> None:
@@ -54,14 +48,7 @@ def test_a_crash_while_replacing_a_mov_is_redone_from_the_original(
             elif where == "before succeed":
                 kill.setattr(store, "succeed", _dies)
             else:
-                save = replace_module.save_record
-
-                def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
-                    if record.output is not None:
-                        raise Killed
-                    save(record)
-
-                kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+                kill_at_the_final_record_write(kill)
             with pytest.raises(Killed):
                 run_video_job(job, _context(store, config), CancelToken())
         assert store.get_job(job.id).output_signature is None  # nothing recorded
@@ -98,15 +85,8 @@ def test_revert_right_after_a_crash_before_the_final_record_write(
     settings = load_settings(config)
     with open_store(settings.database_url) as store:
         job = _claimed_video(config, store)
-        save = replace_module.save_record
-
-        def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
-            if record.output is not None:
-                raise Killed
-            save(record)
-
         with monkeypatch.context() as kill:
-            kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+            kill_at_the_final_record_write(kill)
             with pytest.raises(Killed):
                 run_video_job(job, _context(store, config), CancelToken())
     assert mov.read_bytes() != original
@@ -138,15 +118,9 @@ def test_a_crash_while_redoing_a_replaced_mov_keeps_the_true_original(
         assert run_scan(settings, settings.library, store=store).videos_enqueued == 1
         job = store.claim("w1", 30.0)
         assert job is not None and job.kind == "video"
-        save = replace_module.save_record
-
-        def dies_on_the_final_write(record):  # type: ignore[no-untyped-def]
-            if record.output is not None and record.pending is None:
-                raise Killed
-            save(record)
-
         with monkeypatch.context() as kill:
-            kill.setattr(replace_module, "save_record", dies_on_the_final_write)
+            kill_at_the_final_record_write(
+                kill, when=lambda record: record.output is not None and record.pending is None)
             with pytest.raises(Killed):
                 run_video_job(job, _context(store, config), CancelToken())
         crashed = mov.read_bytes()

@@ -29,11 +29,17 @@ if TYPE_CHECKING:
 
 
 def _resolve_asset(asset: Path, library: Path | None) -> Path:
-    """ASSET as given (relative to the working directory) or relative to the library."""
-    if asset.exists() or asset.is_absolute() or library is None:
-        return asset.absolute()
-    candidate = library / asset
-    return candidate if candidate.exists() else asset.absolute()
+    """ASSET as given (relative to the working directory) or relative to the library; where no
+    file has that name, the name as lmd shows it read back (`caf\\xe9.HEIC`, copied from a
+    listing, names the file whose name holds the byte 0xe9: `daemon.files.names`)."""
+    from daemon.files.names import unescape
+
+    for name in dict.fromkeys((asset, Path(unescape(str(asset))))):
+        if name.exists():
+            return name.absolute()
+        if library is not None and not name.is_absolute() and (library / name).exists():
+            return library / name
+    return asset.absolute()
 
 
 @contextmanager

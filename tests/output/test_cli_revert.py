@@ -101,3 +101,28 @@ def test_revert_json_on_a_terminal_is_plain_json(replaced, tmp_path):
     printed = run_in_terminal(["sh", "-c", " ".join(command) + " 2>/dev/null"], env, tmp_path)
     assert "\x1b[" not in printed, printed
     assert {entry["target"] for entry in json.loads(printed)} == {str(t) for t, _ in targets}
+
+
+def test_revert_takes_a_name_as_lmd_shows_it(tmp_path, apple_source, monkeypatch, capsys):
+    """A still whose name is not UTF-8 is shown escaped (`caf\\xe9.JPG`); that text, copied from
+    a listing, names it for `lmd revert` as the name's own bytes do."""
+    for key in [k for k in os.environ if k.startswith("LMD_")]:
+        monkeypatch.delenv(key)
+    lib = tmp_path / "library"
+    (lib / "2024").mkdir(parents=True)
+    config = tmp_path / "lmd.toml"
+    config.write_text(f'library = "{lib}"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[output]\nmode = "replace"\n')
+    target = lib / "2024" / os.fsdecode(b"caf\xe9.JPG")
+    os.replace(apple_source("IMG_E0001.JPG"), target)
+    original = digest_file(target)
+
+    class Out:
+        mode, location, tree, suffix = "replace", "tree", None, "_lmd"
+        backup_dir = tmp_path / "state" / "backups"
+
+    commit_replace(plan_output(target, lib, Out()), gradient(), target, {"restorer": "t"})
+    assert digest_file(target) != original
+    assert main(["--config", str(config), "revert", "2024/caf\\xe9.JPG"]) == 0
+    assert digest_file(target) == original
+    assert "caf\\xe9.JPG" in capsys.readouterr().out

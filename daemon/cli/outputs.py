@@ -127,10 +127,13 @@ def _reconciled(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
 
 def _latest_first(
     records: list[ReplaceRecord], store: JobStore | None
-) -> list[ReplaceRecord]:
-    """Records grouped by still, the one to put back first: the record whose output the still
-    holds now, else the one over which lmd last wrote (the index's order), else the newest by
-    creation (seconds) and by when the record was last written."""
+) -> list[tuple[ReplaceRecord, Path]]:
+    """Records with where their still is now (`_where`), grouped by that still, the one to put
+    back first: the record whose output the still holds now, else the one over which lmd last
+    wrote (the index's order), else the newest by creation (seconds) and by when the record was
+    last written. Grouped by where the still is now, not by the path each record names: of two
+    records of one still that moved, one may not have followed it yet (its follower was killed),
+    and it must not be put back after the newer one as if it stood for another still."""
     from core import hashing
 
     def current(target: Path) -> str | None:
@@ -139,10 +142,11 @@ def _latest_first(
         except OSError:
             return None
 
-    now = {target: current(target) for target in {r.target for r in records}}
+    placed = [(record, _where(record, store)) for record in records]
+    now = {where: current(where) for where in {where for _, where in placed}}
 
-    def rank(record: ReplaceRecord) -> tuple[int, int, str, int]:
-        holds = record.output is not None and record.output.content_hash == now[record.target]
+    def rank(record: ReplaceRecord, where: Path) -> tuple[int, int, str, int]:
+        holds = record.output is not None and record.output.content_hash == now[where]
         rows = store.outputs_with_record(str(record.record_path)) if store is not None else []
         try:
             written = record.record_path.stat().st_mtime_ns
@@ -151,7 +155,7 @@ def _latest_first(
         last = max((row.id for row in rows), default=0)
         return (0 if holds else 1, -last, _descending(record.created), -written)
 
-    return sorted(records, key=lambda r: (str(r.target), *rank(r)))
+    return sorted(placed, key=lambda pair: (str(pair[1]), *rank(*pair)))
 
 
 def _descending(text: str) -> str:
@@ -168,23 +172,29 @@ def _holds(path: Path, digest: str) -> bool:
         return False
 
 
-def _located(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
-    """`record`, made to follow its still when nothing is at the path it names any more: to
-    where the index last saw an output written over it, or where the jobs that restore its
-    original see the still now (a still that holds its original again, after a write was
-    undone, is known to no index row)."""
+def _where(record: ReplaceRecord, store: JobStore | None) -> Path:
+    """Where the still `record` stands for is now: the path it names, or, when nothing is
+    there any more, where the index last saw an output written over it, or where the jobs that
+    restore its original see the still now (a still that holds its original again, after a
+    write was undone, is known to no index row). Looks only; `_located` rewrites the record."""
     import os
 
-    from daemon.worker.records import follow
-
     if store is None or os.path.lexists(record.target):
-        return record
+        return record.target
     rows = reversed(store.outputs_with_record(str(record.record_path)))
     places = [row.path for row in rows] + store.targets_holding(record.original.content_hash)
     for place in places:
         if place != str(record.target) and Path(place).is_file():
-            return follow(record, Path(place))
-    return record
+            return Path(place)
+    return record.target
+
+
+def _located(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
+    """`record`, made to follow its still to `_where` it is now."""
+    from daemon.worker.records import follow
+
+    where = _where(record, store)
+    return record if where == record.target else follow(record, where)
 
 
 def _gone(record: ReplaceRecord) -> bool:
@@ -270,11 +280,11 @@ def register(app: typer.Typer) -> None:
             # version of it) is the one to put back; an older original of that still stays in
             # its backup (`kept`) instead of overwriting the newer one
             seen: set[Path] = set()
-            for record in _latest_first(records, store):
-                entry = {"target": str(record.target), "backup": str(record.backup)}
-                newer = record.target in seen
-                seen.add(record.target)
-                if newer and not _holds(record.target, record.original.content_hash):
+            for record, where in _latest_first(records, store):
+                entry = {"target": str(where), "backup": str(record.backup)}
+                newer = where in seen
+                seen.add(where)
+                if newer and not _holds(where, record.original.content_hash):
                     entry["result"] = "kept"
                     entry["note"] = "a newer original of this still was put back"
                 elif not dry_run and _gone(record := _located(record, store)):

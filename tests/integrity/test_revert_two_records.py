@@ -1,0 +1,54 @@
+"""`lmd revert --all --force` over a still replaced twice (the person exported a new version of
+it in between) whose folder then moved: two records keep two originals of one still, and only the
+newer record follows the still (the older one's output is gone from the library). The newer
+original is the one put back; the older stays in its backup (soak finding: revert grouped the
+records by the path each had named, so the older record, found at the still's new path, was put
+back after the newer one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.output import iter_records
+from daemon.store import open_store
+from daemon.worker.records import follow
+from tests.integrity.helpers import worker
+from tests.integrity.invariants import digest, revert_all_gives_back
+from tests.integrity.life import Life
+
+
+def test_the_newer_original_of_a_still_replaced_twice_and_moved_is_put_back(
+    tmp_path: Path,
+) -> None:
+    life = Life(tmp_path)
+    life.store = store = open_store(life.settings.database_url)
+    try:
+        folder = life.add_photos(2)
+        assert life.scan().enqueued == 2
+        worker(life.settings, store).run_until_empty()
+        [still, *_] = sorted(life.stills(replaced=True))
+        first = life.people.files[str(still)]  # the person's first version of the still
+        life.edit_target(still)  # a new version over lmd's output: new input
+        assert life.scan().enqueued == 1
+        worker(life.settings, store).run_until_empty()
+        assert len([r for r in iter_records(life.settings.output.backup_dir)
+                    if r.target == still]) == 2
+        # the new name sorts before the old one ('-' < '/'), as a soak's renamed folder did
+        old, _ = life.rename_folder(folder)
+        life.scan()
+        worker(life.settings, store).run_until_empty()
+        assert life.verify("moved", drained=True) == []
+        # the older record left naming the old path, as when the worker that would follow it
+        # is killed first: nothing is at that path now
+        [older] = [r for r in iter_records(life.settings.output.backup_dir)
+                   if r.target.name == still.name and r.original.content_hash == first]
+        follow(older, old / still.relative_to(folder))
+
+        result = life.revert_all_forced()
+        assert result.exit_code == 0, result.output
+        assert revert_all_gives_back(life.people, life.settings.output.backup_dir) == []
+        newer = life.people.files
+        back = [Path(p) for p in newer if Path(p).name == still.name]
+        assert back and all(digest(p) == newer[str(p)] for p in back)
+    finally:
+        store.close()

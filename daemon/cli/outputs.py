@@ -172,6 +172,29 @@ def _holds(path: Path, digest: str) -> bool:
         return False
 
 
+def _newer_original(record: ReplaceRecord, where: Path, store: JobStore | None) -> bool:
+    """Whether the still at `where` is a newer original of the person's than `record` keeps:
+    not lmd's output, nor the record's original, but the target input of a job lmd ran since
+    (a version exported over lmd's output after the mode changed, so no newer record keeps
+    it). No job takes lmd's output, or a person's edit of it, as input, so such a file is the
+    person's own; even `--force` (which reverts edits of lmd's output) must not overwrite it."""
+    from core import hashing
+
+    if store is None or not where.is_file() or where.is_symlink():
+        return False
+    try:
+        now = hashing.digest_file(where)
+    except OSError:
+        return False
+    if hashing.same_content(record.original.content_hash, now, where) or store.find_outputs([now]):
+        return False
+    if record.output is not None and hashing.same_content(
+        record.output.content_hash, now, where
+    ):
+        return False
+    return bool(store.targets_holding(now))
+
+
 def _where(record: ReplaceRecord, store: JobStore | None) -> Path:
     """Where the still `record` stands for is now: the path it names, or, when nothing is
     there any more, where the index last saw an output written over it, or where the jobs that
@@ -287,6 +310,10 @@ def register(app: typer.Typer) -> None:
                 if newer and not _holds(where, record.original.content_hash):
                     entry["result"] = "kept"
                     entry["note"] = "a newer original of this still was put back"
+                elif _newer_original(record, where, store):
+                    entry["result"] = "kept"
+                    entry["note"] = ("the still holds a newer original (restored by lmd since); "
+                                     f"this older one stays in {record.backup}")
                 elif not dry_run and _gone(record := _located(record, store)):
                     # deleted (or moved where neither the index nor a job can see it), with
                     # its folder: nowhere to put it back; the backup keeps the original

@@ -52,3 +52,33 @@ def test_the_newer_original_of_a_still_replaced_twice_and_moved_is_put_back(
         assert back and all(digest(p) == newer[str(p)] for p in back)
     finally:
         store.close()
+
+
+def test_a_newer_original_exported_after_the_mode_changed_is_kept_even_with_force(
+    tmp_path: Path,
+) -> None:
+    """Replace mode, then sidecar mode, then the person exports a new version over lmd's output
+    (lmd restores it as a sidecar: it is an input, the person's own). `revert --all --force`
+    reverts edits of lmd's output, never a newer original: the still stays the person's new
+    version, the older original stays in its backup (soak finding: it was put back over it)."""
+    life = Life(tmp_path)
+    life.store = store = open_store(life.settings.database_url)
+    try:
+        life.add_photos(2)
+        assert life.scan().enqueued == 2
+        worker(life.settings, store).run_until_empty()
+        assert life.change_mode() == "sidecar"
+        [still, *_] = sorted(life.stills(replaced=True))
+        life.edit_target(still)
+        life.scan()
+        worker(life.settings, store).run_until_empty()
+        assert life.verify("exported again", drained=True) == []
+        newer = digest(still)
+
+        result = life.revert_all_forced()
+        assert result.exit_code == 0, result.output
+        assert digest(still) == newer
+        assert f"kept: {still}" in " ".join(result.output.split())
+        assert revert_all_gives_back(life.people, life.settings.output.backup_dir) == []
+    finally:
+        store.close()

@@ -47,13 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import core  # noqa: E402
+from bench.photos import find_photos  # noqa: E402
 from core.api import RestoreRequest  # noqa: E402
 from core.degrade import LivePhotoDegradation  # noqa: E402
 from core.memory import PeakMemory, current_rss_bytes, peak_rss_bytes  # noqa: E402
 from core.metrics import block_psnr_gain, psnr_y, ssim_y  # noqa: E402
 
-FIXTURES = ROOT / ".." / "shared" / "fixtures" / "real"
-IMAGE_SUFFIXES = {".heic", ".heif", ".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 VIDEO_LONG_SIDE = 1920
 KINDS = ("subject", "pasted")
 MEMORY_SIZES = {12: (3024, 4032), 108: (9000, 12000)}
@@ -82,19 +81,6 @@ def load_photo(path: Path) -> np.ndarray:
         pillow_heif.register_heif_opener()
         with Image.open(path) as img:
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), np.float32) / 255.0
-
-
-def find_photos(extra: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    if FIXTURES.is_dir():
-        paths += sorted(p for p in FIXTURES.iterdir() if p.suffix.lower() in {".heic", ".heif"})
-    for item in extra:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            paths.append(p)
-    return paths
 
 
 def fit_size(photo: np.ndarray, long_side: int, short_side: int) -> np.ndarray:

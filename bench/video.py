@@ -42,26 +42,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.photos import find_photos  # noqa: E402
 from core.video.quality import ClipScores, TemporalMeter, xt_slice_row  # noqa: E402
 
-FIXTURES = ROOT / ".." / "shared" / "fixtures" / "real"
 OUT = ROOT / "bench" / "out"
-SUFFIXES = {".heic", ".heif", ".jpg", ".jpeg", ".png"}
+SUFFIXES = frozenset({".heic", ".heif", ".jpg", ".jpeg", ".png"})
+"""The photos a folder given on the command line contributes to the clip benchmark (no TIFF)."""
 XT_REPEAT = 3
 """Each frame's row is repeated this many times in the X-T images, so short clips are visible."""
-
-
-def find_photos(extra: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    if FIXTURES.is_dir():
-        paths += sorted(p for p in FIXTURES.iterdir() if p.suffix.lower() in {".heic", ".heif"})
-    for item in extra:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES)
-        elif p.is_file():
-            paths.append(p)
-    return paths
 
 
 # ------------------------------------------------------------------ frames on disk, streamed
@@ -278,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             params[key] = json.loads(raw)
         return child(args.child[0], Path(args.child[1]), params)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    photos = find_photos(args.inputs)
+    photos = find_photos(args.inputs, SUFFIXES)
     if args.limit:
         photos = photos[: args.limit]
     if not photos:

@@ -212,11 +212,14 @@ def _where(record: ReplaceRecord, store: JobStore | None) -> Path:
     return record.target
 
 
-def _located(record: ReplaceRecord, store: JobStore | None) -> ReplaceRecord:
-    """`record`, made to follow its still to `_where` it is now."""
+def _located(
+    record: ReplaceRecord, store: JobStore | None, where: Path | None = None
+) -> ReplaceRecord:
+    """`record`, made to follow its still to `_where` it is now (`where`, when the caller
+    already asked)."""
     from daemon.worker.records import follow
 
-    where = _where(record, store)
+    where = _where(record, store) if where is None else where
     return record if where == record.target else follow(record, where)
 
 
@@ -314,7 +317,7 @@ def register(app: typer.Typer) -> None:
                     entry["result"] = "kept"
                     entry["note"] = ("the still holds a newer original (restored by lmd since); "
                                      f"this older one stays in {record.backup}")
-                elif not dry_run and _gone(record := _located(record, store)):
+                elif not dry_run and _gone(record := _located(record, store, where)):
                     # deleted (or moved where neither the index nor a job can see it), with
                     # its folder: nowhere to put it back; the backup keeps the original
                     entry["target"], entry["result"] = str(record.target), "gone"
